@@ -1,0 +1,127 @@
+"""What the agent learned about each configured camera when it last checked it: vendor,
+model, firmware, the camera's clock offset (for clip manifests) and the compatibility verdict
+(for the registry the RTCC's map shows). `rtcc-edge check CAMERA` and `rtcc-edge doctor` write
+`<state_dir>/camera-info.json`; the daemon and delivery read it. Absent or unreadable, every
+fact is None and the verdict unknown — a manifest never invents one.
+
+The file is a JSON object keyed by camera id:
+
+    {"front-door": {"vendor": "Hikvision", "model": "DS-2CD2143G2-I",
+                    "firmware": "V5.7.3", "clock_offset_s": -1.4, "verdict": "pass",
+                    "checked": "2026-11-22T02:00:00Z"}}
+
+Unknown keys are ignored; a value of the wrong type counts as unknown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from agent.log import get_logger
+
+log = get_logger(__name__)
+
+CAMERA_INFO_FILE = "camera-info.json"
+_MAX_FILE_BYTES = 1024 * 1024
+_MAX_TEXT = 128
+
+
+@dataclass(frozen=True)
+class CameraFacts:
+    vendor: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    clock_offset_s: float | None = None  # camera clock minus agent clock
+    verdict: Verdict = "unknown"  # the last compatibility check's overall result
+
+
+Verdict = Literal["pass", "warn", "fail", "unknown"]
+_VERDICTS = ("pass", "warn", "fail", "unknown")
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip() and value.isprintable():
+        return value.strip()[:_MAX_TEXT]
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _read_all(state_dir: Path) -> dict[str, Any]:
+    path = Path(state_dir) / CAMERA_INFO_FILE
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(_MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        log.warning("camera_info_unreadable", file=str(path), error=exc.strerror)
+        return {}
+    if len(raw) > _MAX_FILE_BYTES:
+        log.warning("camera_info_too_large", file=str(path))
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        log.warning("camera_info_not_json", file=str(path))
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _facts(entry: Any) -> CameraFacts:
+    if not isinstance(entry, dict):
+        return CameraFacts()
+    verdict = entry.get("verdict")
+    return CameraFacts(
+        vendor=_text(entry.get("vendor")),
+        model=_text(entry.get("model")),
+        firmware=_text(entry.get("firmware")),
+        clock_offset_s=_number(entry.get("clock_offset_s")),
+        verdict=cast(Verdict, verdict) if verdict in _VERDICTS else "unknown",
+    )
+
+
+def read_all_camera_facts(state_dir: Path) -> dict[str, CameraFacts]:
+    """Every camera's cached facts (never raises)."""
+    return {camera: _facts(entry) for camera, entry in _read_all(state_dir).items()}
+
+
+def remember_camera_facts(state_dir: Path, camera: str, facts: CameraFacts) -> None:
+    """Record what a check learned about `camera` (atomically; other cameras kept). Owned like
+    the state directory, so a check run as root leaves a file the daemon's user can read."""
+    state = Path(state_dir)
+    data = _read_all(state)
+    data[camera] = {**asdict(facts), "checked": datetime.now(UTC).isoformat()}
+    state.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=state, prefix=f".{CAMERA_INFO_FILE}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.chmod(0o640)
+        if os.geteuid() == 0:
+            owner = state.stat()
+            with contextlib.suppress(OSError):
+                os.chown(tmp, owner.st_uid, owner.st_gid)
+        tmp.replace(state / CAMERA_INFO_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_camera_facts(state_dir: Path, camera: str) -> CameraFacts:
+    """The cached facts about `camera`; all None when there are none (never raises)."""
+    return _facts(_read_all(state_dir).get(camera))

@@ -1,0 +1,92 @@
+"""Camera compatibility: what is publicly known about each vendor's cameras and firmware.
+
+`load_profiles()` reads the `firmware_profiles/` data; the returned `ProfileSet` recognises a
+camera, lists RTSP paths to try and checks firmware against published advisories.
+
+`check_camera(Target, options=CheckOptions, profiles=...)` checks one camera end to end (ONVIF,
+its streams measured with `probe_stream`, firmware, the verdicts) into a `CameraReport`;
+`run_doctor(config_path)` checks the whole site into a `DoctorReport` and `write_bundle` packs
+the support bundle. The JSON layout of the reports is documented in docs/compat-json.md.
+"""
+
+from agent.compat.check import (
+    CheckOptions,
+    CheckResult,
+    Target,
+    check_camera,
+    check_cameras,
+    storage_facts,
+)
+from agent.compat.doctor import DoctorOutcome, run_doctor, write_bundle
+from agent.compat.probe import (
+    ProbeError,
+    ProbeOptions,
+    StreamProbe,
+    probe_stream,
+    probe_stream_async,
+)
+from agent.compat.profiles import (
+    PROFILES_ENV,
+    Finding,
+    OnvifDefect,
+    ProfileError,
+    ProfileMatch,
+    ProfileSet,
+    Quirk,
+    QuirkId,
+    VendorProfile,
+    Vulnerability,
+    load_profiles,
+)
+from agent.compat.report import (
+    CameraReport,
+    Check,
+    DiscoveryReport,
+    DoctorReport,
+    Status,
+    json_schema,
+)
+from agent.compat.versions import (
+    FirmwareVersion,
+    compare_to_release,
+    compare_versions,
+    parse_version,
+)
+
+__all__ = [
+    "PROFILES_ENV",
+    "CameraReport",
+    "Check",
+    "CheckOptions",
+    "CheckResult",
+    "DiscoveryReport",
+    "DoctorOutcome",
+    "DoctorReport",
+    "Finding",
+    "FirmwareVersion",
+    "OnvifDefect",
+    "ProbeError",
+    "ProbeOptions",
+    "ProfileError",
+    "ProfileMatch",
+    "ProfileSet",
+    "Quirk",
+    "QuirkId",
+    "Status",
+    "StreamProbe",
+    "Target",
+    "VendorProfile",
+    "Vulnerability",
+    "check_camera",
+    "check_cameras",
+    "compare_to_release",
+    "compare_versions",
+    "json_schema",
+    "load_profiles",
+    "parse_version",
+    "probe_stream",
+    "probe_stream_async",
+    "run_doctor",
+    "storage_facts",
+    "write_bundle",
+]

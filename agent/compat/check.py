@@ -1,0 +1,592 @@
+"""Check a camera end to end: ONVIF, its streams, its firmware, and the verdicts on all of it.
+
+    target = Target.from_config(camera, state_dir=config.state_dir)
+    result = await check_camera(target, options=..., profiles=load_profiles())
+    result.report      # a CameraReport (agent.compat.report), result.snapshot (JPEG bytes)
+
+The stream that gets recorded (the configured `stream`: main, sub or a profile token) is opened
+and measured; for `main`, the sub stream is opened too (first picture only). When GetStreamUri
+fails, the firmware profile's known RTSP paths for the vendor are tried, each verified by
+actually opening it. Nothing here raises for a bad camera: every failure ends up in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from agent.camera_info import CameraFacts, remember_camera_facts
+from agent.compat import verdicts
+from agent.compat.probe import ProbeError, ProbeOptions, StreamProbe, probe_stream_async
+from agent.compat.profiles import ProfileMatch, ProfileSet
+from agent.compat.report import (
+    CameraReport,
+    Clock,
+    ErrorInfo,
+    FirmwareFinding,
+    Identity,
+    KnownQuirk,
+    Onvif,
+    Profile,
+    QuirkFound,
+    Storage,
+    Stream,
+    UrlSource,
+    Vendor,
+    worst,
+)
+from agent.compat.versions import parse_version
+from agent.config import AgentConfig, CameraConfig, CompatConfig
+from agent.log import get_logger
+from agent.onvif import (
+    MediaProfile,
+    OnvifCamera,
+    OnvifError,
+    OnvifFault,
+    rtsp_url,
+    select_profile,
+)
+from agent.recorder.source import SourceError, rtsp_source
+from agent.secretbox import SecretError, reveal
+from agent.store import ClipStore, StoreError
+
+log = get_logger(__name__)
+
+# At most this many firmware-profile URLs are tried when GetStreamUri fails.
+MAX_FALLBACK_URLS = 24
+CIF_PIXELS = 352 * 288
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to check and how to log in."""
+
+    label: str  # a camera id or the address given (never with credentials)
+    camera_id: str | None = None
+    onvif_url: str | None = None
+    rtsp_url: str | None = None
+    rtsp_url_source: Literal["configured", "given"] = "configured"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    stream: str = "main"
+    credential_error: str | None = None  # the configured password could not be decrypted
+
+    @classmethod
+    def from_config(cls, camera: CameraConfig, *, state_dir: Path) -> Target:
+        secret = camera.secret.get_secret_value() if camera.secret is not None else None
+        error = None
+        try:
+            password = reveal(secret, state_dir)
+        except SecretError as exc:
+            password, error = None, f"cannot decrypt the configured password: {exc}"
+        return cls(
+            label=camera.id,
+            camera_id=camera.id,
+            onvif_url=camera.onvif_url,
+            rtsp_url=camera.rtsp_url,
+            username=camera.username,
+            password=password,
+            stream=camera.stream,
+            credential_error=error,
+        )
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    compat: CompatConfig = field(default_factory=CompatConfig)
+    storage: Storage | None = None
+    probe: ProbeOptions = field(default_factory=ProbeOptions)
+    onvif_timeout: float = 5.0
+    rtsp_ports: tuple[int, ...] = ()  # extra ports for firmware-profile paths
+    sub_stream: bool = True
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    report: CameraReport
+    snapshot: bytes | None = field(default=None, repr=False)
+
+
+def storage_facts(config: AgentConfig, *, cameras_sharing: int) -> Storage:
+    """The store's byte budget, its disk's free space and what it already holds."""
+    path = config.store_path
+    probe_dir = path
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    try:
+        free: int | None = shutil.disk_usage(probe_dir).free
+    except OSError:
+        free = None
+    used = 0
+    with (
+        contextlib.suppress(StoreError, OSError),
+        ClipStore(path, config=config.store, create=False) as store,
+    ):
+        used = sum(status.bytes for status in store.status())
+    budget, reserve = int(config.store.max_bytes), int(config.store.min_free)
+    return Storage(
+        budget_bytes=budget,
+        free_bytes=free,
+        used_bytes=used,
+        reserve_bytes=reserve,
+        capacity_bytes=verdicts.storage_capacity(
+            budget=budget, used=used, free=free, reserve=reserve
+        ),
+        cameras_sharing=max(1, cameras_sharing),
+        max_age_s=config.store.max_age.total_seconds(),
+    )
+
+
+@dataclass
+class _Facts:
+    """What one check learns, filled in step by step."""
+
+    onvif: Onvif | None = None
+    identity: Identity | None = None
+    clock: Clock | None = None
+    profiles: list[MediaProfile] = field(default_factory=list)
+    recorded: MediaProfile | None = None
+    sub: MediaProfile | None = None
+    host: str | None = None
+    urls: dict[str, tuple[str, UrlSource]] = field(default_factory=dict)  # role -> url, source
+    uri_errors: dict[str, ErrorInfo] = field(default_factory=dict)
+    snapshot_uri: str | None = None
+    quirks: dict[str, QuirkFound] = field(default_factory=dict)
+    probes: dict[str, StreamProbe] = field(default_factory=dict)
+    probe_errors: dict[str, ErrorInfo] = field(default_factory=dict)
+
+    def quirk(self, quirk_id: str, detail: str, workaround: str | None) -> None:
+        self.quirks.setdefault(
+            quirk_id, QuirkFound(id=quirk_id, detail=detail, workaround=workaround)
+        )
+
+
+def _error(exc: OnvifError | ProbeError) -> ErrorInfo:
+    return ErrorInfo(kind=exc.kind, message=str(exc))
+
+
+def _profile_model(profile: MediaProfile, facts: _Facts) -> Profile:
+    role: Literal["main", "sub"] | None = None
+    if profile is facts.recorded:
+        role = "main"
+    elif profile is facts.sub:
+        role = "sub"
+    return Profile(
+        token=profile.token,
+        name=profile.name,
+        role=role,
+        encoding=profile.encoding,
+        width=profile.width,
+        height=profile.height,
+        fps_limit=profile.fps_limit,
+        bitrate_kbps=profile.bitrate_kbps,
+        gov_length=profile.gov_length,
+    )
+
+
+async def _interrogate(camera: OnvifCamera, target: Target, facts: _Facts) -> None:
+    """Everything ONVIF can tell; raises OnvifError where it stops."""
+    await camera.connect()
+    info = camera.info
+    if info is not None:
+        facts.identity = Identity(
+            manufacturer=info.manufacturer,
+            model=info.model,
+            firmware=info.firmware,
+            serial=info.serial,
+            hardware_id=info.hardware_id,
+        )
+    facts.profiles = await camera.profiles()
+    facts.recorded = select_profile(facts.profiles, target.stream)
+    if facts.recorded is None:
+        raise OnvifFault("GetProfiles", f"the camera has no media profile {target.stream!r}")
+    if target.stream == "main":
+        facts.sub = select_profile(facts.profiles, "sub")
+    roles = [("main", facts.recorded)]
+    if facts.sub is not None:
+        roles.append(("sub", facts.sub))
+    for role, profile in roles:
+        if role == "main" and target.rtsp_url is not None:
+            continue
+        try:
+            facts.urls[role] = (await camera.stream_uri(profile.token), "onvif")
+        except OnvifError as exc:
+            facts.uri_errors[role] = _error(exc)
+    with contextlib.suppress(OnvifError):
+        facts.snapshot_uri = await camera.snapshot_uri(facts.recorded.token)
+
+
+def _clock(camera: OnvifCamera) -> Clock | None:
+    if camera.clock is None and camera.clock_error is None:
+        return None
+    reading = camera.clock
+    return Clock(
+        camera_utc=reading.camera_utc if reading else None,
+        offset_s=round(reading.offset, 3) if reading and reading.offset is not None else None,
+        round_trip_s=round(reading.round_trip, 4) if reading else None,
+        ntp=reading.ntp if reading else None,
+        compensated=camera.compensated,
+        error=camera.clock_error,
+    )
+
+
+async def _onvif(target: Target, options: CheckOptions, facts: _Facts) -> None:
+    assert target.onvif_url is not None
+    if target.credential_error is not None or target.username is None:
+        message = target.credential_error or "no username is configured for ONVIF"
+        facts.onvif = Onvif(
+            device_url=target.onvif_url, error=ErrorInfo(kind="auth", message=message)
+        )
+        return
+    try:
+        camera = OnvifCamera.from_url(
+            target.onvif_url,
+            username=target.username,
+            password=target.password or "",
+            timeout=options.onvif_timeout,
+        )
+    except OnvifError as exc:
+        facts.onvif = Onvif(device_url=target.onvif_url, error=_error(exc))
+        return
+    facts.host = camera.host
+    error: ErrorInfo | None = None
+    try:
+        await _interrogate(camera, target, facts)
+    except OnvifError as exc:
+        error = _error(exc)
+    finally:
+        await camera.close()
+    for seen in camera.quirks:
+        facts.quirk(seen.id, seen.detail, seen.workaround)
+    facts.clock = _clock(camera)
+    facts.onvif = Onvif(
+        device_url=camera.device_url,
+        auth=camera.auth,
+        services=camera.services,
+        profiles=[_profile_model(p, facts) for p in facts.profiles],
+        snapshot_uri=facts.snapshot_uri,
+        error=error,
+    )
+
+
+def _vendor(profiles: ProfileSet | None, identity: Identity | None) -> ProfileMatch | None:
+    if profiles is None or identity is None:
+        return None
+    return profiles.match(
+        manufacturer=identity.manufacturer, model=identity.model, firmware=identity.firmware
+    )
+
+
+async def _probe(
+    role: str,
+    url: str,
+    target: Target,
+    options: ProbeOptions,
+    facts: _Facts,
+    executor: ThreadPoolExecutor | None,
+) -> bool:
+    try:
+        source = rtsp_source(url, username=target.username, password=target.password)
+    except SourceError as exc:
+        facts.probe_errors[role] = ErrorInfo(kind="error", message=str(exc))
+        return False
+    try:
+        facts.probes[role] = await probe_stream_async(source, options, executor=executor)
+    except ProbeError as exc:
+        facts.probe_errors[role] = _error(exc)
+        return False
+    facts.probe_errors.pop(role, None)
+    return True
+
+
+def _fallback_urls(
+    role: Literal["main", "sub"],
+    match: ProfileMatch | None,
+    profiles: ProfileSet | None,
+    facts: _Facts,
+    options: CheckOptions,
+) -> list[str]:
+    if match is None or profiles is None or facts.host is None:
+        return []
+    defaults = profiles.rtsp_defaults(match)
+    scheme = defaults.scheme if defaults is not None else "rtsp"
+    # A stream URI the camera did give (for its other stream) shows its real RTSP port; then
+    # the ports the technician named; then the vendor's default.
+    ports: list[int] = []
+    for url, _source in facts.urls.values():
+        with contextlib.suppress(ValueError):
+            if (port := urlsplit(url).port) is not None:
+                ports.append(port)
+    ports += [*options.rtsp_ports, defaults.port if defaults is not None else 554]
+    paths = profiles.rtsp_candidates(match, stream=role)
+    urls = [
+        rtsp_url(facts.host, port, path, scheme=scheme)
+        for port in dict.fromkeys(ports)
+        for path in paths
+    ]
+    return urls[:MAX_FALLBACK_URLS]
+
+
+async def _streams(
+    target: Target,
+    options: CheckOptions,
+    facts: _Facts,
+    match: ProfileMatch | None,
+    profiles: ProfileSet | None,
+    executor: ThreadPoolExecutor | None,
+) -> None:
+    if target.rtsp_url is not None:
+        facts.urls["main"] = (target.rtsp_url, target.rtsp_url_source)
+    sub_options = ProbeOptions(
+        open_timeout=options.probe.open_timeout,
+        read_timeout=options.probe.read_timeout,
+        max_seconds=options.probe.max_seconds,
+        keyframes=1,
+        snapshot=False,
+    )
+
+    async def one(role: Literal["main", "sub"], probe_options: ProbeOptions) -> None:
+        if role in facts.urls:
+            await _probe(role, facts.urls[role][0], target, probe_options, facts, executor)
+            return
+        if role not in facts.uri_errors:
+            return  # no such stream (or ONVIF never got that far)
+        candidates = _fallback_urls(role, match, profiles, facts, options)
+        for url in candidates:
+            if await _probe(role, url, target, probe_options, facts, executor):
+                facts.urls[role] = (url, "firmware_profile")
+                return
+        facts.probe_errors.pop(role, None)  # no candidate worked: the URI error says it all
+
+    roles: list[tuple[Literal["main", "sub"], ProbeOptions]] = [("main", options.probe)]
+    if options.sub_stream and (facts.sub is not None):
+        roles.append(("sub", sub_options))
+    await asyncio.gather(*(one(role, opts) for role, opts in roles))
+    if "main" in facts.uri_errors and facts.recorded is not None:
+        worked = facts.urls.get("main", ("", None))[1] == "firmware_profile"
+        facts.quirk(
+            "stream_uri_fails",
+            f"answers GetStreamUri with a fault: {facts.uri_errors['main'].message}",
+            "used the vendor's known RTSP path instead" if worked else None,
+        )
+
+
+def _stream_model(role: Literal["main", "sub"], facts: _Facts) -> Stream | None:
+    url = facts.urls.get(role)
+    probe = facts.probes.get(role)
+    error = facts.probe_errors.get(role) or (facts.uri_errors.get(role) if url is None else None)
+    if url is None and probe is None and error is None:
+        return None
+    if probe is None:
+        return Stream(
+            role=role,
+            url=_display(url[0]) if url else None,
+            url_source=url[1] if url else None,
+            error=error,
+        )
+    return Stream(
+        role=role,
+        url=probe.url,
+        url_source=url[1] if url else None,
+        codec=probe.codec,
+        profile=probe.profile,
+        width=probe.width,
+        height=probe.height,
+        megapixels=round(probe.megapixels, 2),
+        fps=probe.fps,
+        keyframe_interval_s=probe.keyframe_interval,
+        keyframe_interval_at_least_s=probe.keyframe_interval_at_least,
+        bitrate_bps=int(probe.bitrate) if probe.bitrate else None,
+        audio_codec=probe.audio_codec,
+        audio_sample_rate=probe.audio_sample_rate,
+        time_to_first_frame_s=probe.time_to_first_frame,
+        seconds_read=probe.seconds_read,
+        frames=probe.frames,
+    )
+
+
+def _display(url: str) -> str:
+    """`url` without its credentials."""
+    try:
+        return rtsp_source(url, username=None, password=None).display_url
+    except SourceError:
+        return urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[2]).geturl()
+
+
+def _stream_quirks(facts: _Facts) -> None:
+    main, sub = facts.probes.get("main"), facts.probes.get("sub")
+    claimed = (facts.recorded.encoding or "") if facts.recorded else ""
+    if main is not None and main.codec == "hevc" and claimed.upper() == "H264":
+        facts.quirk(
+            "h265_main",
+            "GetProfiles says H264 but the stream is H.265 (ONVIF Media1 cannot say H.265)",
+            None,
+        )
+    if sub is not None and sub.width * sub.height <= CIF_PIXELS:
+        facts.quirk("sub_352x240", f"the sub stream is only {sub.width}x{sub.height}", None)
+
+
+def _firmware(
+    match: ProfileMatch | None, profiles: ProfileSet | None, identity: Identity | None
+) -> tuple[list[FirmwareFinding], list[KnownQuirk], bool]:
+    if match is None or profiles is None or identity is None:
+        return [], [], False
+    firmware = identity.firmware
+    findings = [
+        FirmwareFinding(
+            kind="vulnerability",
+            id=f.item.cve,
+            status=f.status,
+            summary=f.item.summary,
+            reason=f.reason,
+            remedy=f.item.remedy,
+            severity=f.item.severity,
+            known_exploited=f.item.known_exploited,
+            source=f.item.source,
+        )
+        for f in profiles.vulnerabilities(match, firmware)
+    ]
+    findings += [
+        FirmwareFinding(
+            kind="onvif_defect",
+            id=f.item.id,
+            status=f.status,
+            summary=f.item.summary,
+            reason=f.reason,
+            remedy=f.item.workaround,
+            source=f.item.source,
+        )
+        for f in profiles.onvif_defects(match, firmware)
+    ]
+    known = [
+        KnownQuirk(id=q.id, summary=q.summary, workaround=q.workaround, source=q.source)
+        for q in profiles.quirks(match)
+    ]
+    style = profiles.get(match.vendor_id).firmware_style
+    parses = firmware is not None and parse_version(firmware, style) is not None
+    return findings, known, parses
+
+
+async def check_camera(
+    target: Target,
+    *,
+    options: CheckOptions | None = None,
+    profiles: ProfileSet | None = None,
+    executor: ThreadPoolExecutor | None = None,
+) -> CheckResult:
+    """Check one camera; every failure is a verdict in the report, never an exception."""
+    options = options or CheckOptions()
+    started = time.monotonic()
+    checked_at = datetime.now(UTC)
+    facts = _Facts()
+    if target.onvif_url is not None:
+        await _onvif(target, options, facts)
+    match = _vendor(profiles, facts.identity)
+    await _streams(target, options, facts, match, profiles, executor)
+    _stream_quirks(facts)
+    main, sub = _stream_model("main", facts), _stream_model("sub", facts)
+    findings, known, parses = _firmware(match, profiles, facts.identity)
+    vendor = (
+        Vendor(
+            id=match.vendor_id,
+            name=match.vendor_name,
+            confidence=match.confidence,
+            reasons=list(match.reasons),
+        )
+        if match is not None
+        else None
+    )
+    quirks = list(facts.quirks.values())
+    main_probe = facts.probes.get("main")
+    onvif_failed = facts.onvif is not None and facts.onvif.error is not None
+    compat = options.compat
+    checks = [
+        verdicts.onvif_check(facts.onvif, quirks),
+        verdicts.streaming_check(main, facts.uri_errors.get("main")),
+        verdicts.codec_check(main, claimed=facts.recorded.encoding if facts.recorded else None),
+        verdicts.resolution_check(main, compat),
+        verdicts.frame_rate_check(main, compat),
+        verdicts.keyframe_check(main, compat),
+        verdicts.bitrate_check(main, compat),
+        verdicts.clock_check(facts.clock, onvif_failed=onvif_failed),
+        verdicts.firmware_check(facts.identity, vendor, findings, firmware_parses=parses),
+        verdicts.retention_check(main, options.storage, compat),
+        verdicts.sub_stream_check(sub)
+        if target.stream == "main"
+        else verdicts.check("sub_stream", "skip", f"Recording the {target.stream!r} stream."),
+        verdicts.snapshot_check(
+            main,
+            has_snapshot=main_probe is not None and main_probe.snapshot is not None,
+            onvif_snapshot=facts.snapshot_uri is not None,
+        ),
+    ]
+    report = CameraReport(
+        checked_at=checked_at,
+        duration_s=round(time.monotonic() - started, 3),
+        target=target.label,
+        camera_id=target.camera_id,
+        status=worst([c.status for c in checks]),
+        identity=facts.identity,
+        vendor=vendor,
+        onvif=facts.onvif,
+        clock=facts.clock,
+        stream=main,
+        sub_stream=sub,
+        quirks=quirks,
+        known_quirks=known,
+        firmware=findings,
+        storage=options.storage,
+        checks=checks,
+    )
+    log.info("camera_checked", target=target.label, status=report.status, seconds=report.duration_s)
+    return CheckResult(report, main_probe.snapshot if main_probe is not None else None)
+
+
+async def check_cameras(
+    targets: Sequence[Target],
+    *,
+    options: CheckOptions | None = None,
+    profiles: ProfileSet | None = None,
+    concurrency: int = 16,
+) -> list[CheckResult]:
+    """Check many cameras at once (each opens up to two RTSP streams at a time)."""
+    limit = asyncio.Semaphore(concurrency)
+    with ThreadPoolExecutor(max_workers=2 * concurrency, thread_name_prefix="probe") as executor:
+
+        async def one(target: Target) -> CheckResult:
+            async with limit:
+                return await check_camera(
+                    target, options=options, profiles=profiles, executor=executor
+                )
+
+        return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def remember_report(state_dir: Path, report: CameraReport) -> None:
+    """Keep what a check of a configured camera learned (vendor, model, firmware, clock offset,
+    verdict) for clip manifests and the registry; a cache that cannot be written is logged,
+    never fatal to the check."""
+    if report.camera_id is None:
+        return
+    identity = report.identity
+    facts = CameraFacts(
+        vendor=(report.vendor.name if report.vendor else None)
+        or (identity.manufacturer if identity else None),
+        model=identity.model if identity else None,
+        firmware=identity.firmware if identity else None,
+        clock_offset_s=report.clock.offset_s if report.clock else None,
+        verdict="unknown" if report.status == "skip" else report.status,
+    )
+    try:
+        remember_camera_facts(state_dir, report.camera_id, facts)
+    except OSError as exc:
+        log.warning("camera_info_not_saved", camera=report.camera_id, error=str(exc))
