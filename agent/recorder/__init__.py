@@ -1,0 +1,58 @@
+"""Recording every configured camera: one supervised worker process per camera.
+
+    supervisor = Supervisor(config.cameras, state_dir=..., store_root=..., store_config=...)
+    await supervisor.start()
+    supervisor.board.snapshot()          # per-camera CameraState (status, last error, ...)
+    async with supervisor.live.subscribe("front-door") as feed:   # live fMP4, see live.py
+        async for chunk in feed: ...
+    await supervisor.stop()              # segments closed at their last complete fragment
+
+Workers (`worker.py`) pull RTSP with PyAV and write through `agent.store`'s segment writer;
+they are forked from a fork server that preloaded PyAV, so the daemon itself is never forked
+and each worker costs a few MB. `source.py` works out each camera's RTSP URL and credentials.
+
+Other processes (`rtcc-edge status`, `store status`) read the daemon's view of the recorders
+with `read_state_file(state_file_path(config.state_dir))`: None if no daemon ever wrote it,
+else a `StateFile` whose `daemon_running()` says whether it is current.
+"""
+
+from agent.recorder.live import LiveChunk, LiveFeed, LiveHub, UnknownCamera
+from agent.recorder.source import SourceError, StreamSource, resolve_source
+from agent.recorder.state import (
+    STATE_FILE,
+    CameraState,
+    RecorderStatus,
+    StateBoard,
+    StateFile,
+    StateFileWriter,
+    read_state_file,
+    state_file_path,
+)
+from agent.recorder.supervisor import (
+    RecorderSettings,
+    RestartBudget,
+    Supervisor,
+    wait_for_old_workers,
+)
+
+__all__ = [
+    "STATE_FILE",
+    "CameraState",
+    "LiveChunk",
+    "LiveFeed",
+    "LiveHub",
+    "RecorderSettings",
+    "RecorderStatus",
+    "RestartBudget",
+    "SourceError",
+    "StateBoard",
+    "StateFile",
+    "StateFileWriter",
+    "StreamSource",
+    "Supervisor",
+    "UnknownCamera",
+    "read_state_file",
+    "resolve_source",
+    "state_file_path",
+    "wait_for_old_workers",
+]

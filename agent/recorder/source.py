@@ -1,0 +1,103 @@
+"""Where a recorder pulls a camera's video from: its RTSP URL, with credentials.
+
+`rtsp_url` in the camera's configuration wins; with only `onvif_url` the camera is asked for
+its stream URI over ONVIF (`onvif_stream_uri`). Credentials come from the
+configuration (`enc:v1:` secrets are decrypted with the device key), go into the URL's userinfo
+percent-encoded, and never into a log line: everything logged about a source goes through
+`StreamSource.redact`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from agent.config import CameraConfig
+from agent.secretbox import SecretError, reveal
+
+
+class SourceError(Exception):
+    """The camera's stream URL cannot be worked out (message safe to log and show)."""
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    url: str = field(repr=False)  # carries the password: never log it
+    display_url: str
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def redact(self, text: str) -> str:
+        """`text` (an error message, say) with the URL's credentials taken out."""
+        out = text.replace(self.url, self.display_url)
+        for secret in self.secrets:
+            out = out.replace(secret, "***")
+        return out
+
+
+def _host_part(netloc: str) -> str:
+    return netloc.rpartition("@")[2]
+
+
+def rtsp_source(url: str, *, username: str | None, password: str | None) -> StreamSource:
+    """An RTSP URL with `username`/`password` put in its userinfo (replacing any there)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+        raise SourceError("not an rtsp:// URL")
+    host = _host_part(parts.netloc)
+    if username is None and (parts.username is not None or parts.password is not None):
+        username = unquote(parts.username or "")
+        password = unquote(parts.password) if parts.password is not None else None
+    display = urlunsplit(parts._replace(netloc=host))
+    if username is None:
+        return StreamSource(url=display, display_url=display)
+    userinfo = quote(username, safe="")
+    if password is not None:
+        userinfo += ":" + quote(password, safe="")
+    full = urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+    secrets = [f"{userinfo}@", userinfo]
+    if password:
+        # A very short password would turn every matching character of a message into ***.
+        secrets += [p for p in {password, quote(password, safe="")} if len(p) >= 4]
+    return StreamSource(url=full, display_url=display, secrets=tuple(secrets))
+
+
+async def onvif_stream_uri(
+    camera: CameraConfig, *, username: str | None, password: str | None
+) -> str:
+    """Ask the camera at `camera.onvif_url` for the RTSP URI of `camera.stream`: GetProfiles,
+    the profile for `main`/`sub`/a token, GetStreamUri, the camera's quirks fixed (our host,
+    `&amp;` unescaped) by the ONVIF subsystem."""
+    # Imported here: the ONVIF library (zeep, its WSDLs) costs memory that a daemon whose
+    # cameras all have rtsp_url should not pay.
+    from agent.onvif import OnvifError, stream_uri
+
+    assert camera.onvif_url is not None
+    try:
+        return await stream_uri(
+            camera.onvif_url,
+            username=username or "",
+            password=password or "",
+            stream=camera.stream,
+        )
+    except OnvifError as exc:
+        raise SourceError(
+            f"camera {camera.id}: could not get its stream over ONVIF ({exc}); "
+            "`rtcc-edge check` says why, or set rtsp_url"
+        ) from exc
+
+
+async def resolve_source(camera: CameraConfig, *, state_dir: Path) -> StreamSource:
+    """The URL a recorder opens for `camera`, credentials included."""
+    secret = camera.secret.get_secret_value() if camera.secret is not None else None
+    try:
+        password = reveal(secret, state_dir)
+    except SecretError as exc:
+        raise SourceError(f"camera {camera.id}: cannot decrypt its password: {exc}") from exc
+    if camera.rtsp_url is not None:
+        url = camera.rtsp_url
+    elif camera.onvif_url is not None:
+        url = await onvif_stream_uri(camera, username=camera.username, password=password)
+    else:  # the config model already refuses this; kept for a clear error if that changes
+        raise SourceError(f"camera {camera.id}: neither rtsp_url nor onvif_url is set")
+    return rtsp_source(url, username=camera.username, password=password)

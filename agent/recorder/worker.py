@@ -1,0 +1,388 @@
+"""The body of one camera's recorder process.
+
+This module is preloaded by the fork server (see `supervisor.worker_context`): what it imports
+at module level — PyAV and the clip store above all — is loaded once and shared by every
+worker, so each worker costs only its own few MB.
+
+A worker pulls RTSP over TCP with PyAV, stamps each video packet with the agent's wall clock at
+receipt and hands it to the store's segment writer; it reconnects forever with jittered
+backoff, reports its phase to the supervisor over the IPC socket (at least once a second while
+it can: that is the watchdog's heartbeat), forwards the writer's init segment and fragments
+while live video is wanted, and on `stop` (or SIGTERM, or when the daemon is gone) closes its
+segment at the last complete fragment and exits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import random
+import signal
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import av
+import av.error
+
+from agent.config import StoreConfig
+from agent.log import configure_logging, get_logger
+from agent.recorder.ipc import (
+    ChannelClosed,
+    ControlMessage,
+    InitSegment,
+    LiveRequest,
+    MediaFragment,
+    StatusReport,
+    StopRequest,
+    WorkerChannel,
+    WorkerPhase,
+)
+from agent.recorder.source import StreamSource
+from agent.store import ClipStore, DiskFullError, MediaChunk, SegmentWriter, StoreError
+
+log = get_logger(__name__)
+
+# Seconds a worker told to stop by SIGTERM (or orphaned) gets before SIGALRM ends it, even if
+# it is stuck inside libav.
+TERM_DEADLINE = 5
+# How often the recording loop looks for control messages (stop, live on/off). Polling the
+# socket on every packet was a measurable share of a worker's CPU; a fifth of a second is
+# quick enough for a stop or a live viewer.
+CONTROL_POLL_INTERVAL = 0.2
+_PR_SET_NAME = 15
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    camera: str
+    source: StreamSource
+    store_root: Path
+    store: StoreConfig
+    lock_path: Path
+    open_timeout: float
+    read_timeout: float
+    reconnect_initial: float
+    reconnect_cap: float
+    status_interval: float = 1.0
+    resume_free_bytes: int = 64 * 1024 * 1024
+    log_level: str = "info"
+    log_format: str = "auto"
+    extra_options: dict[str, str] = field(default_factory=dict)
+
+
+def rtsp_options(spec: WorkerSpec) -> dict[str, str]:
+    """libav options for a quick, bounded RTSP open over TCP.
+
+    No `fflags=nobuffer`: measured against camsim it does not open any faster, and it throws
+    away the packets read while probing — the first keyframe among them — so a reconnect would
+    record up to one keyframe interval later than it can.
+    """
+    options = {
+        "rtsp_transport": "tcp",
+        "allowed_media_types": "video",  # do not SETUP audio we would not record
+        "probesize": "32768",
+        "analyzeduration": "0",
+        # Socket I/O timeout in µs: the last line of defence behind PyAV's own timeouts.
+        "timeout": str(int(spec.read_timeout * 1_000_000)),
+    }
+    options.update(spec.extra_options)
+    return options
+
+
+class Stop(Exception):
+    """Leave the recording loop: the supervisor said stop, or SIGTERM arrived."""
+
+
+class Backoff:
+    """Equal-jitter exponential backoff: the n-th delay is uniform in [d/2, d]."""
+
+    def __init__(self, initial: float, cap: float) -> None:
+        self.initial, self.cap, self.attempt = initial, cap, 0
+
+    def next(self) -> float:
+        ceiling = min(self.cap, self.initial * 2 ** min(self.attempt, 30))
+        self.attempt += 1
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not crypto)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+_terminating = False
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Only a flag: raising here could abort the writer in the middle of a fragment. The loop
+    # stops at the next packet; if libav keeps it from getting there, SIGALRM (default action:
+    # terminate) ends the process anyway.
+    global _terminating
+    _terminating = True
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(TERM_DEADLINE)
+
+
+class Recorder:
+    """One camera's recording loop, run by `run()` in the worker process."""
+
+    def __init__(self, spec: WorkerSpec, channel: WorkerChannel) -> None:
+        self.spec = spec
+        self.channel = channel
+        self.store: ClipStore | None = None
+        self.source = spec.source
+        self.stop_requested = False
+        self.live = False
+        self.phase: WorkerPhase = "connecting"
+        self.error: str | None = None
+        self.epoch = 0  # bumped with each writer session (timestamps may restart there)
+        self.init: bytes | None = None
+        self.segment: str | None = None
+        self.bytes_written = 0
+        self.packets = 0
+        self.last_frame_us: int | None = None
+        self.codec: str | None = None
+        self.width: int | None = None
+        self.height: int | None = None
+        self._session: str | None = None
+        self._next_status = 0.0
+        self._backoff = Backoff(spec.reconnect_initial, spec.reconnect_cap)
+
+    # -- talking to the supervisor ----------------------------------------------------------
+
+    def report(self, phase: WorkerPhase | None = None, *, error: str | None = None) -> None:
+        if phase is not None:
+            self.phase = phase
+        if error is not None:
+            self.error = error
+        self.channel.send(
+            StatusReport(
+                phase=self.phase,
+                error=self.error,
+                segment=self.segment,
+                bytes_written=self.bytes_written,
+                packets=self.packets,
+                last_frame_us=self.last_frame_us,
+                codec=self.codec,
+                width=self.width,
+                height=self.height,
+            )
+        )
+        self._next_status = time.monotonic() + self.spec.status_interval
+
+    def handle_control(self, timeout: float = 0.0) -> None:
+        """Apply what the supervisor sent; raise Stop when it is time to go."""
+        for message in self.channel.poll(timeout):
+            self._apply(message)
+        if self.stop_requested or _terminating:
+            raise Stop
+
+    def _apply(self, message: ControlMessage) -> None:
+        if isinstance(message, StopRequest):
+            self.stop_requested = True
+        elif isinstance(message, LiveRequest):
+            self.live = message.wanted
+            if self.live and self.init is not None:
+                self.channel.send(InitSegment(epoch=self.epoch, data=self.init))
+
+    def wait(self, seconds: float) -> None:
+        """Sleep, heartbeating and obeying control messages."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.handle_control(min(left, self.spec.status_interval))
+            if time.monotonic() >= self._next_status:
+                self.report()
+
+    # -- the writer's output ----------------------------------------------------------------
+
+    def on_chunk(self, chunk: MediaChunk) -> None:
+        """Called by the writer with the very bytes it wrote (see agent.store)."""
+        if chunk.session != self._session:
+            self._session = chunk.session
+            self.epoch += 1
+        if chunk.kind == "init":
+            self.init = chunk.data
+            if self.live:
+                self.channel.send(InitSegment(epoch=self.epoch, data=chunk.data))
+            return
+        if chunk.segment != self.segment:
+            self.segment = chunk.segment
+            self.bytes_written += len(self.init or b"")  # each segment file starts with it
+        self.bytes_written += len(chunk.data)
+        if self.live:
+            self.channel.send(
+                MediaFragment(
+                    epoch=self.epoch,
+                    keyframe=chunk.keyframe,
+                    wall_us=chunk.wall_us,
+                    duration_us=chunk.duration_us,
+                    data=chunk.data,
+                )
+            )
+
+    # -- recording --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Record until told to stop; returns after reporting `stopping`."""
+        try:
+            while True:
+                self.handle_control()
+                if self.phase != "disk_full":  # that lasts until recording works again
+                    self.report("connecting")
+                try:
+                    store = self._open_store()
+                except (StoreError, OSError) as exc:
+                    self._store_failed(exc)
+                    continue
+                try:
+                    # PyAV's own timeout only bounds the open: while reading, its interrupt
+                    # callback would take the GIL on every libav I/O call (~0.05 % of a core
+                    # at 4 Mbit/s); libav's socket timeout and the watchdog cover reads.
+                    container = av.open(
+                        self.source.url,
+                        options=rtsp_options(self.spec),
+                        timeout=(self.spec.open_timeout, None),
+                    )
+                except (av.error.FFmpegError, OSError, RuntimeError) as exc:
+                    self._lost(exc)
+                    continue
+                store_error: StoreError | None = None
+                camera_error: Exception | None = None
+                try:
+                    self._record(container, store)
+                except StoreError as exc:
+                    store_error = exc
+                except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as exc:
+                    camera_error = exc
+                finally:
+                    container.close()
+                if store_error is not None:
+                    self._store_failed(store_error)
+                else:
+                    self._lost(camera_error)
+        except Stop:
+            self.report("stopping")
+
+    def _lost(self, exc: BaseException | None) -> None:
+        """The camera refused, dropped or ended the stream: report, back off, retry."""
+        message = self.source.redact(str(exc)) if exc is not None else "the stream ended"
+        log.info("camera_lost", camera=self.spec.camera, error=message)
+        self.report("reconnecting", error=message)
+        self.wait(self._backoff.next())
+
+    def _open_store(self) -> ClipStore:
+        if self.store is None:
+            self.store = ClipStore(self.spec.store_root, config=self.spec.store)
+        return self.store
+
+    def _store_failed(self, exc: Exception) -> None:
+        full = is_disk_full(exc)
+        log.warning("store_refused", camera=self.spec.camera, error=str(exc), disk_full=full)
+        self.report("disk_full" if full else "store_error", error=str(exc))
+        self.wait(self._backoff.next())
+        if full:
+            # Do not keep re-opening the camera only to fail again: wait for retention (or the
+            # owner) to make room.
+            while self._free_bytes() < self.spec.resume_free_bytes:
+                self.wait(self.spec.status_interval)
+
+    def _free_bytes(self) -> int:
+        try:
+            stats = os.statvfs(self.spec.store_root)
+        except OSError:
+            return self.spec.resume_free_bytes  # cannot tell: let the next attempt find out
+        return stats.f_bavail * stats.f_frsize
+
+    def _record(self, container: Any, store: ClipStore) -> None:
+        if not container.streams.video:
+            raise ValueError("the camera's stream has no video")
+        stream = container.streams.video[0]
+        codec = stream.codec_context
+        self.codec, self.width, self.height = codec.name, codec.width or None, codec.height or None
+        writer = store.open_writer(self.spec.camera, stream, on_chunk=self.on_chunk)
+        try:
+            self._pump(container, stream, writer)
+        finally:
+            writer.close()  # writes what is buffered; a no-op after a write error
+
+    def _pump(self, container: Any, stream: Any, writer: SegmentWriter) -> None:
+        first = True
+        next_control = 0.0
+        for packet in container.demux(stream):
+            received_us = time.time_ns() // 1000
+            if packet.size == 0:
+                continue  # the demuxer's end-of-stream flush packet
+            writer.write(packet, received_us)
+            self.packets += 1
+            self.last_frame_us = received_us
+            if first:
+                first = False
+                self._backoff.reset()
+                self.report("recording")
+            now = time.monotonic()
+            if now >= next_control:
+                next_control = now + CONTROL_POLL_INTERVAL
+                self.handle_control()
+            if now >= self._next_status:
+                self.report()
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a store error comes down to a full disk: ENOSPC/EDQUOT from a segment write, or
+    SQLITE_FULL from the index, however deep in the exception's causes."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, DiskFullError):
+            return True
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+        pending += [error.__cause__, error.__context__]
+    return False
+
+
+def _hold_recorders_lock(path: Path) -> int:
+    """Hold the recorders lock shared for this process's life (see wait_for_old_workers)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _prepare_process(spec: WorkerSpec) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is the daemon's to handle
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Our parent is the fork server, which exits when the daemon does: SIGTERM us then.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    # Forked, not exec'd: without this, `ps`/`top` show every worker as the fork server.
+    libc.prctl(_PR_SET_NAME, ctypes.c_char_p(f"rec {spec.camera}".encode()[:15]))
+    configure_logging(spec.log_level, fmt=spec.log_format)  # type: ignore[arg-type]
+
+
+def worker_main(spec: WorkerSpec, sock: socket.socket) -> None:
+    """Process entry point (the supervisor's `Process(target=...)`)."""
+    _prepare_process(spec)
+    lock_fd = _hold_recorders_lock(spec.lock_path)
+    channel = WorkerChannel(sock)
+    recorder = Recorder(spec, channel)
+    try:
+        recorder.run()
+    except ChannelClosed:
+        log.info("recorder_orphaned", camera=spec.camera)
+    finally:
+        if recorder.store is not None:
+            recorder.store.close()
+        channel.close()
+        os.close(lock_fd)
