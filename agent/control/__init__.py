@@ -1,0 +1,21 @@
+"""Owner control: a JSON-lines protocol over a Unix socket between `rtcc-edge` (requests,
+approve, deny, sharing, pause, resume, status) and the running daemon, and the owner's webhook.
+"""
+
+from agent.control.client import ControlClient, ControlError, DaemonNotRunning
+from agent.control.protocol import VERSION, ProtocolError, parse_request
+from agent.control.server import ControlServer, ControlServerError, LiveControl
+from agent.control.webhook import OwnerWebhook
+
+__all__ = [
+    "VERSION",
+    "ControlClient",
+    "ControlError",
+    "ControlServer",
+    "ControlServerError",
+    "DaemonNotRunning",
+    "LiveControl",
+    "OwnerWebhook",
+    "ProtocolError",
+    "parse_request",
+]

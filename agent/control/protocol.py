@@ -1,0 +1,134 @@
+"""The owner control protocol: JSON lines over a Unix socket, one response per request.
+
+Request:  `{"v": 1, "cmd": "approve", "args": {"id": "3f2a…"}}`
+Response: `{"v": 1, "ok": true, "result": …}` or
+          `{"v": 1, "ok": false, "error": {"code": "not_pending", "message": "…"}}`
+
+Commands and their arguments: `status` {}, `requests` {`all`: bool, `limit`: int},
+`approve` {`id`}, `deny` {`id`, `reason`}, `sharing` {}, `sharing_set` {`camera`, `mode`,
+`live`: bool or null}, `pause` {`seconds`: number or null for "until resumed"}, `resume` {},
+`live_stop` {`id`} (end a live session in progress; `status` lists them under `live`).
+`id` is a request id or an unambiguous prefix of at least 4 characters.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.config import SharingMode
+
+VERSION = 1
+MAX_LINE = 64 * 1024
+MAX_PAUSE_SECONDS = 366 * 86400
+
+Command = Literal[
+    "status",
+    "requests",
+    "approve",
+    "deny",
+    "sharing",
+    "sharing_set",
+    "pause",
+    "resume",
+    "live_stop",
+]
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoArgs(_Args):
+    pass
+
+
+class RequestsArgs(_Args):
+    all: bool = False
+    limit: Annotated[int, Field(ge=1, le=1000)] = 50
+
+
+class ApproveArgs(_Args):
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class DenyArgs(ApproveArgs):
+    reason: Annotated[str, Field(max_length=1000)] = ""
+
+
+class SharingSetArgs(_Args):
+    camera: Annotated[str, Field(min_length=1, max_length=64)]
+    mode: SharingMode
+    live: bool | None = None
+
+
+class PauseArgs(_Args):
+    seconds: Annotated[float, Field(gt=0, le=MAX_PAUSE_SECONDS)] | None = None
+
+
+ARGS: dict[str, type[_Args]] = {
+    "status": NoArgs,
+    "requests": RequestsArgs,
+    "approve": ApproveArgs,
+    "deny": DenyArgs,
+    "sharing": NoArgs,
+    "sharing_set": SharingSetArgs,
+    "pause": PauseArgs,
+    "resume": NoArgs,
+    "live_stop": ApproveArgs,
+}
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int
+    cmd: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "request"
+    return f"{where}: {first['msg']}"
+
+
+def parse_request(line: bytes) -> tuple[str, _Args]:
+    """The command and its validated arguments; ProtocolError says what is wrong."""
+    try:
+        envelope = Envelope.model_validate_json(line)
+    except ValidationError as exc:
+        raise ProtocolError("bad_request", _first_error(exc)) from exc
+    if envelope.v != VERSION:
+        raise ProtocolError(
+            "unsupported_version", f"protocol version {envelope.v} is not {VERSION}"
+        )
+    model = ARGS.get(envelope.cmd)
+    if model is None:
+        raise ProtocolError("unknown_command", f"unknown command {envelope.cmd[:40]!r}")
+    try:
+        return envelope.cmd, model.model_validate(envelope.args)
+    except ValidationError as exc:
+        raise ProtocolError("bad_arguments", _first_error(exc)) from exc
+
+
+def encode_request(cmd: str, args: dict[str, Any]) -> bytes:
+    return json.dumps({"v": VERSION, "cmd": cmd, "args": args}).encode() + b"\n"
+
+
+def encode_ok(result: Any) -> bytes:
+    return json.dumps({"v": VERSION, "ok": True, "result": result}, default=str).encode() + b"\n"
+
+
+def encode_error(code: str, message: str) -> bytes:
+    error = {"code": code, "message": message}
+    return json.dumps({"v": VERSION, "ok": False, "error": error}).encode() + b"\n"

@@ -1,0 +1,244 @@
+"""The daemon's side of the owner control socket.
+
+The socket (`control.socket`) is created under a temporary name, given its mode and group,
+and only then renamed into place, so it is never reachable with looser permissions: mode 0660
+and group `rtcc-edge` when that group exists, otherwise 0600 (its owner — root, or the daemon's
+user — only). A live socket already at the path means another daemon runs: that is an error; a
+stale one (nothing listening) is replaced. Each connection may send several requests; the
+peer's uid (SO_PEERCRED) is recorded in the ledger as who approved, denied or changed what.
+
+Live sessions in progress (`LiveControl`, the tunnel's manager — given, or found as the request
+service's `stream` handler) are listed by `status`, ended by `live_stop`, and all ended when the
+owner pauses sharing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import os
+import pwd
+import secrets
+import socket
+import struct
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from agent.control.protocol import (
+    MAX_LINE,
+    ApproveArgs,
+    DenyArgs,
+    PauseArgs,
+    ProtocolError,
+    RequestsArgs,
+    SharingSetArgs,
+    encode_error,
+    encode_ok,
+    parse_request,
+)
+from agent.link.service import OwnerActionError, RequestService
+from agent.log import get_logger
+from agent.policy import CameraSharing, PolicyError
+
+log = get_logger(__name__)
+
+DEFAULT_GROUP = "rtcc-edge"
+_IDLE_TIMEOUT_S = 300.0
+
+
+class ControlServerError(Exception):
+    """The control socket cannot be set up (another daemon, bad directory)."""
+
+
+@runtime_checkable
+class LiveControl(Protocol):
+    """Live sessions in progress (`agent.tunnel.TunnelManager`); errors are OwnerActionError."""
+
+    def sessions(self) -> list[dict[str, Any]]: ...
+
+    async def stop_session(self, request_id: str, *, by: str) -> dict[str, Any]: ...
+
+    async def pause(self, *, by: str) -> int: ...
+
+
+def _sharing_json(sharing: CameraSharing) -> dict[str, Any]:
+    return {
+        "camera": sharing.camera,
+        "name": sharing.name,
+        "mode": sharing.mode.value,
+        "live": sharing.live,
+        "source": sharing.source,
+    }
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return "unknown"
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    try:
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _listening(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+class ControlServer:
+    def __init__(
+        self,
+        path: Path,
+        service: RequestService,
+        *,
+        group: str | None = DEFAULT_GROUP,
+        live: LiveControl | None = None,
+    ) -> None:
+        self.path = path
+        self.service = service
+        self.group = group
+        stream_handler = service.handlers.stream
+        if live is None and isinstance(stream_handler, LiveControl):
+            live = stream_handler
+        self.live = live
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        except OSError as exc:
+            raise ControlServerError(f"cannot create {directory}: {exc.strerror}") from exc
+        if self.path.exists() and _listening(self.path):
+            raise ControlServerError(f"another rtcc-edge daemon is listening on {self.path}")
+        temporary = directory / f".ctl-{secrets.token_hex(4)}"
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._client, path=str(temporary), limit=MAX_LINE
+            )
+            gid = self._group_id()
+            if gid is None:
+                temporary.chmod(0o600)
+            else:
+                os.chown(temporary, -1, gid)
+                temporary.chmod(0o660)
+            temporary.replace(self.path)
+        except OSError as exc:
+            await self.close()
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise ControlServerError(f"cannot create {self.path}: {exc}") from exc
+        log.info(
+            "control_listening", path=str(self.path), group=self.group if gid is not None else None
+        )
+
+    def _group_id(self) -> int | None:
+        if self.group is None:
+            return None
+        try:
+            return grp.getgrnam(self.group).gr_gid
+        except KeyError:
+            return None
+
+    async def close(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        by = _peer(writer)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(_IDLE_TIMEOUT_S):
+                        line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    writer.write(encode_error("bad_request", f"request over {MAX_LINE} bytes"))
+                    await writer.drain()
+                    return
+                if not line:
+                    return
+                writer.write(await self.respond(line, by=by))
+                await writer.drain()
+        except (TimeoutError, ConnectionError):
+            return
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def respond(self, line: bytes, *, by: str) -> bytes:
+        """One response line for one request line; never raises."""
+        try:
+            cmd, args = parse_request(line)
+            return encode_ok(await self._dispatch(cmd, args, by=by))
+        except ProtocolError as exc:
+            return encode_error(exc.code, exc.message)
+        except OwnerActionError as exc:
+            return encode_error(exc.code, exc.message)
+        except PolicyError as exc:
+            return encode_error("not_allowed", str(exc))
+        except Exception as exc:
+            log.exception("control_command_failed")
+            return encode_error("internal", f"the daemon could not do that: {exc}")
+
+    async def _dispatch(self, cmd: str, args: Any, *, by: str) -> Any:
+        service = self.service
+        if cmd == "status":
+            return {**service.status(), "live": self.live.sessions() if self.live else []}
+        if cmd == "requests":
+            assert isinstance(args, RequestsArgs)
+            records = service.requests(include_final=args.all, limit=args.limit)
+            if not args.all:
+                records += [r for r in service.requests(limit=10) if r.final]
+            return [record.summary() for record in records]
+        if cmd == "approve":
+            assert isinstance(args, ApproveArgs)
+            log.info("owner_approve", request=args.id, by=by)
+            return (await service.approve(args.id, by=by)).summary()
+        if cmd == "deny":
+            assert isinstance(args, DenyArgs)
+            log.info("owner_deny", request=args.id, by=by)
+            return (await service.deny(args.id, reason=args.reason, by=by)).summary()
+        if cmd == "sharing":
+            return [_sharing_json(s) for s in service.policy.all_sharing()]
+        if cmd == "sharing_set":
+            assert isinstance(args, SharingSetArgs)
+            changed = await service.set_sharing(args.camera, args.mode, live=args.live, by=by)
+            return _sharing_json(changed)
+        if cmd == "pause":
+            assert isinstance(args, PauseArgs)
+            duration = None if args.seconds is None else timedelta(seconds=args.seconds)
+            until = await service.pause(duration=duration, by=by)
+            stopped = await self.live.pause(by=by) if self.live else 0
+            return {
+                "paused": True,
+                "until": until.isoformat() if until else None,
+                "live_stopped": stopped,
+            }
+        if cmd == "resume":
+            return {"was_paused": await service.resume(by=by)}
+        if cmd == "live_stop":
+            assert isinstance(args, ApproveArgs)
+            if self.live is None:
+                raise OwnerActionError("not_found", "live view is not available in this agent")
+            log.info("owner_live_stop", request=args.id, by=by)
+            return await self.live.stop_session(args.id, by=by)
+        raise ProtocolError("unknown_command", f"unknown command {cmd!r}")

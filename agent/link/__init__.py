@@ -1,0 +1,68 @@
+"""The RTCC link: the MQTT session with the broker (transport) and the request service
+(verification, replay cache, request book, delivery handlers; see `agent.link.service`)."""
+
+from agent.link.backoff import Backoff
+from agent.link.delivery import DeliveryHandlers, PlaceholderDelivery
+from agent.link.ports import (
+    DeliveryHandler,
+    EventSink,
+    FootageRequest,
+    Holds,
+    Job,
+    PendingNotifier,
+    Publisher,
+)
+from agent.link.presence import (
+    RegistryProvider,
+    StatusProvider,
+    bare_registry,
+    basic_status,
+    registry_from_config,
+)
+from agent.link.replay import ReplayCache
+from agent.link.requests_db import RequestBook, RequestRecord
+from agent.link.service import OwnerActionError, RequestService
+from agent.link.session import (
+    BrokerSettings,
+    MqttSession,
+    RequestHandler,
+    SessionPublisher,
+    SessionStats,
+)
+from agent.link.tls import TlsConfigError, client_tls_context
+from agent.link.verify import JwksError, KeyRing, Rejection, Verified, Verifier
+
+__all__ = [
+    "Backoff",
+    "BrokerSettings",
+    "DeliveryHandler",
+    "DeliveryHandlers",
+    "EventSink",
+    "FootageRequest",
+    "Holds",
+    "Job",
+    "JwksError",
+    "KeyRing",
+    "MqttSession",
+    "OwnerActionError",
+    "PendingNotifier",
+    "PlaceholderDelivery",
+    "Publisher",
+    "RegistryProvider",
+    "Rejection",
+    "ReplayCache",
+    "RequestBook",
+    "RequestHandler",
+    "RequestRecord",
+    "RequestService",
+    "SessionPublisher",
+    "SessionStats",
+    "StatusProvider",
+    "TlsConfigError",
+    "Verified",
+    "Verifier",
+    "bare_registry",
+    "basic_status",
+    "client_tls_context",
+    "registry_from_config",
+]

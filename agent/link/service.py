@@ -1,0 +1,873 @@
+"""The request service: payload → verify → ledger → policy → hold → event → delivery.
+
+`RequestService.handle(payload)` is what the MQTT session calls for every message on the
+site's `req` topic; it never raises. Per request:
+
+1. `Verifier.verify` (see `agent.link.verify` for the order of checks). A payload that is not
+   even a JWT is written to the ledger (`unparseable`) and counted; it gets no event. Any other
+   rejection is written to the ledger (`request_received` with its code) and answered with a
+   `rejected` event addressed to the recovered `jti`, unless that id already belongs to a
+   request in the book: its event stream is that request's, and a second, contradicting stream
+   under the same id (a replay, a QoS 1 redelivery, a forgery reusing a real id) must never
+   reach the RTCC. Rejections whose signature verified are kept in the book, so a redelivered
+   copy is not answered twice.
+2. A verified request is written to the ledger, then judged by `Policy.evaluate`.
+3. A clip request that passes places a **hold** on its window at once (also while it waits
+   for approval), and so does a snapshot of a past moment (`at`: the minute before it to a
+   second after); failing to place it rejects the request (`internal`) rather than accepting
+   footage that retention might delete.
+4. Integrated camera → `accepted` and the delivery handler starts; registry camera →
+   `pending_approval` until the owner approves (`approved`, then delivery), denies (`rejected`,
+   `denied_by_owner`) or the request's `exp` passes (`rejected`, `approval_expired`), across
+   restarts: timers are re-armed by `start()`.
+5. `cancel` ends a request of the same issuer that is not final (`cancelled`; the cancel itself
+   is `completed`); an unknown target, or one of another issuer, is `rejected` / `malformed`.
+   `inventory` re-publishes the registry and is `completed` with the listed cameras.
+
+Every request gets events with `seq` from 1 and exactly one final state, nothing after it (the
+book enforces it: a transition of a final request is refused). Holds are released when a
+request reaches its final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from agent.config import AgentConfig, SharingMode
+from agent.identity import DeviceKey
+from agent.ledger import Kind, Ledger, LedgerError, LedgerHead
+from agent.link.delivery import DeliveryHandlers
+from agent.link.ports import EventSink, FootageRequest, Holds, PendingNotifier, Publisher
+from agent.link.replay import ReplayCache
+from agent.link.requests_db import DB_FILE, RequestBook, RequestRecord, StaleRequest
+from agent.link.verify import Rejection, Verifier
+from agent.log import get_logger
+from agent.policy import CameraSharing, Decision, Policy
+from agent.wire import Event, EventState, RejectCode, Request
+from agent.wire.requests import (
+    CancelRequest,
+    ClipRequest,
+    InventoryRequest,
+    SnapshotRequest,
+    StreamRequest,
+)
+
+log = get_logger(__name__)
+
+REPLAY_FILE = "replay.db"
+LEDGER_DIR = "ledger"
+RATE_WINDOW_S = 3600.0
+SNAPSHOT_HOLD_BEFORE = timedelta(minutes=1)
+_CHECKPOINT_TICK_S = 30.0
+_MAX_MESSAGE = 2000
+
+
+class OwnerActionError(Exception):
+    """An owner command that cannot be carried out; `code` is machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _hold_id(jti: str) -> str:
+    return f"request-{jti}"
+
+
+def _hold_window(request: FootageRequest) -> tuple[datetime, datetime] | None:
+    """The footage a request needs kept: a clip's window; for a snapshot of a past moment, the
+    minute before it (its keyframe may be that far back) to a second after. Live needs none."""
+    if isinstance(request, ClipRequest):
+        return request.start, request.end
+    if isinstance(request, SnapshotRequest) and request.at is not None:
+        return request.at - SNAPSHOT_HOLD_BEFORE, request.at + timedelta(seconds=1)
+    return None
+
+
+def _host(url: str | None) -> str | None:
+    return urlsplit(url).hostname if url else None
+
+
+def _received(request: Request, size: int, kid: str) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "jti": request.jti,
+        "verified": True,
+        "issuer": request.iss,
+        "cmd": request.cmd,
+        "camera": getattr(request, "camera", None),
+        "case": getattr(request, "case", None),
+        "requester": request.requester,
+        "reason": request.reason,
+        "bytes": size,
+        "kid": kid,
+        "code": None,
+        "message": None,
+    }
+    if isinstance(request, ClipRequest):
+        data["window"] = [request.start, request.end]
+        data["upload_host"] = _host(request.upload.url)
+    elif isinstance(request, StreamRequest):
+        data["relay_host"] = _host(request.relay.url)
+        data["max_seconds"] = request.max_seconds
+    elif isinstance(request, CancelRequest):
+        data["target"] = request.target
+    return data
+
+
+@dataclass
+class _Counters:
+    handled: int = 0
+    unparseable: int = 0
+    failures: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+class RequestService:
+    def __init__(
+        self,
+        *,
+        site_id: str,
+        verifier: Verifier,
+        book: RequestBook,
+        policy: Policy,
+        ledger: Ledger,
+        holds: Holds,
+        sink: EventSink,
+        publisher: Publisher,
+        handlers: DeliveryHandlers | None = None,
+        notifier: PendingNotifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.site_id = site_id
+        self.verifier = verifier
+        self.book = book
+        self.policy = policy
+        self.ledger = ledger
+        self.holds = holds
+        self.sink = sink
+        self.publisher = publisher
+        self.handlers = handlers or DeliveryHandlers()
+        self.notifier = notifier
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._pause_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._started = False
+        self.counters = _Counters()
+
+    @classmethod
+    def open(
+        cls,
+        config: AgentConfig,
+        *,
+        device_key: DeviceKey,
+        holds: Holds,
+        sink: EventSink,
+        publisher: Publisher,
+        handlers: DeliveryHandlers | None = None,
+        notifier: PendingNotifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> RequestService:
+        """Open the replay cache, request book, owner policy and ledger under `state_dir`.
+
+        Raises JwksError (no usable RTCC keys), OwnerStateError, LedgerError or sqlite3.Error
+        with a message that names the file.
+        """
+        state = Path(config.state_dir)
+        opened: list[ReplayCache | RequestBook | Ledger] = []
+        try:
+            replay = ReplayCache(state / REPLAY_FILE, clock=clock)
+            opened.append(replay)
+            verifier = Verifier.from_config(config, replay, clock=clock)
+            book = RequestBook(state / DB_FILE, clock=clock)
+            opened.append(book)
+            policy = Policy.open(config, clock=clock)
+            ledger = Ledger.open(state / LEDGER_DIR, signer=device_key, clock=clock)
+        except BaseException:
+            for item in opened:
+                item.close()
+            raise
+        return cls(
+            site_id=config.site.id,
+            verifier=verifier,
+            book=book,
+            policy=policy,
+            ledger=ledger,
+            holds=holds,
+            sink=sink,
+            publisher=publisher,
+            handlers=handlers,
+            notifier=notifier,
+            clock=clock,
+        )
+
+    # Life cycle.
+
+    async def start(self) -> None:
+        """Re-arm what a restart interrupted: pause end, approval expiries, deliveries."""
+        self._started = True
+        async with self._lock:
+            await self._arm_pause_timer()
+            for record in self.book.pending():
+                await self._arm_expiry(record)
+            for record in self.book.in_delivery():
+                self._spawn(self._start_delivery(record))
+        self._ticker = asyncio.create_task(self._tick(), name="ledger-checkpoints")
+
+    async def close(self) -> None:
+        """Stop timers and tasks, checkpoint and close the ledger, close the databases."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+        tasks = [*self._tasks, *([self._ticker] if self._ticker else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.ledger.close()
+        self.book.close()
+        self.verifier.replay.close()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(_CHECKPOINT_TICK_S)
+            try:
+                self.ledger.checkpoint_if_due()
+            except LedgerError as exc:
+                log.error("ledger_checkpoint_failed", error=str(exc))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    @property
+    def ledger_head(self) -> LedgerHead:
+        return self.ledger.head
+
+    # Requests from the RTCC.
+
+    async def handle(self, payload: bytes) -> None:
+        """Process one request payload. Never raises: every outcome is an event or a log line."""
+        try:
+            async with self._lock:
+                self.counters.handled += 1
+                await self._handle(payload)
+        except Exception:
+            self.counters.failures += 1
+            log.exception("request_handling_failed", bytes=len(payload))
+
+    async def _handle(self, payload: bytes) -> None:
+        result = self.verifier.verify(payload)
+        if isinstance(result, Rejection):
+            await self._rejected_unverified(result, payload)
+            return
+        request = result.request
+        if request.jti in self.book:
+            replay = Rejection(
+                RejectCode.REPLAYED,
+                "this request id was already used",
+                result.size,
+                verified=True,
+                jti=request.jti,
+                kid=result.kid,
+                issuer=request.iss,
+                cmd=request.cmd,
+                camera=getattr(request, "camera", None),
+            )
+            await self._rejected_unverified(replay, payload)
+            return
+        self.ledger.append(Kind.REQUEST_RECEIVED, _received(request, result.size, result.kid))
+        recent = 0
+        if not isinstance(request, CancelRequest):
+            recent = self.book.count_since(request.iss, self._clock() - RATE_WINDOW_S)
+        decision = self.policy.evaluate(request, recent_requests=recent)
+        if decision.outcome == "rejected":
+            await self._open_final(request, EventState.REJECTED, decision)
+        elif isinstance(request, CancelRequest):
+            await self._cancel(request)
+        elif isinstance(request, InventoryRequest):
+            await self._inventory(request)
+        else:
+            await self._admit(request, decision)
+
+    async def _rejected_unverified(self, rejection: Rejection, payload: bytes) -> None:
+        code = rejection.code
+        self.counters.rejected[code.value] += 1
+        if not rejection.parseable:
+            self.counters.unparseable += 1
+            self.ledger.append(
+                Kind.UNPARSEABLE,
+                {
+                    "bytes": rejection.size,
+                    "sha256": hashlib.sha256(payload).hexdigest(),
+                    "code": code.value,
+                    "message": rejection.message,
+                },
+            )
+            log.warning("request_unparseable", bytes=rejection.size, error=rejection.message)
+            return
+        self.ledger.append(
+            Kind.REQUEST_RECEIVED,
+            {
+                "jti": rejection.jti,
+                "verified": rejection.verified,
+                "issuer": rejection.issuer,
+                "cmd": rejection.cmd,
+                "camera": rejection.camera,
+                "bytes": rejection.size,
+                "kid": rejection.kid,
+                "code": code.value,
+                "message": rejection.message,
+            },
+        )
+        log.warning(
+            "request_rejected", request=rejection.jti, code=code.value, error=rejection.message
+        )
+        if rejection.jti is None:
+            return
+        if rejection.jti in self.book:
+            log.info("rejection_not_sent", request=rejection.jti, reason="id has a request")
+            return
+        if rejection.verified:
+            self.book.add(
+                jti=rejection.jti,
+                issuer=rejection.issuer or "",
+                state=EventState.REJECTED,
+                cmd=rejection.cmd,
+                camera=rejection.camera,
+                code=code,
+                message=rejection.message,
+            )
+        await self._emit(
+            rejection.jti, 1, EventState.REJECTED, code=code, message=rejection.message
+        )
+
+    async def _open_final(
+        self,
+        request: Request,
+        state: EventState,
+        decision: Decision,
+        **extra: Any,
+    ) -> None:
+        """A request whose first event is also its last (rejected, or done at once)."""
+        counted = not (
+            isinstance(request, CancelRequest) or decision.code is RejectCode.RATE_LIMITED
+        )
+        self.book.add(
+            jti=request.jti,
+            issuer=request.iss,
+            state=state,
+            request=request,
+            code=decision.code,
+            message=decision.message or None,
+            counted=counted,
+        )
+        self._ledger_decision(request, decision)
+        if decision.code is not None:
+            self.counters.rejected[decision.code.value] += 1
+        await self._emit(
+            request.jti,
+            1,
+            state,
+            code=decision.code,
+            message=decision.message or None,
+            **extra,
+        )
+
+    def _ledger_decision(self, request: Request, decision: Decision) -> None:
+        self.ledger.append(
+            Kind.DECISION,
+            {
+                "jti": request.jti,
+                "issuer": request.iss,
+                "cmd": request.cmd,
+                "camera": getattr(request, "camera", None),
+                "outcome": decision.outcome,
+                "code": decision.code.value if decision.code else None,
+                "message": decision.message or None,
+            },
+        )
+
+    async def _admit(self, request: FootageRequest, decision: Decision) -> None:
+        hold_id = None
+        window = _hold_window(request)
+        if window is not None:
+            hold_id = _hold_id(request.jti)
+            start, end = window
+            try:
+                self.holds.place_hold(
+                    hold_id,
+                    request.camera,
+                    start,
+                    end,
+                    reason=f"request {request.jti} case {request.case}",
+                )
+            except Exception:
+                log.exception("hold_failed", request=request.jti)
+                failed = Decision.reject(RejectCode.INTERNAL, "could not protect the footage")
+                await self._open_final(request, EventState.REJECTED, failed)
+                return
+            self.ledger.append(
+                Kind.HOLD_PLACED,
+                {
+                    "hold_id": hold_id,
+                    "jti": request.jti,
+                    "camera": request.camera,
+                    "start": start,
+                    "end": end,
+                },
+            )
+        state = EventState(decision.outcome)
+        record = self.book.add(
+            jti=request.jti, issuer=request.iss, state=state, request=request, hold_id=hold_id
+        )
+        self._ledger_decision(request, decision)
+        await self._emit(request.jti, 1, state)
+        if state is EventState.PENDING_APPROVAL:
+            await self._arm_expiry(record)
+            if self.notifier is not None:
+                self._spawn(self.notifier.notify(record.summary()))
+        else:
+            self._spawn(self._start_delivery(record))
+
+    async def _cancel(self, request: CancelRequest) -> None:
+        target = self.book.get(request.target)
+        if target is None or target.issuer != request.iss or target.claims_json is None:
+            refused = Decision.reject(
+                RejectCode.MALFORMED, f"no request {request.target} of this issuer to cancel"
+            )
+            await self._open_final(request, EventState.REJECTED, refused)
+            return
+        if target.final:
+            done = Decision("accepted", message=f"request already {target.state.value}")
+            await self._open_final(request, EventState.COMPLETED, done)
+            return
+        was_delivering = target.state is not EventState.PENDING_APPROVAL
+        await self._transition(
+            target.jti, EventState.CANCELLED, message=f"cancelled by request {request.jti}"
+        )
+        if was_delivering and target.cmd is not None:
+            handler = self.handlers.for_command(target.cmd)
+            self._spawn(self._guarded(lambda: handler.cancel(target.jti), target.jti, "cancel"))
+        await self._open_final(request, EventState.COMPLETED, Decision("accepted"))
+
+    async def _inventory(self, request: InventoryRequest) -> None:
+        try:
+            await self.publisher.publish_registry()
+            cameras = await self.publisher.cameras()
+        except Exception:
+            log.exception("inventory_failed")
+            failed = Decision.reject(RejectCode.INTERNAL, "could not list the cameras")
+            await self._open_final(request, EventState.REJECTED, failed)
+            return
+        await self._open_final(request, EventState.COMPLETED, Decision("accepted"), cameras=cameras)
+
+    # State changes after the first event.
+
+    async def _transition(
+        self,
+        jti: str,
+        state: EventState,
+        *,
+        code: RejectCode | None = None,
+        message: str | None = None,
+        **extra: Any,
+    ) -> RequestRecord | None:
+        """Advance a request that is not final; None (and nothing emitted) if it is final."""
+        try:
+            record = self.book.advance(jti, state, code=code, message=message)
+        except StaleRequest:
+            log.info("report_after_final", request=jti, state=state.value)
+            return None
+        if record.final:
+            self._closed(record)
+        await self._emit(jti, record.seq, state, code=code, message=message, **extra)
+        return record
+
+    def _closed(self, record: RequestRecord) -> None:
+        timer = self._timers.pop(record.jti, None)
+        if timer is not None:
+            timer.cancel()
+        self.ledger.append(
+            Kind.REQUEST_CLOSED,
+            {
+                "jti": record.jti,
+                "issuer": record.issuer,
+                "cmd": record.cmd,
+                "camera": record.camera,
+                "state": record.state.value,
+                "code": record.code.value if record.code else None,
+                "message": record.message,
+            },
+        )
+        if record.hold_id is not None:
+            try:
+                released = self.holds.release_hold(record.hold_id)
+            except Exception:
+                log.exception("hold_release_failed", hold=record.hold_id)
+                released = False
+            self.ledger.append(
+                Kind.HOLD_RELEASED,
+                {"hold_id": record.hold_id, "jti": record.jti, "released": released},
+            )
+
+    async def _emit(
+        self,
+        jti: str,
+        seq: int,
+        state: EventState,
+        *,
+        code: RejectCode | None = None,
+        message: str | None = None,
+        **extra: Any,
+    ) -> None:
+        try:
+            event = Event(
+                iss=self.site_id,
+                iat=int(self._clock()),
+                req=jti,
+                state=state,
+                seq=seq,
+                code=code,
+                message=message[:_MAX_MESSAGE] if message else message,
+                **extra,
+            )
+        except ValidationError as exc:
+            log.error("event_invalid", request=jti, state=state.value, error=str(exc))
+            return
+        try:
+            await self.sink.emit(event)
+        except Exception:
+            log.exception("event_emit_failed", request=jti, state=state.value)
+
+    # Pending approval.
+
+    async def _arm_expiry(self, record: RequestRecord) -> None:
+        if record.expires is None:
+            return
+        delay = record.expires.timestamp() - self._clock()
+        if delay <= 0:
+            await self._expire(record.jti)
+            return
+        loop = asyncio.get_running_loop()
+        self._timers[record.jti] = loop.call_later(
+            delay, lambda: self._spawn(self._expire_locked(record.jti))
+        )
+
+    async def _expire_locked(self, jti: str) -> None:
+        async with self._lock:
+            await self._expire(jti)
+
+    async def _expire(self, jti: str) -> None:
+        record = self.book.get(jti)
+        if record is None or record.state is not EventState.PENDING_APPROVAL:
+            return
+        await self._transition(
+            jti,
+            EventState.REJECTED,
+            code=RejectCode.APPROVAL_EXPIRED,
+            message="the owner did not answer before the request expired",
+        )
+
+    def _find(self, request_id: str) -> RequestRecord:
+        if len(request_id) < 4:
+            raise OwnerActionError("not_found", "give at least 4 characters of the request id")
+        exact = self.book.get(request_id)
+        if exact is not None:
+            return exact
+        matches = self.book.matching(request_id)
+        if not matches:
+            raise OwnerActionError("not_found", f"no request {request_id}")
+        if len(matches) > 1:
+            raise OwnerActionError(
+                "ambiguous", f"{request_id} matches {len(matches)} requests; give more of the id"
+            )
+        return matches[0]
+
+    def _pending(self, request_id: str) -> RequestRecord:
+        record = self._find(request_id)
+        if record.state is not EventState.PENDING_APPROVAL:
+            raise OwnerActionError(
+                "not_pending", f"request {record.jti} is {record.state.value}, not pending"
+            )
+        return record
+
+    async def approve(self, request_id: str, *, by: str) -> RequestRecord:
+        async with self._lock:
+            record = self._pending(request_id)
+            if record.expires is not None and self._clock() >= record.expires.timestamp():
+                await self._expire(record.jti)
+                raise OwnerActionError("expired", f"request {record.jti} expired before approval")
+            self.ledger.append(Kind.APPROVAL, self._owner_data(record, by))
+            updated = await self._transition(record.jti, EventState.APPROVED)
+            assert updated is not None
+            timer = self._timers.pop(record.jti, None)
+            if timer is not None:
+                timer.cancel()
+            self._spawn(self._start_delivery(updated))
+            return updated
+
+    async def deny(self, request_id: str, *, reason: str = "", by: str) -> RequestRecord:
+        async with self._lock:
+            record = self._pending(request_id)
+            self.ledger.append(Kind.DENIAL, {**self._owner_data(record, by), "reason": reason})
+            updated = await self._transition(
+                record.jti,
+                EventState.REJECTED,
+                code=RejectCode.DENIED_BY_OWNER,
+                message=reason or "the owner denied the request",
+            )
+            assert updated is not None
+            return updated
+
+    @staticmethod
+    def _owner_data(record: RequestRecord, by: str) -> dict[str, Any]:
+        return {
+            "jti": record.jti,
+            "issuer": record.issuer,
+            "cmd": record.cmd,
+            "camera": record.camera,
+            "by": by,
+        }
+
+    # Delivery.
+
+    async def _start_delivery(self, record: RequestRecord) -> None:
+        try:
+            request = record.request()
+        except ValidationError:
+            log.exception("stored_request_invalid", request=record.jti)
+            async with self._lock:
+                await self._transition(
+                    record.jti,
+                    EventState.FAILED,
+                    code=RejectCode.INTERNAL,
+                    message="the stored request could not be read back",
+                )
+            return
+        if request is None or isinstance(request, CancelRequest | InventoryRequest):
+            return
+        if isinstance(request, StreamRequest):
+            request = request.model_copy(update={"max_seconds": self.policy.live_cap(request)})
+        handler = self.handlers.for_command(request.cmd)
+        job = _Job(self, record)
+        await self._guarded(lambda: handler.start(request, job), record.jti, "start")
+
+    async def _guarded(
+        self, call: Callable[[], Coroutine[Any, Any, None]], jti: str, what: str
+    ) -> None:
+        try:
+            await call()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery_handler_failed", request=jti, call=what)
+            async with self._lock:
+                await self._transition(
+                    jti,
+                    EventState.FAILED,
+                    code=RejectCode.INTERNAL,
+                    message=f"delivery {what} failed",
+                )
+
+    async def _report(self, jti: str, state: EventState, **fields: Any) -> None:
+        async with self._lock:
+            await self._transition(jti, state, **fields)
+
+    def _record_outflow(self, kind: Kind, record: RequestRecord, data: dict[str, Any]) -> None:
+        # Who asked and for which case, in the entry itself: the owner's report of what left
+        # the site should not need a join with the request's own entry.
+        base = {
+            "jti": record.jti,
+            "issuer": record.issuer,
+            "requester": record.requester,
+            "case": record.case,
+            "camera": record.camera,
+        }
+        self.ledger.append(kind, {**base, **data})
+
+    # The owner's switches.
+
+    async def set_sharing(
+        self, camera: str, mode: SharingMode, *, live: bool | None, by: str
+    ) -> CameraSharing:
+        """PolicyError if the configuration does not allow it."""
+        async with self._lock:
+            before, after = self.policy.set_sharing(camera, mode, live=live, by=by)
+            self.ledger.append(
+                Kind.SHARING_CHANGED,
+                {
+                    "camera": camera,
+                    "mode": after.mode.value,
+                    "live": after.live,
+                    "previous_mode": before.mode.value,
+                    "previous_live": before.live,
+                    "by": by,
+                },
+            )
+        await self._publish(self.publisher.publish_registry)
+        return after
+
+    async def pause(self, *, duration: timedelta | None, by: str) -> datetime | None:
+        """Refuse footage requests for `duration` (None: until resumed); returns the end."""
+        until = None if duration is None else self._now() + duration
+        async with self._lock:
+            self.policy.pause(until=until, by=by)
+            self.ledger.append(Kind.PAUSED, {"until": until, "by": by})
+            await self._arm_pause_timer()
+        await self._publish(self.publisher.publish_status)
+        return until
+
+    async def resume(self, *, by: str) -> bool:
+        """False if sharing was not paused."""
+        async with self._lock:
+            was_on = self._resume(automatic=False, by=by)
+        if was_on:
+            await self._publish(self.publisher.publish_status)
+        return was_on
+
+    def _resume(self, *, automatic: bool, by: str) -> bool:
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        was_on = self.policy.resume()
+        if was_on:
+            self.ledger.append(Kind.RESUMED, {"automatic": automatic, "by": by})
+        return was_on
+
+    async def _arm_pause_timer(self) -> None:
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        until = self.policy.pause_expiry
+        if until is None:
+            return
+        delay = until.timestamp() - self._clock()
+        if delay <= 0:
+            self._resume(automatic=True, by="timer")
+            return
+        loop = asyncio.get_running_loop()
+        self._pause_timer = loop.call_later(delay, lambda: self._spawn(self._auto_resume(until)))
+
+    async def _auto_resume(self, until: datetime) -> None:
+        async with self._lock:
+            if self.policy.pause_expiry != until:
+                return  # the owner changed the pause since this timer was armed
+            self._resume(automatic=True, by="timer")
+        await self._publish(self.publisher.publish_status)
+
+    @staticmethod
+    async def _publish(action: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await action()
+        except Exception:
+            log.exception("publish_failed")
+
+    # What the owner sees.
+
+    def requests(self, *, include_final: bool = True, limit: int = 50) -> list[RequestRecord]:
+        return self.book.recent(include_final=include_final, limit=limit)
+
+    def status(self) -> dict[str, Any]:
+        head = self.ledger.head
+        paused_until = self.policy.paused_until
+        return {
+            "site": self.site_id,
+            "paused": self.policy.paused,
+            "paused_until": paused_until.isoformat() if paused_until else None,
+            "pending": len(self.book.pending()),
+            "in_delivery": len(self.book.in_delivery()),
+            "ledger": {"seq": head.seq, "hash": head.hash},
+            "since_start": {
+                "handled": self.counters.handled,
+                "unparseable": self.counters.unparseable,
+                "failures": self.counters.failures,
+                "rejected": dict(self.counters.rejected),
+            },
+            "cameras": [
+                {
+                    "camera": s.camera,
+                    "name": s.name,
+                    "mode": s.mode.value,
+                    "live": s.live,
+                    "source": s.source,
+                }
+                for s in self.policy.all_sharing()
+            ],
+        }
+
+
+class _Job:
+    """The `Job` a delivery handler reports through (see `agent.link.ports.Job`)."""
+
+    def __init__(self, service: RequestService, record: RequestRecord) -> None:
+        self._service = service
+        self._record = record
+
+    @property
+    def request_id(self) -> str:
+        return self._record.jti
+
+    @property
+    def is_final(self) -> bool:
+        current = self._service.book.get(self._record.jti)
+        return current is None or current.final
+
+    async def progress(self, bytes_sent: int, bytes_total: int) -> None:
+        await self._service._report(
+            self.request_id, EventState.PROGRESS, bytes_sent=bytes_sent, bytes_total=bytes_total
+        )
+
+    async def streaming(self, started: datetime) -> None:
+        await self._service._report(self.request_id, EventState.STREAMING, started=started)
+
+    async def uploaded(self, nbytes: int, *, host: str) -> None:
+        async with self._service._lock:
+            self._service._record_outflow(
+                Kind.UPLOAD, self._record, {"bytes": nbytes, "host": host}
+            )
+
+    async def completed(self, *, manifest: str | None = None) -> None:
+        await self._service._report(self.request_id, EventState.COMPLETED, manifest=manifest)
+
+    async def ended(
+        self,
+        reason: str,
+        *,
+        seconds: float,
+        started: datetime | None = None,
+        bytes_sent: int | None = None,
+        relay_host: str | None = None,
+    ) -> None:
+        data: dict[str, Any] = {"seconds": seconds, "reason": reason}
+        if started is not None:
+            data["started"] = started.isoformat()
+        if bytes_sent is not None:
+            data["bytes"] = bytes_sent
+        if relay_host is not None:
+            data["host"] = relay_host
+        async with self._service._lock:
+            self._service._record_outflow(Kind.LIVE_SESSION, self._record, data)
+            await self._service._transition(self.request_id, EventState.ENDED, reason=reason)
+
+    async def failed(self, code: RejectCode, message: str) -> None:
+        await self._service._report(self.request_id, EventState.FAILED, code=code, message=message)

@@ -1,0 +1,489 @@
+"""The site's MQTT session with the RTCC's broker (DESIGN §4.1).
+
+One long-lived object the daemon starts next to the recorders. It
+
+- connects over TLS (client certificate or username/password) with the site id as a fixed
+  client id and a persistent session (MQTT 3.1.1, clean session off), so requests published
+  while the site was offline are delivered when it comes back;
+- sets as its will a status JWT with `online: false`, signed at each connect;
+- subscribes (QoS 1) to the site's `req` topic and hands every payload, in order, to
+  `on_request`; an exception there is logged and counted, never fatal;
+- on connect publishes the retained `status` (online) and `registry`, again whenever
+  `presence_changed()` is called, and every `refresh_interval` (60 s) otherwise to refresh `iat`;
+- publishes events handed to `emit()` as JWS signed by the device key, in order, from a bounded
+  outbox that holds them while the broker is away — on disk when given `outbox_path`, so they
+  survive a restart (see `agent.link.outbox` for what a full outbox drops);
+- reconnects forever with jittered exponential backoff capped at 60 s.
+
+Nothing here blocks the event loop: `emit()` only queues, the TLS files are read in a worker
+thread, and the recorders never wait for the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from agent import __version__
+from agent.config import ID_PATTERN, RtccConfig
+from agent.identity import DeviceKey
+from agent.link.backoff import Backoff
+from agent.link.outbox import Outbox
+from agent.link.presence import (
+    RegistryProvider,
+    StatusProvider,
+    bare_registry,
+    basic_status,
+    call_provider,
+    registry_claims,
+    status_claims,
+)
+from agent.link.tls import client_tls_context
+from agent.log import get_logger
+from agent.wire import CameraListing, Event, Topics
+
+log = get_logger(__name__)
+
+RequestHandler = Callable[[bytes], Awaitable[None]]
+
+DEFAULT_PORTS = {"mqtts": 8883, "mqtt": 1883}
+TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Where the broker is and how this site proves who it is."""
+
+    host: str
+    port: int
+    tls: bool = True
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    keepalive: int = 30
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        ca_file: Path | None = None,
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        keepalive: int = 30,
+    ) -> BrokerSettings:
+        """`mqtts://host[:8883]` (TLS) or `mqtt://host[:1883]` (plaintext, loopback only)."""
+        parts = urlsplit(url)
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"broker URL must look like mqtts://host:8883, not {url!r}")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or DEFAULT_PORTS[parts.scheme],
+            tls=parts.scheme == "mqtts",
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+            username=username,
+            password=password,
+            keepalive=keepalive,
+        )
+
+    @classmethod
+    def from_config(cls, rtcc: RtccConfig) -> BrokerSettings:
+        if rtcc.broker_url is None:
+            raise ValueError("rtcc.broker_url is not set: the agent is not enrolled")
+        return cls.from_url(
+            rtcc.broker_url,
+            ca_file=rtcc.ca_file,
+            cert_file=rtcc.cert_file,
+            key_file=rtcc.key_file,
+            username=rtcc.username,
+            password=rtcc.password.get_secret_value() if rtcc.password else None,
+            keepalive=max(5, int(rtcc.keepalive.total_seconds())),
+        )
+
+
+@dataclass
+class SessionStats:
+    connects: int = 0
+    connect_failures: int = 0
+    requests: int = 0
+    requests_dropped: int = 0
+    handler_errors: int = 0
+    events_sent: int = 0
+    presence_published: int = 0
+
+
+class _ConnectionEnded(Exception):
+    """The broker connection ended without an error of its own (the broker closed it)."""
+
+
+class MqttSession:
+    def __init__(
+        self,
+        *,
+        site_id: str,
+        broker: BrokerSettings,
+        device_key: DeviceKey,
+        on_request: RequestHandler,
+        status: StatusProvider | None = None,
+        registry: RegistryProvider | None = None,
+        outbox_size: int = 1000,
+        outbox_path: Path | None = None,
+        inbox_size: int = 1000,
+        refresh_interval: float = 60.0,
+        backoff: Backoff | None = None,
+        timeout: float = 10.0,
+        drain_timeout: float = 5.0,
+    ) -> None:
+        if not re.fullmatch(ID_PATTERN, site_id):
+            raise ValueError(f"site id {site_id!r} does not match {ID_PATTERN}")
+        self.site_id = site_id
+        self.broker = broker
+        self.topics = Topics(site_id)
+        self.stats = SessionStats()
+        self._key = device_key
+        self._on_request = on_request
+        self._status = status or basic_status()
+        self._registry = registry or bare_registry(site_id)
+        self._refresh_interval = refresh_interval
+        self._backoff = backoff or Backoff()
+        self._timeout = timeout
+        self._drain_timeout = drain_timeout
+        self._outbox = Outbox(outbox_size, path=outbox_path)
+        # Received requests wait here, outside any one connection: a message paho has
+        # acknowledged must not vanish with the client object when the connection drops.
+        self._inbox: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=inbox_size)
+        self._changed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._up = asyncio.Event()
+        self._down = asyncio.Event()
+        self._down.set()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- what the daemon calls -------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._up.is_set()
+
+    @property
+    def outbox_size(self) -> int:
+        """Events waiting for the broker."""
+        return len(self._outbox)
+
+    @property
+    def events_dropped(self) -> int:
+        return self._outbox.dropped
+
+    async def emit(self, event: Event) -> None:
+        """Queue `event` for signing and publishing; returns at once, connected or not."""
+        if event.iss != self.site_id:
+            raise ValueError(f"event iss {event.iss!r} is not this site ({self.site_id!r})")
+        evicted = self._outbox.put(event)
+        if evicted is not None:
+            log.error(
+                "event_dropped",
+                reason="outbox full",
+                capacity=self._outbox.capacity,
+                req=evicted.req,
+                seq=evicted.seq,
+                state=evicted.state.value,
+            )
+
+    def presence_changed(self) -> None:
+        """Status or registry facts changed: publish both again soon."""
+        self._changed.set()
+
+    async def wait_connected(self) -> None:
+        """Until connected, subscribed, and the online status and registry are published."""
+        await self._up.wait()
+
+    async def wait_disconnected(self) -> None:
+        await self._down.wait()
+
+    async def start(self) -> None:
+        """Run the session in a background task (`stop()` ends it)."""
+        if self._task is None or self._task.done():
+            self._stopping.clear()
+            self._task = asyncio.create_task(self.run(), name=f"mqtt-session-{self.site_id}")
+
+    async def stop(self) -> None:
+        """End gracefully: send what the outbox holds (for up to `drain_timeout`), publish
+        `online: false`, disconnect (so no will), and finish handling received requests.
+        Returns once done if the session was started with `start()`; a caller running `run()`
+        itself awaits that instead."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def __aenter__(self) -> MqttSession:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def run(self) -> None:
+        """Connect, serve, and reconnect forever, until `stop()` (or cancellation, after
+        which the broker publishes the will when it notices the connection is gone)."""
+        consumer = asyncio.create_task(self._consume_requests(), name="mqtt-requests")
+        try:
+            while not self._stopping.is_set():
+                connected_at: list[float] = []
+                try:
+                    await self._connection(connected_at)
+                except (aiomqtt.MqttError, OSError, _ConnectionEnded) as exc:
+                    error = str(exc) or type(exc).__name__
+                except Exception as exc:  # the link must outlive any surprise
+                    log.exception("mqtt_session_error")
+                    error = f"{type(exc).__name__}: {exc}"
+                else:
+                    break  # returns normally only when stopping
+                if not connected_at:
+                    self.stats.connect_failures += 1
+                elif time.monotonic() - connected_at[0] >= self._backoff.cap:
+                    self._backoff.reset()  # a connection that held: start small again
+                if self._stopping.is_set():
+                    break
+                delay = self._backoff.next_delay()
+                log.warning(
+                    "mqtt_reconnect_wait",
+                    delay_s=round(delay, 3),
+                    attempt=self._backoff.attempt,
+                    host=self.broker.host,
+                    port=self.broker.port,
+                    error=error,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+            await self._finish_requests()
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            self._up.clear()
+            self._down.set()
+
+    # --- one connection --------------------------------------------------------------------
+
+    async def _connection(self, connected_at: list[float]) -> None:
+        tls_context = None
+        if self.broker.tls:
+            tls_context = await asyncio.to_thread(
+                client_tls_context,
+                ca_file=self.broker.ca_file,
+                cert_file=self.broker.cert_file,
+                key_file=self.broker.key_file,
+            )
+        will = aiomqtt.Will(
+            topic=self.topics.status, payload=self._offline_status(), qos=1, retain=True
+        )
+        client = aiomqtt.Client(
+            self.broker.host,
+            self.broker.port,
+            identifier=self.site_id,
+            clean_session=False,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            will=will,
+            tls_context=tls_context,
+            username=self.broker.username,
+            password=self.broker.password,
+            keepalive=self.broker.keepalive,
+            timeout=self._timeout,
+            queue_type=self._forwarding_queue(),
+            # Without it Nagle's algorithm meets the peer's delayed ACK and a request's
+            # answer waits ~40 ms per hop; an MQTT message is one small write anyway.
+            socket_options=[TCP_NODELAY],
+        )
+        log.info("mqtt_connecting", host=self.broker.host, port=self.broker.port)
+        async with client:
+            connected_at.append(time.monotonic())
+            self.stats.connects += 1
+            await client.subscribe(self.topics.req, qos=1)
+            await self._publish_presence(client)
+            self._down.clear()
+            self._up.set()
+            log.info("mqtt_connected", host=self.broker.host, port=self.broker.port)
+            try:
+                await self._serve(client)
+            finally:
+                self._up.clear()
+                self._down.set()
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        stopping = asyncio.create_task(self._stopping.wait())
+        tasks = {
+            asyncio.create_task(self._watch(client)),
+            asyncio.create_task(self._send_events(client)),
+            asyncio.create_task(self._refresh_presence(client)),
+            stopping,
+        }
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if task is stopping or task.cancelled():
+                continue
+            error = task.exception()
+            if error is not None:
+                raise error
+        if stopping in done:
+            await self._goodbye(client)
+            return
+        raise _ConnectionEnded("connection closed")
+
+    async def _watch(self, client: aiomqtt.Client) -> None:
+        # Messages go to the inbox (see _forwarding_queue), so this never yields; it raises
+        # MqttError the moment the connection is lost, which ends the connection's tasks.
+        async for _ in client.messages:
+            pass
+
+    async def _send_events(self, client: aiomqtt.Client) -> None:
+        while True:
+            event = await self._outbox.head()
+            await self._publish_event(client, event)
+
+    async def _publish_event(self, client: aiomqtt.Client, event: Event) -> None:
+        token = self._key.sign(event.model_dump(mode="json", exclude_none=True))
+        await client.publish(self.topics.evt, token, qos=1)
+        self._outbox.done(event)
+        self.stats.events_sent += 1
+
+    async def _refresh_presence(self, client: aiomqtt.Client) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._refresh_interval)
+            await self._publish_presence(client)
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        try:
+            async with asyncio.timeout(self._drain_timeout):
+                while len(self._outbox):
+                    await self._publish_event(client, await self._outbox.head())
+        except TimeoutError:
+            log.warning("events_not_sent", count=len(self._outbox), reason="stopping")
+        try:
+            await client.publish(self.topics.status, self._offline_status(), qos=1, retain=True)
+        except aiomqtt.MqttError as exc:
+            log.warning("offline_status_not_sent", error=str(exc))
+        log.info("mqtt_disconnecting", reason="stopping")
+
+    # --- presence --------------------------------------------------------------------------
+
+    def _offline_status(self) -> str:
+        claims = status_claims(
+            self.site_id, {"version": __version__}, online=False, now=time.time()
+        )
+        return self._key.sign(claims.model_dump(mode="json", exclude_none=True))
+
+    async def _publish_presence(self, client: aiomqtt.Client) -> None:
+        self._changed.clear()
+        now = time.time()
+        try:
+            status = status_claims(
+                self.site_id, await call_provider(self._status), online=True, now=now
+            )
+        except Exception:  # a provider bug must not take the link down
+            log.exception("status_provider_failed")
+            status = status_claims(self.site_id, {"version": __version__}, online=True, now=now)
+        await client.publish(
+            self.topics.status,
+            self._key.sign(status.model_dump(mode="json", exclude_none=True)),
+            qos=1,
+            retain=True,
+        )
+        try:
+            registry = registry_claims(self.site_id, await call_provider(self._registry), now=now)
+        except Exception:  # keep the last good retained registry instead
+            log.exception("registry_provider_failed")
+        else:
+            await client.publish(
+                self.topics.registry,
+                self._key.sign(registry.model_dump(mode="json", exclude_none=True)),
+                qos=1,
+                retain=True,
+            )
+        self.stats.presence_published += 1
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _forwarding_queue(self) -> type[asyncio.Queue[aiomqtt.Message]]:
+        """The queue class aiomqtt files received messages into: it passes each straight on
+        to the session's inbox (aiomqtt calls `put_nowait` from paho's message callback)."""
+        session = self
+
+        class ForwardToInbox(asyncio.Queue[aiomqtt.Message]):
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                try:
+                    session._inbox.put_nowait(item)
+                except asyncio.QueueFull:
+                    session.stats.requests_dropped += 1
+                    log.error("request_dropped", reason="inbox full", topic=item.topic.value)
+
+        return ForwardToInbox
+
+    async def _consume_requests(self) -> None:
+        while True:
+            message = await self._inbox.get()
+            try:
+                await self._handle(message)
+            finally:
+                self._inbox.task_done()
+
+    async def _handle(self, message: aiomqtt.Message) -> None:
+        if message.topic.value != self.topics.req:
+            log.warning("unexpected_topic", topic=message.topic.value)
+            return
+        payload = bytes(message.payload)
+        self.stats.requests += 1
+        try:
+            await self._on_request(payload)
+        except Exception:  # one bad request must not stop the next
+            self.stats.handler_errors += 1
+            log.exception("request_handler_failed", bytes=len(payload))
+
+    async def _finish_requests(self) -> None:
+        """On a graceful stop, let requests already received be handled (bounded)."""
+        try:
+            async with asyncio.timeout(self._drain_timeout):
+                await self._inbox.join()
+        except TimeoutError:
+            log.warning("requests_not_handled", count=self._inbox.qsize(), reason="stopping")
+
+
+class SessionPublisher:
+    """`agent.link.ports.Publisher` over a session: what the registry lists comes from the
+    same provider the session publishes, and a re-publish asks the session to send both
+    retained messages again (coalesced, from its own task)."""
+
+    def __init__(self, session: MqttSession, registry: RegistryProvider) -> None:
+        self._session = session
+        self._registry = registry
+
+    async def cameras(self) -> list[CameraListing]:
+        claims = await call_provider(self._registry)
+        return [CameraListing.model_validate(camera) for camera in claims.get("cameras", [])]
+
+    async def publish_registry(self) -> None:
+        self._session.presence_changed()
+
+    async def publish_status(self) -> None:
+        self._session.presence_changed()

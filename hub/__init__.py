@@ -1,0 +1,52 @@
+"""rtcc-hub: the reference RTCC side of rtcc-edge (DESIGN §2).
+
+A library under the `rtcc-hub` CLI: the hub's home (configuration, signing key, JWKS, trusted
+site keys), building and signing requests, following their events, the retained registry as a
+camera map, and watching every site's messages, each checked against the site's device key.
+"""
+
+__version__ = "0.1.0"
+
+from hub.keys import HubKeyError, load_signing_key, new_signing_key, read_jwks
+from hub.mqtt import HubConnectionError, hub_client, retained
+from hub.request import (
+    RequestError,
+    build_claims,
+    follow_events,
+    send_request,
+    sign_request,
+)
+from hub.sites import CameraRow, SiteView, camera_rows, collect_sites
+from hub.state import BrokerConfig, HubConfig, HubHome, HubStateError, TrustedSite
+from hub.trust import Checked, Verdict, check_message
+from hub.units import haversine_m
+from hub.watch import watch
+
+__all__ = [
+    "BrokerConfig",
+    "CameraRow",
+    "Checked",
+    "HubConfig",
+    "HubConnectionError",
+    "HubHome",
+    "HubKeyError",
+    "HubStateError",
+    "RequestError",
+    "SiteView",
+    "TrustedSite",
+    "Verdict",
+    "build_claims",
+    "camera_rows",
+    "check_message",
+    "collect_sites",
+    "follow_events",
+    "haversine_m",
+    "hub_client",
+    "load_signing_key",
+    "new_signing_key",
+    "read_jwks",
+    "retained",
+    "send_request",
+    "sign_request",
+    "watch",
+]

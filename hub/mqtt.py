@@ -1,0 +1,79 @@
+"""The hub's connection to the broker (the hub identity may read and write every site's topics).
+
+Each command opens its own short-lived, clean session with a random client id, so any number of
+`rtcc-hub` commands can run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import uuid
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from hub.state import BrokerConfig
+
+FENCE_ROOT = "rtcc/v1/sites/~fence"
+
+
+class HubConnectionError(Exception):
+    """The broker could not be reached or refused the hub."""
+
+
+def tls_context(config: BrokerConfig) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if config.cert_file is not None and config.key_file is not None:
+            context.load_cert_chain(config.cert_file, config.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise HubConnectionError(f"TLS files of the hub configuration: {exc}") from exc
+    return context
+
+
+def hub_client(config: BrokerConfig, *, timeout: float = 15.0) -> aiomqtt.Client:
+    """An aiomqtt client for `config` (enter it with `async with`)."""
+    parts = urlsplit(config.url)
+    secure = parts.scheme == "mqtts"
+    return aiomqtt.Client(
+        parts.hostname or "",
+        parts.port or (8883 if secure else 1883),
+        identifier=f"rtcc-hub-{uuid.uuid4().hex[:12]}",
+        clean_session=True,
+        tls_context=tls_context(config) if secure else None,
+        username=config.username,
+        password=config.password.get_secret_value() if config.password else None,
+        keepalive=config.keepalive,
+        timeout=timeout,
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],  # see agent.link.session
+    )
+
+
+async def fence(client: aiomqtt.Client) -> str:
+    """Subscribe to and publish a private marker topic; returns it. mosquitto delivers a
+    client's messages in order, so once the marker comes back every retained message of the
+    subscriptions made before it has arrived."""
+    topic = f"{FENCE_ROOT}/{uuid.uuid4().hex}"
+    await client.subscribe(topic, qos=1)
+    await client.publish(topic, b"", qos=1)
+    return topic
+
+
+async def retained(
+    client: aiomqtt.Client, filters: list[str], *, within: float = 15.0
+) -> list[aiomqtt.Message]:
+    """Every retained message currently held for `filters`."""
+    await client.subscribe([(f, 1) for f in filters])
+    marker = await fence(client)
+    found: list[aiomqtt.Message] = []
+    async with asyncio.timeout(within):
+        async for message in client.messages:
+            if message.topic.value == marker:
+                break
+            if message.retain:
+                found.append(message)
+    await client.unsubscribe([*filters, marker])
+    return found

@@ -1,0 +1,93 @@
+"""The relay's check of what a publisher sends: real fMP4 passes with the right keyframe flags;
+anything else, random or a mutation of the real thing, is a MediaError and nothing worse."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.relay_media import InitInfo, MediaError, fragment_keyframe, parse_init
+from tests.support.media import MediaSpec, encode_stamped
+from tests.support.relay import Fmp4Stream, fmp4_stream
+
+SPEC = MediaSpec(width=160, height=120, fps=10, gop=5, seconds=3)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory: pytest.TempPathFactory) -> Fmp4Stream:
+    media = tmp_path_factory.mktemp("relay-media-check")
+    return fmp4_stream(encode_stamped(media, SPEC), media, fragment_seconds=0.2)
+
+
+def test_real_fmp4_passes_with_its_keyframes(stream: Fmp4Stream) -> None:
+    info = parse_init(stream.init)
+    flags = [fragment_keyframe(data, info) for data, _ in stream.fragments]
+    assert flags == [keyframe for _, keyframe in stream.fragments]
+    assert flags[0] and not all(flags), "expected both keyframe and other fragments"
+
+
+def test_init_and_fragment_are_not_interchangeable(stream: Fmp4Stream) -> None:
+    info = parse_init(stream.init)
+    with pytest.raises(MediaError):
+        parse_init(stream.fragments[0][0])
+    with pytest.raises(MediaError):
+        fragment_keyframe(stream.init, info)
+    with pytest.raises(MediaError):
+        fragment_keyframe(stream.fragments[0][0] + stream.fragments[1][0], info)
+
+
+def _check(data: bytes, info: InitInfo | None) -> None:
+    try:
+        if info is None:
+            parse_init(data)
+        else:
+            fragment_keyframe(data, info)
+    except MediaError:
+        pass
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4096), st.booleans())
+def test_random_bytes_are_refused_cleanly(data: bytes, as_init: bool) -> None:
+    _check(data, None if as_init else InitInfo({1: 0x10000}))
+
+
+@settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.data(),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8),
+    st.booleans(),
+)
+def test_mutated_fmp4_is_refused_or_read_cleanly(
+    stream: Fmp4Stream,
+    data: st.DataObject,
+    edits: list[tuple[int, int]],
+    mutate_init: bool,
+) -> None:
+    index = data.draw(st.integers(0, len(stream.fragments) - 1))
+    target = bytearray(stream.init if mutate_init else stream.fragments[index][0])
+    for position, value in edits:
+        target[position % len(target)] = value
+    cut = data.draw(st.integers(0, len(target)))
+    mutated = bytes(target[:cut])
+    _check(mutated, None if mutate_init else parse_init(stream.init))
+
+
+def test_size_limits(stream: Fmp4Stream) -> None:
+    info = parse_init(stream.init)
+    huge = b"\x00\x00\x00\x08free" * (3 * 1024 * 1024)
+    with pytest.raises(MediaError, match="limit"):
+        parse_init(huge)
+    with pytest.raises(MediaError, match="limit"):
+        fragment_keyframe(huge, info)
+    # A box that claims more than the message holds.
+    with pytest.raises(MediaError, match="claims"):
+        parse_init(b"\x00\x00\x10\x00moov" + bytes(16))
+    # A 64-bit size smaller than its header.
+    with pytest.raises(MediaError):
+        parse_init(b"\x00\x00\x00\x01moov" + (4).to_bytes(8, "big"))

@@ -1,0 +1,143 @@
+"""The owner's sharing policy: effective sharing, runtime changes, pause, order of checks."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent.config import AgentConfig, SharingMode
+from agent.policy import CameraFacts, OwnerStateError, Policy, PolicyError
+from agent.policy.state import STATE_FILE
+from agent.wire import RejectCode, parse_request_claims
+from tests.support.link_service import FakeClock, site_config
+from tests.support.rtcc import make_claims
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> AgentConfig:
+    return site_config(tmp_path / "state", requests_per_hour=5)
+
+
+def request(cmd: str = "clip", **claims: object):  # type: ignore[no-untyped-def]
+    return parse_request_claims(make_claims(cmd, **claims))
+
+
+def test_effective_sharing_comes_from_the_config(config: AgentConfig) -> None:
+    policy = Policy.open(config)
+    front = policy.sharing("front-door")
+    assert front is not None and front.mode is SharingMode.INTEGRATED and front.live
+    assert front.source == "config"
+    assert policy.sharing("garage") is None
+
+
+def test_owner_changes_persist_and_override_the_config(config: AgentConfig) -> None:
+    policy = Policy.open(config)
+    before, after = policy.set_sharing("front-door", SharingMode.PRIVATE, live=None, by="owner")
+    assert before.mode is SharingMode.INTEGRATED and after.mode is SharingMode.PRIVATE
+    assert not after.live and after.source == "owner"
+    reopened = Policy.open(config)
+    assert reopened.sharing("front-door").mode is SharingMode.PRIVATE  # type: ignore[union-attr]
+    decision = reopened.evaluate(request(camera="front-door"), recent_requests=0)
+    assert decision.code is RejectCode.NOT_SHARED
+
+
+def test_live_is_kept_when_staying_integrated(config: AgentConfig) -> None:
+    policy = Policy.open(config)
+    _, after = policy.set_sharing("front-door", SharingMode.INTEGRATED, live=None, by="o")
+    assert after.live
+    _, after = policy.set_sharing("front-door", SharingMode.INTEGRATED, live=False, by="o")
+    assert not after.live
+
+
+@pytest.mark.parametrize(
+    ("camera", "mode", "live", "why"),
+    [
+        ("garage", SharingMode.PRIVATE, None, "no camera"),
+        ("parking-lot", SharingMode.REGISTRY, True, "integrated"),
+        ("stockroom", SharingMode.REGISTRY, None, "location"),
+    ],
+)
+def test_changes_the_config_does_not_allow(
+    config: AgentConfig, camera: str, mode: SharingMode, live: bool | None, why: str
+) -> None:
+    policy = Policy.open(config)
+    with pytest.raises(PolicyError, match=why):
+        policy.set_sharing(camera, mode, live=live, by="owner")
+    assert not (Path(config.state_dir) / STATE_FILE).exists()
+
+
+@pytest.mark.parametrize("content", ["{broken", '{"version": 2}', '{"sharing": {"x": 1}}'])
+def test_a_damaged_state_file_is_an_error(config: AgentConfig, content: str) -> None:
+    (Path(config.state_dir) / STATE_FILE).write_text(content)
+    with pytest.raises(OwnerStateError, match=STATE_FILE):
+        Policy.open(config)
+
+
+def test_pause_with_an_end(config: AgentConfig) -> None:
+    clock = FakeClock()
+    policy = Policy.open(config, clock=clock)
+    until = datetime.fromtimestamp(clock(), UTC) + timedelta(hours=2)
+    policy.pause(until=until, by="owner")
+    assert policy.paused and policy.paused_until == until
+    assert policy.evaluate(request(), recent_requests=0).code is RejectCode.PAUSED
+    assert policy.evaluate(request("inventory"), recent_requests=0).outcome == "accepted"
+    assert policy.evaluate(request("cancel"), recent_requests=0).outcome == "accepted"
+    clock.advance(timedelta(hours=3))
+    assert not policy.paused and policy.paused_until is None
+    assert policy.pause_expiry == until, "the timer still has to record the automatic resume"
+    assert policy.resume()
+    assert policy.pause_expiry is None
+
+
+def test_order_paused_then_rate_then_camera(config: AgentConfig) -> None:
+    policy = Policy.open(config)
+    unknown = request(camera="garage")
+    assert policy.evaluate(unknown, recent_requests=0).code is RejectCode.UNKNOWN_CAMERA
+    assert policy.evaluate(unknown, recent_requests=5).code is RejectCode.RATE_LIMITED
+    policy.pause(until=None, by="owner")
+    assert policy.evaluate(unknown, recent_requests=5).code is RejectCode.PAUSED
+
+
+def test_modes_decide_the_outcome(config: AgentConfig) -> None:
+    policy = Policy.open(config)
+    assert policy.evaluate(request(camera="front-door"), recent_requests=0).outcome == "accepted"
+    pending = policy.evaluate(request(camera="parking-lot"), recent_requests=0)
+    assert pending.outcome == "pending_approval"
+    snapshot = policy.evaluate(request("snapshot", camera="parking-lot"), recent_requests=0)
+    assert snapshot.outcome == "pending_approval"
+
+
+def test_window_end_within_the_leeway_is_fine(config: AgentConfig) -> None:
+    policy = Policy.open(config)
+    now = datetime.now(UTC)
+    near = request(
+        start=(now - timedelta(minutes=5)).isoformat(),
+        end=(now + timedelta(seconds=20)).isoformat(),
+    )
+    assert policy.evaluate(near, recent_requests=0).outcome == "accepted"
+
+
+def test_live_cap(config: AgentConfig) -> None:
+    policy = Policy.open(config)
+    assert policy.live_cap(request("stream", max_seconds=30)) == 30  # type: ignore[arg-type]
+    assert policy.live_cap(request("stream", max_seconds=3600)) == 600  # type: ignore[arg-type]
+
+
+def test_listings_never_show_private_cameras(config: AgentConfig) -> None:
+    policy = Policy.open(config)
+    listed = policy.listings(lambda camera: CameraFacts(online=camera == "front-door"))
+    assert [c.id for c in listed] == ["front-door", "parking-lot", "side-door"]
+    assert listed[0].online and listed[0].live and listed[0].location is not None
+    policy.set_sharing("parking-lot", SharingMode.PRIVATE, live=None, by="owner")
+    assert "parking-lot" not in [c.id for c in policy.listings(lambda _c: CameraFacts())]
+
+
+def test_state_file_is_readable_json(config: AgentConfig) -> None:
+    policy = Policy.open(config)
+    policy.set_sharing("side-door", SharingMode.INTEGRATED, live=True, by="uid 0 (root)")
+    saved = json.loads((Path(config.state_dir) / STATE_FILE).read_text())
+    assert saved["sharing"]["side-door"]["live"] is True
+    assert saved["sharing"]["side-door"]["by"] == "uid 0 (root)"
