@@ -1,0 +1,904 @@
+#!/bin/sh
+# rtcc-edge installer: the one line a business owner runs.
+#
+#   curl -fsSL https://HUB/install.sh | sudo sh -s -- --hub https://HUB --token TOKEN
+#   sudo ./installer/install.sh --hub https://HUB --token TOKEN        (from a checkout)
+#
+# It checks the OS (Debian 12, Raspberry Pi OS bookworm, Ubuntu 22.04+; amd64 or arm64), installs
+# what it needs with apt, creates the rtcc-edge user, a virtualenv in /opt/rtcc-edge with the
+# agent, the configuration in /etc/rtcc-edge, the state in /var/lib/rtcc-edge, the device key;
+# enrolls the site with the hub; installs, enables and starts the systemd unit; and ends by
+# running camera discovery. Run again, it upgrades in place and keeps the configuration, keys,
+# ledger and footage. Any failure stops with one sentence and removes what that run created.
+#
+# Everything happens inside main(), called on the last line, so a download cut short runs
+# nothing. See docs/operations.md for every option and for what lives where.
+
+PROGRAM=rtcc-edge-install
+SERVICE_USER=rtcc-edge
+UNIT_NAME=rtcc-edge.service
+
+OPT=/opt/rtcc-edge
+ETC=/etc/rtcc-edge
+CONFIG=$ETC/agent.toml
+STATE=/var/lib/rtcc-edge
+STORE=$STATE/store
+RUNDIR=/run/rtcc-edge
+UNIT_PATH=/etc/systemd/system/$UNIT_NAME
+MANIFEST=$ETC/install-manifest.tsv
+
+usage() {
+    cat <<'EOF'
+Usage: install.sh [OPTIONS]
+
+Install (or upgrade) the rtcc-edge site agent and enroll it with an RTCC hub.
+
+  --hub URL         the RTCC hub to enroll with (https://...)
+  --token TOKEN     the one-time enrollment token (or set RTCC_EDGE_ENROLL_TOKEN)
+  --hub-ca FILE     CA certificate of the hub's HTTPS server, when it is not publicly trusted
+  --source DIR      install the rtcc-edge checkout in DIR (default: the one this script is in)
+  --wheel FILE      install this rtcc-edge wheel
+  --python EXE      the Python (3.11+) to build the virtualenv with
+  --root DIR        install into a staging directory: every path under DIR, no apt, no
+                    systemctl, no useradd; owners are recorded in the manifest instead
+  --no-start        enable the unit but do not start it
+  --no-discover     do not run camera discovery at the end
+  --scan CIDR       also probe this address range during discovery (e.g. 192.168.1.0/24)
+  --dry-run         print every step, change nothing
+  --uninstall       remove the program and the unit; keep configuration, keys, ledger, footage
+  --purge           remove everything, footage and ledger included (asks unless --yes)
+  --yes             do not ask for confirmation
+  -h, --help        this text
+EOF
+}
+
+# --- output and failure --------------------------------------------------------------------
+
+say() { printf '%s\n' "$*"; }
+step() { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+warn() { printf '%s: warning: %s\n' "$PROGRAM" "$*" >&2; }
+
+die() {
+    printf '%s: %s\n' "$PROGRAM" "$*" >&2
+    exit 1
+}
+
+# The staged path of a logical one (identical without --root).
+p() { printf '%s%s' "$ROOT" "$1"; }
+
+# --- what this run created, for the rollback ------------------------------------------------
+
+WORK=""
+CREATED=""      # file listing paths this run created, one per line, in order
+USER_CREATED=0  # this run created the service user
+DONE=0
+
+remember() { printf '%s\n' "$1" >>"$CREATED"; }
+
+rollback() {
+    if ! [ -s "$CREATED" ] && [ "$USER_CREATED" != 1 ]; then
+        return 0
+    fi
+    say "rolling back what this run created:" >&2
+    if [ -s "$CREATED" ]; then
+        # Newest first, so a directory goes after what was created inside it.
+        sed -n '1!G;h;$p' "$CREATED" | while IFS= read -r path; do
+            if [ -e "$path" ] || [ -L "$path" ]; then
+                rm -rf -- "$path" && printf '    removed %s\n' "$path" >&2
+            fi
+        done
+    fi
+    if [ "$USER_CREATED" = 1 ]; then
+        userdel "$SERVICE_USER" >/dev/null 2>&1 && printf '    removed user %s\n' "$SERVICE_USER" >&2
+        getent group "$SERVICE_USER" >/dev/null 2>&1 && groupdel "$SERVICE_USER" >/dev/null 2>&1
+    fi
+    if [ -n "$UNIT_WRITTEN" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
+        systemctl daemon-reload >/dev/null 2>&1
+    fi
+}
+
+on_exit() {
+    status=$1
+    trap - EXIT INT TERM HUP
+    if [ "$status" != 0 ] && [ "$DONE" != 1 ] && [ "$DRY_RUN" != 1 ]; then
+        rollback
+    fi
+    [ -n "$WORK" ] && rm -rf -- "$WORK"
+    exit "$status"
+}
+
+# Run a command that changes the system, or print it under --dry-run.
+act() {
+    if [ "$DRY_RUN" = 1 ]; then
+        printf '    would run: %s\n' "$*"
+        return 0
+    fi
+    "$@"
+}
+
+# --- arguments -------------------------------------------------------------------------------
+
+ROOT=""
+HUB=""
+TOKEN=${RTCC_EDGE_ENROLL_TOKEN:-}
+HUB_CA=""
+SOURCE=""
+WHEEL=""
+PYTHON=""
+DRY_RUN=0
+NO_START=0
+NO_DISCOVER=0
+SCAN=""
+MODE=install
+PURGE=0
+YES=0
+
+need_value() {
+    if [ "$#" -lt 2 ] || [ -z "$2" ]; then
+        die "$1 needs a value (see --help)"
+    fi
+}
+
+parse_args() {
+    while [ "$#" -gt 0 ]; do
+        case $1 in
+            --hub) need_value "$@"; HUB=$2; shift ;;
+            --token) need_value "$@"; TOKEN=$2; shift ;;
+            --hub-ca) need_value "$@"; HUB_CA=$2; shift ;;
+            --source) need_value "$@"; SOURCE=$2; shift ;;
+            --wheel) need_value "$@"; WHEEL=$2; shift ;;
+            --python) need_value "$@"; PYTHON=$2; shift ;;
+            --root) need_value "$@"; ROOT=$2; shift ;;
+            --scan) need_value "$@"; SCAN=$2; shift ;;
+            --no-start) NO_START=1 ;;
+            --no-discover) NO_DISCOVER=1 ;;
+            --dry-run) DRY_RUN=1 ;;
+            --uninstall) MODE=uninstall ;;
+            --purge) MODE=uninstall; PURGE=1 ;;
+            --yes|-y) YES=1 ;;
+            -h|--help) usage; exit 0 ;;
+            *) die "unknown option $1 (see --help)" ;;
+        esac
+        shift
+    done
+    [ -z "$SOURCE" ] || [ -z "$WHEEL" ] || die "give --source or --wheel, not both"
+    if [ -n "$ROOT" ]; then
+        case $ROOT in
+            /*) ;;
+            *) die "--root must be an absolute path" ;;
+        esac
+        # The staging root ends up in the unit, the configuration and sed expressions.
+        case $ROOT in
+            *[!A-Za-z0-9/._-]*) die "--root may only contain letters, digits, / . _ and -" ;;
+        esac
+        ROOT=${ROOT%/}
+        [ "$ROOT" != "" ] || die "--root / is the real system: leave --root out instead"
+    fi
+    if [ -n "$HUB" ]; then
+        case $HUB in
+            https://*) ;;
+            http://localhost*|http://127.*) ;;
+            *) die "--hub must be an https:// URL" ;;
+        esac
+        case $HUB in
+            *[!A-Za-z0-9:/._~%-]*) die "--hub is not a plain URL: $HUB" ;;
+        esac
+        HUB=${HUB%/}
+        [ -n "$TOKEN" ] || die "--hub needs --token (or RTCC_EDGE_ENROLL_TOKEN)"
+    fi
+    if [ -n "$TOKEN" ]; then
+        [ -n "$HUB" ] || die "--token needs --hub"
+        case $TOKEN in
+            rtcc1_*) ;;
+            *) die "that is not an enrollment token (one starts with rtcc1_); check what the RTCC sent" ;;
+        esac
+        case ${TOKEN#rtcc1_} in
+            *[!A-Za-z0-9_-]*) die "that is not an enrollment token (unexpected characters); check what the RTCC sent" ;;
+        esac
+    fi
+    if [ -n "$HUB_CA" ]; then
+        [ -r "$HUB_CA" ] || die "--hub-ca $HUB_CA cannot be read"
+        HUB_CA=$(cd "$(dirname "$HUB_CA")" && pwd)/$(basename "$HUB_CA")
+    fi
+    if [ -n "$SCAN" ]; then
+        case $SCAN in
+            *[!0-9./]*) die "--scan takes an IPv4 range like 192.168.1.0/24" ;;
+        esac
+    fi
+}
+
+# --- checks --------------------------------------------------------------------------------
+
+HAVE_SYSTEMD=0
+UNIT_WRITTEN=""
+START_FAILED=0
+
+check_root() {
+    [ -n "$ROOT" ] && return 0
+    [ "$DRY_RUN" = 1 ] && return 0
+    [ "$(id -u)" = 0 ] || die "this must run as root: use sudo (or --root DIR to stage an install)"
+}
+
+os_field() {
+    # A field of os-release, without quotes.
+    sed -n "s/^$1=//p" "$OS_RELEASE" | head -n 1 | tr -d '"'"'"
+}
+
+check_os() {
+    OS_RELEASE=/etc/os-release
+    if [ -n "$ROOT" ] && [ -r "$ROOT/etc/os-release" ]; then
+        OS_RELEASE=$ROOT/etc/os-release
+    fi
+    [ -r "$OS_RELEASE" ] || die "cannot tell which OS this is ($OS_RELEASE is missing); supported: Debian 12, Raspberry Pi OS bookworm, Ubuntu 22.04 or newer"
+    os_id=$(os_field ID)
+    os_version=$(os_field VERSION_ID)
+    os_codename=$(os_field VERSION_CODENAME)
+    os_name=$(os_field PRETTY_NAME)
+    supported=0
+    case $os_id in
+        debian|raspbian)
+            case ${os_version%%.*} in
+                ''|*[!0-9]*) [ "$os_codename" = bookworm ] && supported=1 ;;
+                *) [ "${os_version%%.*}" -ge 12 ] && supported=1 ;;
+            esac
+            ;;
+        ubuntu)
+            major=${os_version%%.*}
+            case $major in
+                ''|*[!0-9]*) ;;
+                *) [ "$major" -ge 22 ] && supported=1 ;;
+            esac
+            ;;
+    esac
+    [ "$supported" = 1 ] || die "${os_name:-this OS} is not supported: rtcc-edge installs on Debian 12, Raspberry Pi OS bookworm and Ubuntu 22.04 or newer"
+    machine=$(uname -m)
+    case $machine in
+        x86_64|amd64) ARCH=amd64 ;;
+        aarch64|arm64) ARCH=arm64 ;;
+        *) die "this machine is $machine: rtcc-edge installs on amd64 and arm64 (64-bit Raspberry Pi OS) only" ;;
+    esac
+    if [ -z "$ROOT" ] && command -v dpkg >/dev/null 2>&1; then
+        userland=$(dpkg --print-architecture 2>/dev/null)
+        case $userland in
+            amd64|arm64|'') ;;
+            *) die "this system's packages are $userland: rtcc-edge needs a 64-bit (amd64 or arm64) OS" ;;
+        esac
+    fi
+    UBUNTU_2204=0
+    [ "$os_id" = ubuntu ] && [ "$os_version" = 22.04 ] && UBUNTU_2204=1
+    note "OS: ${os_name:-$os_id $os_version} ($ARCH)"
+}
+
+python_ok() {
+    "$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
+}
+
+find_python() {
+    if [ -n "$PYTHON" ]; then
+        python_ok "$PYTHON" && { printf '%s' "$PYTHON"; return 0; }
+        return 1
+    fi
+    for candidate in python3.13 python3.12 python3.11 python3; do
+        exe=$(command -v "$candidate" 2>/dev/null) || continue
+        python_ok "$exe" && { printf '%s' "$exe"; return 0; }
+    done
+    return 1
+}
+
+# --- the hub ------------------------------------------------------------------------------
+
+json_message() {
+    # The "message" of a hub error answer (the hub's messages hold no double quotes).
+    sed -n 's/.*"message": *"\([^"]*\)".*/\1/p'
+}
+
+enrolled() {
+    grep -q '^broker_url' "$(p "$CONFIG")" 2>/dev/null
+}
+
+check_token() {
+    [ -n "$HUB" ] || return 0
+    if enrolled; then
+        note "already enrolled: the token is not needed (rtcc-edge enroll --force enrolls again)"
+        return 0
+    fi
+    step "checking the enrollment token with $HUB"
+    if ! command -v curl >/dev/null 2>&1; then
+        note "curl is not installed: the token is checked when the site enrolls"
+        return 0
+    fi
+    answer=$WORK/check.json
+    code=$(printf '{"token": "%s"}' "$TOKEN" | curl -sS --max-time 30 \
+        ${HUB_CA:+--cacert "$HUB_CA"} -H 'Content-Type: application/json' \
+        --data-binary @- -o "$answer" -w '%{http_code}' "$HUB/enroll/check" 2>"$WORK/curl.err")
+    status=$?
+    if [ "$status" != 0 ]; then
+        reason=$(sed -n 's/^curl: ([0-9]*) //p' "$WORK/curl.err" | head -n 1)
+        case $status in
+            35|51|53|54|58|59|60|64|66|77|80|82|83|90|91)
+                die "the hub's HTTPS certificate is not trusted here (${reason:-TLS error}); give the hub's CA with --hub-ca FILE" ;;
+        esac
+        die "cannot reach the hub at $HUB: ${reason:-no answer}"
+    fi
+    case $code in
+        200)
+            HUB_SITE=$(sed -n 's/.*"site_id": *"\([^"]*\)".*/\1/p' "$answer")
+            note "the token is good: this will be site ${HUB_SITE:-?}"
+            ;;
+        *)
+            message=$(json_message <"$answer")
+            die "the hub refused the token: ${message:-HTTP $code}"
+            ;;
+    esac
+}
+
+# --- what to install ---------------------------------------------------------------------
+
+is_checkout() {
+    [ -f "$1/pyproject.toml" ] && grep -q '^name = "rtcc-edge"' "$1/pyproject.toml"
+}
+
+choose_package() {
+    script_dir=""
+    case $0 in
+        install.sh|*/install.sh) script_dir=$(cd "$(dirname "$0")" 2>/dev/null && pwd) ;;
+    esac
+    TREE=""
+    if [ -n "$WHEEL" ]; then
+        [ -f "$WHEEL" ] || die "--wheel $WHEEL does not exist"
+        case $WHEEL in
+            *.whl) ;;
+            *) die "--wheel $WHEEL is not a wheel (.whl)" ;;
+        esac
+        PACKAGE=$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")
+    elif [ -n "$SOURCE" ]; then
+        [ -d "$SOURCE" ] || die "--source $SOURCE is not a directory"
+        SOURCE=$(cd "$SOURCE" && pwd)
+        is_checkout "$SOURCE" || die "--source $SOURCE is not an rtcc-edge checkout (no pyproject.toml naming rtcc-edge)"
+        PACKAGE=$SOURCE
+        TREE=$SOURCE
+    elif [ -n "$script_dir" ] && is_checkout "$script_dir/.."; then
+        PACKAGE=$(cd "$script_dir/.." && pwd)
+        TREE=$PACKAGE
+    elif [ -n "$HUB" ]; then
+        PACKAGE=hub
+    else
+        die "nothing to install: run this from an rtcc-edge checkout, or give --source, --wheel or --hub"
+    fi
+    if [ -z "$TREE" ] && [ -n "$script_dir" ] && [ -f "$script_dir/../systemd/$UNIT_NAME" ]; then
+        TREE=$(cd "$script_dir/.." && pwd)
+    fi
+}
+
+fetch() {
+    # fetch URL FILE: from the hub, verified like the token check.
+    curl -fsS --max-time 300 ${HUB_CA:+--cacert "$HUB_CA"} -o "$2" "$1" 2>"$WORK/curl.err" \
+        || die "cannot download $1 from the hub: $(sed -n 's/^curl: ([0-9]*) //p' "$WORK/curl.err" | head -n 1)"
+}
+
+fetch_from_hub() {
+    if [ "$PACKAGE" = hub ]; then
+        step "downloading the agent from $HUB"
+        fetch "$HUB/dist/latest" "$WORK/latest"
+        name=$(head -n 1 "$WORK/latest")
+        case $name in
+            rtcc_edge-*.whl) ;;
+            *) die "the hub did not name an rtcc-edge wheel to install" ;;
+        esac
+        case $name in
+            *[!A-Za-z0-9_.+-]*) die "the hub named a strange wheel file: $name" ;;
+        esac
+        fetch "$HUB/dist/$name" "$WORK/$name"
+        PACKAGE=$WORK/$name
+    fi
+    if [ -n "$TREE" ]; then
+        UNIT_TEMPLATE=$TREE/systemd/$UNIT_NAME
+    elif [ -n "$HUB" ]; then
+        fetch "$HUB/$UNIT_NAME" "$WORK/unit-template"
+        UNIT_TEMPLATE=$WORK/unit-template
+    else
+        die "the systemd unit is not beside this installer: run it from a checkout or give --hub"
+    fi
+    [ -r "$UNIT_TEMPLATE" ] || die "the systemd unit $UNIT_TEMPLATE is missing"
+    grep -q '^ExecStart=/opt/rtcc-edge/bin/rtcc-edge ' "$UNIT_TEMPLATE" \
+        || die "$UNIT_TEMPLATE is not the rtcc-edge unit"
+}
+
+# --- the manifest: every path the installer manages, with its mode and owners ---------------
+# /etc/rtcc-edge/install-manifest.tsv (root-owned: the service cannot change what an uninstall
+# reads). Tab-separated: kind (dir, file, user, parent), path as on the target system, mode,
+# owner, group, class: program (removed by --uninstall), config, state and footage (kept unless
+# --purge). `parent` rows are directories the installer had to create around its own (under a
+# staging root: /opt, /etc/systemd/system, ...); they are removed once empty.
+
+MANIFEST_NEW=""
+
+record() {
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" >>"$MANIFEST_NEW"
+}
+
+owner_of() {
+    # owner_of USER GROUP: the ids to chown to, or nothing under --root.
+    [ -z "$ROOT" ] && printf '%s:%s' "$1" "$2"
+}
+
+set_owner_mode() {
+    # set_owner_mode PATH MODE USER GROUP
+    [ "$DRY_RUN" = 1 ] && [ ! -e "$1" ] && return 0
+    act chmod "$2" "$1" || die "cannot set the mode of $1"
+    ids=$(owner_of "$3" "$4")
+    if [ -n "$ids" ]; then
+        act chown "$ids" "$1" || die "cannot hand $1 to $ids"
+    fi
+}
+
+make_dirs() {
+    # make_dirs PATH: create PATH and missing parents, remembering the topmost one made.
+    [ -d "$1" ] && return 0
+    if [ "$DRY_RUN" = 1 ]; then
+        note "would create $1"
+        return 0
+    fi
+    top=$1
+    while [ ! -d "$(dirname "$top")" ]; do top=$(dirname "$top"); done
+    mkdir -p "$1" || die "cannot create $1"
+    remember "$top"
+    # Every directory made here is recorded, so uninstalling can take away the empty ones
+    # (a staging root's /opt, /etc/systemd/system, ...) that exist only because of us.
+    made=$1
+    while :; do
+        logical=${made#"$ROOT"}
+        record parent "${logical:-/}" - - - program
+        [ "$made" = "$top" ] && break
+        made=$(dirname "$made")
+    done
+}
+
+ensure_dir() {
+    # ensure_dir LOGICAL_PATH MODE USER GROUP CLASS
+    path=$(p "$1")
+    make_dirs "$path"
+    set_owner_mode "$path" "$2" "$3" "$4"
+    record dir "$1" "$2" "$3" "$4" "$5"
+}
+
+put_file() {
+    # put_file SOURCE LOGICAL_PATH MODE USER GROUP CLASS: install SOURCE's content.
+    path=$(p "$2")
+    make_dirs "$(dirname "$path")"
+    if [ "$DRY_RUN" = 1 ]; then
+        note "would write $path (mode $3, $4:$5)"
+    else
+        [ -e "$path" ] || remember "$path"
+        tmp=$path.rtcc-new
+        if ! { cp "$1" "$tmp" && chmod "$3" "$tmp" && mv -f "$tmp" "$path"; }; then
+            rm -f "$tmp"
+            die "cannot write $path"
+        fi
+        ids=$(owner_of "$4" "$5")
+        [ -z "$ids" ] || chown "$ids" "$path" || die "cannot hand $path to $ids"
+    fi
+    record file "$2" "$3" "$4" "$5" "$6"
+}
+
+keep_file() {
+    # keep_file LOGICAL_PATH MODE USER GROUP CLASS: a file some step made; fix mode, record it.
+    path=$(p "$1")
+    if [ -e "$path" ]; then
+        set_owner_mode "$path" "$2" "$3" "$4"
+        record file "$1" "$2" "$3" "$4" "$5"
+    fi
+}
+
+# --- installing ------------------------------------------------------------------------------
+
+install_packages() {
+    [ -n "$ROOT" ] && return 0
+    missing=""
+    command -v curl >/dev/null 2>&1 || missing="$missing curl"
+    [ -r /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"
+    if ! find_python >/dev/null; then
+        if [ "$UBUNTU_2204" = 1 ]; then
+            missing="$missing python3.11 python3.11-venv"
+        else
+            missing="$missing python3 python3-venv"
+        fi
+    fi
+    [ -n "$missing" ] || return 0
+    step "installing system packages:$missing"
+    act env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+        || die "apt-get update failed: check the network and /etc/apt/sources.list"
+    # shellcheck disable=SC2086 # a list of package names
+    act env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing \
+        || die "apt-get could not install$missing"
+}
+
+create_user() {
+    if [ -n "$ROOT" ]; then
+        record user "$SERVICE_USER" - - - created  # would be, on the target
+        return 0
+    fi
+    if getent passwd "$SERVICE_USER" >/dev/null 2>&1; then
+        origin=existing
+        [ "$PREVIOUS_USER_CREATED" = 1 ] && origin=created
+        record user "$SERVICE_USER" - - - "$origin"
+        return 0
+    fi
+    step "creating the system user $SERVICE_USER"
+    nologin=/usr/sbin/nologin
+    [ -x "$nologin" ] || nologin=/bin/false
+    act useradd --system --user-group --home-dir "$STATE" --no-create-home \
+        --shell "$nologin" --comment "rtcc-edge site agent" "$SERVICE_USER" \
+        || die "cannot create the system user $SERVICE_USER"
+    [ "$DRY_RUN" = 1 ] || USER_CREATED=1
+    record user "$SERVICE_USER" - - - created
+}
+
+create_venv() {
+    venv=$(p "$OPT")
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        step "upgrading the agent in $venv"
+    else
+        step "creating the virtualenv $venv"
+        python=$(find_python) || die "no Python 3.11 or newer with venv found (install python3-venv, or give --python)"
+        note "with $python ($("$python" -c 'import platform; print(platform.python_version())'))"
+        make_dirs "$(dirname "$venv")"
+        if [ "$DRY_RUN" != 1 ]; then
+            [ -e "$venv" ] || remember "$venv"
+            "$python" -m venv "$venv" || die "cannot create the virtualenv $venv"
+        else
+            note "would run: $python -m venv $venv"
+        fi
+    fi
+    note "installing $PACKAGE"
+    if [ "$DRY_RUN" = 1 ]; then
+        note "would run: $venv/bin/pip install --upgrade $PACKAGE"
+    else
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade \
+            "$PACKAGE" >"$WORK/pip.log" 2>&1 || {
+            grep -v '^WARNING: Location' "$WORK/pip.log" | tail -n 20 >&2
+            die "pip could not install the agent into $venv (its last lines are above)"
+        }
+        "$venv/bin/rtcc-edge" --version >/dev/null 2>&1 || die "the installed rtcc-edge does not run"
+    fi
+    record dir "$OPT" 0755 root root program
+}
+
+write_config() {
+    path=$(p "$CONFIG")
+    if [ -f "$path" ]; then
+        note "keeping the configuration $path"
+        set_owner_mode "$path" 0640 root "$SERVICE_USER"
+        record file "$CONFIG" 0640 root "$SERVICE_USER" config
+        return 0
+    fi
+    cat >"$WORK/agent.toml" <<EOF
+# rtcc-edge agent configuration, written by the installer.
+# \`rtcc-edge config example\` prints every setting with its explanation;
+# \`rtcc-edge config check\` checks this file.
+
+# Keys, the ledger, the segment index and the footage live here.
+state_dir = "$(p "$STATE")"
+
+[site]
+# Assigned by the RTCC when this site enrolls (\`rtcc-edge enroll\`; the installer runs it).
+id = "unenrolled"
+name = "not enrolled yet"
+# address = "123 Central Ave NW"
+# contact = "owner@example.org"
+
+[control]
+socket = "$(p "$RUNDIR")/control.sock"
+
+[log]
+level = "info"
+format = "auto"
+
+# Cameras: run \`rtcc-edge discover\`, then \`rtcc-edge cameras add\` for each camera to record.
+EOF
+    put_file "$WORK/agent.toml" "$CONFIG" 0640 root "$SERVICE_USER" config
+}
+
+write_unit() {
+    if [ -n "$ROOT" ]; then
+        sed -e "s#/opt/rtcc-edge#$ROOT/opt/rtcc-edge#g" \
+            -e "s#/etc/rtcc-edge#$ROOT/etc/rtcc-edge#g" \
+            -e "s#/var/lib/rtcc-edge#$ROOT/var/lib/rtcc-edge#g" \
+            "$UNIT_TEMPLATE" >"$WORK/$UNIT_NAME" || die "cannot prepare the unit"
+    else
+        cp "$UNIT_TEMPLATE" "$WORK/$UNIT_NAME" || die "cannot prepare the unit"
+    fi
+    step "installing the systemd unit $(p "$UNIT_PATH")"
+    put_file "$WORK/$UNIT_NAME" "$UNIT_PATH" 0644 root root program
+    UNIT_WRITTEN=1
+}
+
+rtcc_edge() {
+    "$(p "$OPT")/bin/rtcc-edge" --config "$(p "$CONFIG")" "$@"
+}
+
+device_key() {
+    step "the device key"
+    if [ "$DRY_RUN" = 1 ]; then
+        note "would create $(p "$STATE")/device.key unless it exists"
+    else
+        rtcc_edge keys show --json >"$WORK/key.json" 2>"$WORK/key.err" \
+            || die "cannot create the device key: $(tail -n 1 "$WORK/key.err")"
+        if grep -q '"created": true' "$WORK/key.json"; then
+            remember "$(p "$STATE")/device.key"
+        fi
+        note "thumbprint $(sed -n 's/.*"kid": "\([^"]*\)".*/\1/p' "$WORK/key.json" | head -n 1)"
+    fi
+    keep_file "$STATE/device.key" 0600 "$SERVICE_USER" "$SERVICE_USER" state
+}
+
+enroll() {
+    if enrolled; then
+        note "enrolled as site $(sed -n 's/^id = "\(.*\)"$/\1/p' "$(p "$CONFIG")" | head -n 1)"
+    elif [ -z "$HUB" ]; then
+        note "not enrolling (no --hub): the agent records but takes no requests until"
+        note "  rtcc-edge enroll --hub URL --token TOKEN"
+    elif [ "$DRY_RUN" = 1 ]; then
+        step "enrolling with $HUB"
+        note "would run: rtcc-edge enroll --hub $HUB --token-file - ${HUB_CA:+--ca $HUB_CA}"
+    else
+        step "enrolling with $HUB"
+        enroll_now
+    fi
+    for name in ca.pem client.pem rtcc-jwks.json; do
+        keep_file "$ETC/$name" 0640 root "$SERVICE_USER" config
+    done
+    keep_file "$ETC/client.key" 0600 "$SERVICE_USER" "$SERVICE_USER" config
+}
+
+enroll_now() {
+    user=$SERVICE_USER
+    [ -z "$ROOT" ] || user=""
+    # The token goes on standard input, never on a command line other users can see.
+    if printf '%s\n' "$TOKEN" | RTCC_EDGE_ENROLL_TOKEN="" rtcc_edge enroll --hub "$HUB" \
+        --token-file - ${HUB_CA:+--ca "$HUB_CA"} --user "$user" --json \
+        >"$WORK/enroll.json" 2>"$WORK/enroll.err"; then
+        note "enrolled as site $(sed -n 's/.*"site": "\([^"]*\)".*/\1/p' "$WORK/enroll.json")"
+    else
+        message=$("$(p "$OPT")/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["message"])' \
+            <"$WORK/enroll.json" 2>/dev/null)
+        die "enrollment failed: ${message:-$(tail -n 1 "$WORK/enroll.err")}"
+    fi
+}
+
+start_service() {
+    if [ -n "$ROOT" ]; then
+        note "staged: not enabling or starting the unit (--root)"
+        return 0
+    fi
+    if [ "$HAVE_SYSTEMD" != 1 ]; then
+        warn "systemd is not running here: start the agent with systemctl when it is"
+        return 0
+    fi
+    step "enabling the unit"
+    act systemctl daemon-reload || die "systemctl daemon-reload failed"
+    act systemctl enable "$UNIT_NAME" >/dev/null 2>&1 || die "cannot enable $UNIT_NAME"
+    [ "$NO_START" = 1 ] && { note "not starting it (--no-start)"; return 0; }
+    step "starting the agent"
+    act systemctl restart "$UNIT_NAME" || START_FAILED=1
+    if [ "$DRY_RUN" != 1 ] && [ "$START_FAILED" != 1 ]; then
+        systemctl is-active --quiet "$UNIT_NAME" || START_FAILED=1
+    fi
+}
+
+discover() {
+    [ "$NO_DISCOVER" = 1 ] && return 0
+    step "looking for cameras"
+    if [ "$DRY_RUN" = 1 ]; then
+        note "would run: rtcc-edge discover ${SCAN:+--scan $SCAN}"
+        return 0
+    fi
+    if ! rtcc_edge discover --help >/dev/null 2>&1; then
+        note "this version of the agent has no discovery command"
+        return 0
+    fi
+    rtcc_edge discover ${SCAN:+--scan "$SCAN"} \
+        || warn "discovery did not finish; run rtcc-edge discover later"
+}
+
+read_previous_manifest() {
+    PREVIOUS_USER_CREATED=0
+    old=$(p "$MANIFEST")
+    [ -r "$old" ] || return 0
+    cp "$old" "$WORK/previous-manifest" || die "cannot read the install manifest $old"
+    if grep -q "^user	$SERVICE_USER	-	-	-	created" "$old"; then
+        PREVIOUS_USER_CREATED=1
+    fi
+    # Directories an earlier run made still count as ours.
+    grep '^parent	' "$old" >>"$MANIFEST_NEW"
+}
+
+write_manifest() {
+    if [ "$DRY_RUN" = 1 ]; then
+        note "would write the manifest $(p "$MANIFEST")"
+        return 0
+    fi
+    target=$(p "$MANIFEST")
+    if ! {
+        {
+            printf '# rtcc-edge install manifest: kind, path, mode, owner, group, class\n'
+            printf '# root\t%s\n' "${ROOT:-/}"
+            # Sorted: the same install gives the same manifest, run after run.
+            LC_ALL=C sort -u "$MANIFEST_NEW"
+        } >"$target.rtcc-new" && chmod 0640 "$target.rtcc-new" && mv -f "$target.rtcc-new" "$target"
+    }; then
+        rm -f "$target.rtcc-new"
+        die "cannot write the install manifest $target"
+    fi
+    ids=$(owner_of root "$SERVICE_USER")
+    [ -z "$ids" ] || chown "$ids" "$target" || die "cannot hand $target to $ids"
+}
+
+give_state_to_service() {
+    # Anything the CLI made as root in the state directory (the device key, discovery's cache)
+    # must be the service's.
+    [ -z "$ROOT" ] || return 0
+    act find "$STATE" \( ! -user "$SERVICE_USER" -o ! -group "$SERVICE_USER" \) \
+        -exec chown "$SERVICE_USER:$SERVICE_USER" {} +
+}
+
+do_install() {
+    check_root
+    step "checking this machine"
+    check_os
+    choose_package
+    check_token
+    fetch_from_hub
+    read_previous_manifest
+    upgrade=0
+    [ -e "$(p "$CONFIG")" ] && upgrade=1
+    if [ "$upgrade" = 1 ]; then
+        say "Upgrading rtcc-edge in ${ROOT:-/} (configuration, keys, ledger and footage are kept)."
+    else
+        say "Installing rtcc-edge into ${ROOT:-/}."
+    fi
+    install_packages
+    create_user
+    ensure_dir "$ETC" 0750 root "$SERVICE_USER" config
+    ensure_dir "$STATE" 0750 "$SERVICE_USER" "$SERVICE_USER" state
+    ensure_dir "$STORE" 0750 "$SERVICE_USER" "$SERVICE_USER" footage
+    if [ -n "$ROOT" ]; then
+        # systemd makes /run/rtcc-edge (RuntimeDirectory=); a staged tree needs its own.
+        ensure_dir "$RUNDIR" 0750 "$SERVICE_USER" "$SERVICE_USER" program
+    fi
+    create_venv
+    write_config
+    device_key
+    write_unit
+    enroll
+    give_state_to_service || die "cannot hand $STATE to $SERVICE_USER"
+    write_manifest
+    DONE=1
+    start_service
+    discover
+    give_state_to_service || warn "some files in $STATE are not owned by $SERVICE_USER"
+    say ""
+    if [ "$DRY_RUN" = 1 ]; then
+        say "Dry run: nothing was changed."
+    elif [ "$START_FAILED" = 1 ]; then
+        die "rtcc-edge is installed but did not start; see: journalctl -u rtcc-edge -n 50"
+    else
+        say "rtcc-edge is installed."
+        say "  configuration: $(p "$CONFIG")   (rtcc-edge config check)"
+        say "  cameras:       rtcc-edge discover, then rtcc-edge cameras add"
+        [ -n "$ROOT" ] || say "  logs:          journalctl -u rtcc-edge -f"
+    fi
+}
+
+# --- uninstalling -------------------------------------------------------------------------------
+
+confirm_purge() {
+    [ "$PURGE" = 1 ] || return 0
+    [ "$YES" = 1 ] && return 0
+    [ "$DRY_RUN" = 1 ] && return 0
+    if [ -r /dev/tty ] && [ -w /dev/tty ] && (: </dev/tty) 2>/dev/null; then
+        printf 'This deletes all recorded footage, the ledger, the keys and the configuration. Type purge to go on: ' >/dev/tty
+        read -r answer </dev/tty || answer=""
+        [ "$answer" = purge ] || die "not purging (nothing was changed)"
+    else
+        die "--purge deletes footage and the ledger: add --yes to confirm"
+    fi
+}
+
+remove() {
+    # remove PATH WHAT
+    path=$(p "$1")
+    if [ -e "$path" ] || [ -L "$path" ]; then
+        act rm -rf -- "$path" || die "cannot remove $path"
+        [ "$DRY_RUN" = 1 ] || note "removed $2 $path"
+    fi
+}
+
+remove_parents() {
+    # The empty directories the installer made (deepest first); never one that holds anything.
+    [ -r "$WORK/previous-manifest" ] || return 0
+    ours=$WORK/managed-dirs
+    sed -n 's/^dir\t\([^\t]*\)\t.*/\1/p' "$WORK/previous-manifest" >"$ours"
+    sed -n 's/^parent\t\([^\t]*\)\t.*/\1/p' "$WORK/previous-manifest" | sort -u -r \
+        | while IFS= read -r logical; do
+            # What --uninstall keeps (the state and configuration directories) stays.
+            grep -qxF "$logical" "$ours" && continue
+            path=$(p "$logical")
+            [ "$logical" = / ] && path=$ROOT
+            if [ -z "$path" ] || [ ! -d "$path" ]; then
+                continue
+            fi
+            if [ "$DRY_RUN" = 1 ]; then
+                note "would remove $path if empty"
+            else
+                rmdir -- "$path" 2>/dev/null || true
+            fi
+        done
+}
+
+keep_manifest_rows() {
+    # After --uninstall the manifest lists what is left, for a later --purge.
+    [ -r "$WORK/previous-manifest" ] || return 0
+    [ "$DRY_RUN" = 1 ] && return 0
+    awk -F '\t' '/^#/ || $1 == "user" || $1 == "parent" || $6 != "program"' \
+        "$WORK/previous-manifest" >"$WORK/kept-manifest"
+    cp "$WORK/kept-manifest" "$(p "$MANIFEST")" || warn "cannot update $(p "$MANIFEST")"
+}
+
+do_uninstall() {
+    check_root
+    confirm_purge
+    read_previous_manifest
+    [ -e "$(p "$OPT")" ] || [ -e "$(p "$UNIT_PATH")" ] || [ -e "$(p "$STATE")" ] \
+        || [ -e "$(p "$ETC")" ] || die "rtcc-edge is not installed in ${ROOT:-/}"
+    step "removing rtcc-edge from ${ROOT:-/}"
+    if [ -z "$ROOT" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
+        act systemctl disable --now "$UNIT_NAME" >/dev/null 2>&1 || true
+    fi
+    remove "$UNIT_PATH" "the unit"
+    if [ -z "$ROOT" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
+        act systemctl daemon-reload || true
+    fi
+    remove "$OPT" "the program"
+    remove "$RUNDIR" "the runtime directory"
+    remove_parents
+    if [ "$PURGE" = 1 ]; then
+        remove "$STATE" "keys, ledger and footage:"
+        remove "$ETC" "the configuration"
+        if [ -z "$ROOT" ] && [ "$PREVIOUS_USER_CREATED" = 1 ] \
+            && getent passwd "$SERVICE_USER" >/dev/null 2>&1; then
+            act userdel "$SERVICE_USER" || warn "cannot remove the user $SERVICE_USER"
+            getent group "$SERVICE_USER" >/dev/null 2>&1 && { act groupdel "$SERVICE_USER" || true; }
+            note "removed the user $SERVICE_USER"
+        fi
+        remove_parents
+        say "rtcc-edge is purged."
+    else
+        keep_manifest_rows
+        say "rtcc-edge is removed. Kept: $(p "$ETC") (configuration, certificates) and"
+        say "$(p "$STATE") (device key, ledger, footage). --purge removes them too."
+    fi
+    DONE=1
+}
+
+main() {
+    parse_args "$@"
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/rtcc-edge-install.XXXXXX") || die "cannot make a temporary directory"
+    CREATED=$WORK/created
+    MANIFEST_NEW=$WORK/manifest
+    : >"$CREATED"
+    : >"$MANIFEST_NEW"
+    trap 'on_exit $?' EXIT
+    trap 'exit 130' INT TERM HUP
+    umask 022
+    [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && HAVE_SYSTEMD=1
+    [ "$DRY_RUN" = 1 ] && say "Dry run: showing each step; nothing will be changed."
+    if [ "$MODE" = uninstall ]; then
+        do_uninstall
+    else
+        do_install
+    fi
+}
+
+main "$@"

@@ -1,0 +1,60 @@
+"""The persisted job queue: what a restart finds, and what it forgets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+from agent.config import UploadConfig
+from agent.daemon import StoreService
+from agent.delivery import DeliveryService, JobQueue
+from agent.identity import DeviceKey
+from tests.delivery.site import delivery_config
+
+
+def test_rows_survive_reopening(tmp_path: Path) -> None:
+    queue = JobQueue(tmp_path / "delivery.db")
+    jti = str(uuid.uuid4())
+    first = queue.begin(jti, "clip", "front-door", expires=time.time() + 60)
+    assert (first.starts, first.attempts, first.prepared) == (1, 0, False)
+    queue.prepared(jti, file="clip-1.mp4", sha256="a" * 64, size=10, manifest="x.y.z")
+    assert queue.attempted(jti) == 1
+    queue.close()
+    again = JobQueue(tmp_path / "delivery.db")
+    row = again.begin(jti, "clip", "front-door", expires=time.time() + 60)
+    assert (row.starts, row.attempts, row.prepared, row.file) == (2, 1, True, "clip-1.mp4")
+    assert row.created_us == first.created_us  # the retry budget runs from the first start
+    again.unprepared(jti)
+    assert not again.get(jti).prepared  # type: ignore[union-attr]
+    again.finish(jti)
+    assert again.get(jti) is None and again.all() == []
+    again.close()
+
+
+async def test_start_forgets_expired_jobs_and_stray_files(tmp_path: Path) -> None:
+    config = delivery_config(tmp_path / "state")
+    config = config.model_copy(update={"upload": UploadConfig(temp_dir=tmp_path / "tmp")})
+    (tmp_path / "tmp").mkdir()
+    queue = JobQueue(tmp_path / "state" / "delivery.db")
+    live, dead = str(uuid.uuid4()), str(uuid.uuid4())
+    queue.begin(live, "clip", "front-door", expires=time.time() + 600)
+    queue.prepared(live, file="clip-live.mp4", sha256="a" * 64, size=1, manifest="m")
+    queue.begin(dead, "clip", "front-door", expires=time.time() - 1)
+    queue.prepared(dead, file="clip-dead.mp4", sha256="b" * 64, size=1, manifest="m")
+    queue.close()
+    for name in ("clip-live.mp4", "clip-dead.mp4", ".clip-x.mp4.1234.partial", "stray.jpg"):
+        (tmp_path / "tmp" / name).write_bytes(b"x")
+    store = StoreService(config)
+    await store.start()
+    delivery = DeliveryService(config, store=store, device_key=DeviceKey.generate())
+    try:
+        await delivery.start()
+        assert [row.jti for row in delivery.jobs.all()] == [live]
+        assert await asyncio.to_thread(
+            lambda: sorted(p.name for p in (tmp_path / "tmp").iterdir())
+        ) == ["clip-live.mp4"]
+    finally:
+        await delivery.stop()
+        await store.stop()

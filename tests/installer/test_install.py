@@ -1,0 +1,253 @@
+"""The installer in `--root` mode, end to end against a real hub: the files, owners and modes as
+documented; the unit as written starts the agent under systemd's notify protocol; a second run
+is a no-op upgrade; `--uninstall` keeps footage and ledger; `--purge` removes them too.
+
+The tests of this module share one staged install and run in order (the last ones remove it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.config import config_file_problems, load_config
+from agent.identity import DeviceKey
+from tests.installer.conftest import (
+    Result,
+    base_python,
+    files_under,
+    read_manifest,
+    run_installer,
+)
+from tests.support.hub_enroll import EnrollHub
+from tests.support.notify_socket import NotifyListener, mdwe_prefix, mdwe_supported
+
+pytestmark = pytest.mark.slow
+
+# What docs/operations.md promises, as (mode, owner, group) on the target system.
+DOCUMENTED = {
+    "/etc/rtcc-edge": ("0750", "root", "rtcc-edge"),
+    "/etc/rtcc-edge/agent.toml": ("0640", "root", "rtcc-edge"),
+    "/etc/rtcc-edge/ca.pem": ("0640", "root", "rtcc-edge"),
+    "/etc/rtcc-edge/client.pem": ("0640", "root", "rtcc-edge"),
+    "/etc/rtcc-edge/rtcc-jwks.json": ("0640", "root", "rtcc-edge"),
+    "/etc/rtcc-edge/client.key": ("0600", "rtcc-edge", "rtcc-edge"),
+    "/var/lib/rtcc-edge": ("0750", "rtcc-edge", "rtcc-edge"),
+    "/var/lib/rtcc-edge/device.key": ("0600", "rtcc-edge", "rtcc-edge"),
+    "/var/lib/rtcc-edge/store": ("0750", "rtcc-edge", "rtcc-edge"),
+    "/opt/rtcc-edge": ("0755", "root", "root"),
+    "/etc/systemd/system/rtcc-edge.service": ("0644", "root", "root"),
+    "/run/rtcc-edge": ("0750", "rtcc-edge", "rtcc-edge"),
+}
+
+
+class Staged:
+    def __init__(self, root: Path, hub: EnrollHub, wheel: Path, first: Result) -> None:
+        self.root = root
+        self.hub = hub
+        self.wheel = wheel
+        self.first = first
+
+    def path(self, logical: str) -> Path:
+        return self.root / logical.lstrip("/")
+
+    def install(self, *extra: str) -> Result:
+        return run_installer(
+            "--root", str(self.root), "--wheel", str(self.wheel), "--python", base_python(),
+            "--no-discover", *extra,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def staged(
+    hub: EnrollHub, wheel: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Staged]:
+    root = tmp_path_factory.mktemp("staged") / "root"
+    token = hub.token("Staged Grocery", location=(35.0853, -106.6056))
+    first = run_installer(
+        "--root", str(root), "--wheel", str(wheel), "--python", base_python(), "--no-discover",
+        "--hub", hub.url, "--hub-ca", str(hub.ca_file), env={"RTCC_EDGE_ENROLL_TOKEN": token},
+    )  # fmt: skip
+    yield Staged(root, hub, wheel, first)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _mode(path: Path) -> str:
+    return f"{path.stat().st_mode & 0o7777:04o}"
+
+
+def test_install_enrolls_and_lays_out_files_as_documented(staged: Staged) -> None:
+    assert staged.first.code == 0, staged.first.text
+    assert "the token is good: this will be site staged-grocery-" in staged.first.out
+    assert "enrolled as site staged-grocery-" in staged.first.out
+
+    manifest = {row[1]: row for row in read_manifest(staged.root) if row[0] in ("dir", "file")}
+    for logical, (mode, owner, group) in DOCUMENTED.items():
+        assert logical in manifest, logical
+        _, _, m_mode, m_owner, m_group, _ = manifest[logical]
+        assert (m_mode, m_owner, m_group) == (mode, owner, group), logical
+        assert _mode(staged.path(logical)) == mode, logical
+    users = [row for row in read_manifest(staged.root) if row[0] == "user"]
+    assert users == [("user", "rtcc-edge", "-", "-", "-", "created")]
+
+    config = load_config(staged.path("/etc/rtcc-edge/agent.toml"))
+    assert config.site.id.startswith("staged-grocery-")
+    assert config.site.name == "Staged Grocery"
+    assert config.state_dir == staged.path("/var/lib/rtcc-edge")
+    assert config.rtcc.broker_url == f"mqtts://127.0.0.1:{staged.hub.site_port}"
+    assert config_file_problems(config) == []
+    assert staged.hub.home.trusted_sites()[config.site.id].kid == (
+        DeviceKey.load(staged.path("/var/lib/rtcc-edge/device.key")).kid
+    )
+
+    unit = staged.path("/etc/systemd/system/rtcc-edge.service").read_text()
+    exec_start = f"ExecStart={staged.root}/opt/rtcc-edge/bin/rtcc-edge --config {staged.root}"
+    assert exec_start + "/etc/rtcc-edge/agent.toml run" in unit
+    assert f"ReadWritePaths={staged.root}/var/lib/rtcc-edge" in unit
+    # Nothing outside the documented places.
+    top = {p.name for p in staged.root.iterdir()}
+    assert top <= {"etc", "opt", "var", "run"}, top
+
+
+def test_staged_unit_passes_systemd_analyze_verify(staged: Staged) -> None:
+    analyzer = shutil.which("systemd-analyze")
+    assert analyzer, "systemd-analyze (Debian package systemd) is needed"
+    result = subprocess.run(
+        [analyzer, "verify", str(staged.path("/etc/systemd/system/rtcc-edge.service"))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
+
+
+def test_unit_execstart_as_written_sends_ready_and_feeds_the_watchdog(staged: Staged) -> None:
+    """The unit's own command line, under a notify socket the test reads, and under the unit's
+    MemoryDenyWriteExecute when the kernel can apply it."""
+    unit = staged.path("/etc/systemd/system/rtcc-edge.service").read_text()
+    (command,) = [
+        line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")
+    ]
+    argv = shlex.split(command)
+    if mdwe_supported():
+        argv = [*mdwe_prefix(str(staged.path("/opt/rtcc-edge/bin/python"))), *argv]
+    listener = NotifyListener()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "NOTIFY_SOCKET": str(listener.path),
+        "WATCHDOG_USEC": "2000000",
+    }
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert listener.wait_for(lambda: bool(listener.with_key("READY")), within=90)
+        ready_at = listener.with_key("READY")[0][0]
+        assert listener.wait_for(
+            lambda: sum(1 for t, _ in listener.with_key("WATCHDOG") if t > ready_at) >= 3,
+            within=60,
+        )
+        assert listener.with_key("STATUS")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        listener.close()
+    assert process.returncode == 0, err.decode()
+    assert listener.with_key("STOPPING")
+
+
+def _snapshot(root: Path) -> dict[str, tuple[str, str]]:
+    """Every file's (mode, sha256) and every directory's mode, bytecode caches aside."""
+    seen: dict[str, tuple[str, str]] = {}
+    for path in sorted(root.rglob("*")):
+        if "__pycache__" in path.parts or path.is_symlink():
+            continue
+        relative = str(path.relative_to(root))
+        if path.is_dir():
+            seen[relative] = (_mode(path), "")
+        else:
+            seen[relative] = (_mode(path), hashlib.sha256(path.read_bytes()).hexdigest())
+    return seen
+
+
+def test_second_run_is_a_noop_upgrade(staged: Staged) -> None:
+    # Something the agent made meanwhile: footage and a ledger entry.
+    footage = staged.path("/var/lib/rtcc-edge/store/segments/cam1/0001.mp4")
+    footage.parent.mkdir(parents=True, exist_ok=True)
+    footage.write_bytes(b"\x00\x00\x00\x18ftypiso6")
+    ledger = staged.path("/var/lib/rtcc-edge/ledger/ledger.jsonl")
+    if not ledger.exists():  # the agent's run above may have begun the real one
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        ledger.write_text(json.dumps({"seq": 1}) + "\n")
+    before = _snapshot(staged.root)
+    # The same command again, token and all: it is not needed, nor spent again.
+    token = staged.hub.token("Not Used")
+    again = staged.install("--hub", staged.hub.url, "--hub-ca", str(staged.hub.ca_file),
+                           "--token", token)  # fmt: skip
+    assert again.code == 0, again.text
+    assert "Upgrading rtcc-edge" in again.out
+    assert "already enrolled" in again.out
+    after = _snapshot(staged.root)
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed == set(), sorted(changed)
+
+
+def test_dry_run_changes_nothing(staged: Staged, tmp_path: Path) -> None:
+    before = _snapshot(staged.root)
+    result = staged.install("--dry-run")
+    assert result.code == 0, result.text
+    assert "Dry run: nothing was changed." in result.out
+    assert "would run" in result.out or "would write" in result.out
+    assert _snapshot(staged.root) == before
+    # And for a fresh install: the steps are listed, the root stays empty.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    result = run_installer(
+        "--root", str(fresh), "--dry-run", "--hub", staged.hub.url, "--hub-ca",
+        str(staged.hub.ca_file), "--token", staged.hub.token("Dry Run"), "--no-discover",
+    )  # fmt: skip
+    assert result.code == 0, result.text
+    for words in (
+        "would run: ",
+        "-m venv",
+        "would write " + str(fresh / "etc/rtcc-edge/agent.toml"),
+        "would run: rtcc-edge enroll",
+        "would write " + str(fresh / "etc/systemd/system/rtcc-edge.service"),
+    ):
+        assert words in result.out, words
+    assert files_under(fresh) == set()
+
+
+def test_uninstall_keeps_footage_and_ledger_then_purge_removes_all(staged: Staged) -> None:
+    kept = [
+        "/var/lib/rtcc-edge/store/segments/cam1/0001.mp4",
+        "/var/lib/rtcc-edge/ledger/ledger.jsonl",
+        "/var/lib/rtcc-edge/device.key",
+        "/etc/rtcc-edge/agent.toml",
+        "/etc/rtcc-edge/client.key",
+    ]
+    result = run_installer("--root", str(staged.root), "--uninstall")
+    assert result.code == 0, result.text
+    for logical in kept:
+        assert staged.path(logical).exists(), logical
+    for logical in ("/opt/rtcc-edge", "/etc/systemd/system/rtcc-edge.service", "/run/rtcc-edge"):
+        assert not staged.path(logical).exists(), logical
+    # Empty directories that only existed for the program went with it.
+    assert {p.name for p in staged.root.iterdir()} == {"etc", "var"}
+
+    refused = run_installer("--root", str(staged.root), "--purge")
+    assert refused.code == 1
+    assert "add --yes" in refused.err
+    assert staged.path(kept[0]).exists()
+
+    result = run_installer("--root", str(staged.root), "--purge", "--yes")
+    assert result.code == 0, result.text
+    assert files_under(staged.root) == set()
