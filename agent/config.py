@@ -1,0 +1,476 @@
+"""The agent's configuration: one TOML file plus environment overrides.
+
+The file is `/etc/rtcc-edge/agent.toml` unless `--config` or `RTCC_EDGE_CONFIG` names another.
+Any field can be overridden from the environment as `RTCC_EDGE_<SECTION>__<FIELD>` (for example
+`RTCC_EDGE_LOG__LEVEL=debug`). Every model forbids unknown keys so that a typo is an error, not a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+import tomllib
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_PATH = Path("/etc/rtcc-edge/agent.toml")
+CONFIG_ENV = "RTCC_EDGE_CONFIG"
+DEFAULT_STATE_DIR = Path("/var/lib/rtcc-edge")
+
+# Ids become file names, topic levels and SQL values: keep them to a small safe alphabet.
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+SafeId = Annotated[str, Field(pattern=ID_PATTERN)]
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept `90`, `"90s"`, `"15m"`, `"2h"`, `"7d"`, `"1w"` (a bare number is seconds)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 2h, 7d)")
+        return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+    raise ValueError(f"not a duration: {value!r}")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class SharingMode(StrEnum):
+    """What the owner shares from one camera (DESIGN §4.4)."""
+
+    PRIVATE = "private"
+    REGISTRY = "registry"
+    INTEGRATED = "integrated"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SiteConfig(_Section):
+    id: SafeId = Field(
+        title="Site id",
+        description="Assigned by the RTCC at enrollment; used in MQTT topics.",
+    )
+    name: str = Field(title="Site name", description="Business or resident name shown to the RTCC.")
+    address: str = Field("", title="Street address")
+    contact: str = Field("", title="Contact", description="Phone or e-mail of the owner.")
+
+
+class RtccConfig(_Section):
+    broker_url: str | None = Field(
+        None,
+        title="Broker URL",
+        description="`mqtts://host:8883`. Unset: the agent records but does not connect.",
+    )
+    ca_file: Path | None = Field(None, title="Broker CA certificate (PEM)")
+    cert_file: Path | None = Field(None, title="Client certificate (PEM), issued at enrollment")
+    key_file: Path | None = Field(None, title="Client private key (PEM)")
+    username: str | None = Field(None, title="Broker username (when not using a certificate)")
+    password: SecretStr | None = Field(None, title="Broker password")
+    issuer: str | None = Field(None, title="RTCC issuer", description="Expected `iss` of requests.")
+    jwks_file: Path | None = Field(
+        None, title="RTCC JWKS", description="The RTCC's public signing keys."
+    )
+    keepalive: Duration = Field(timedelta(seconds=30), title="MQTT keepalive")
+    clock_leeway: Duration = Field(
+        timedelta(seconds=30),
+        title="Clock leeway",
+        description="Tolerated clock difference when checking iat/nbf/exp.",
+    )
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtts", "mqtt") or not parts.hostname:
+            raise ValueError("must look like mqtts://host:8883")
+        host = parts.hostname
+        if parts.scheme == "mqtt" and not (host == "localhost" or host.startswith("127.")):
+            raise ValueError("plaintext mqtt:// is only allowed to localhost; use mqtts://")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> RtccConfig:
+        if self.broker_url is None:
+            return self
+        missing = [name for name in ("issuer", "jwks_file") if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"broker_url is set, so {' and '.join(missing)} must be set too")
+        has_cert = self.cert_file is not None and self.key_file is not None
+        has_password = self.username is not None and self.password is not None
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if not (has_cert or has_password):
+            raise ValueError("set cert_file and key_file (enrollment) or username and password")
+        return self
+
+
+class StoreConfig(_Section):
+    path: Path | None = Field(
+        None,
+        title="Store directory",
+        description="Where segments and their index live. Default: <state_dir>/store.",
+    )
+    max_bytes: ByteSize = Field(
+        ByteSize(50 * 10**9), title="Byte budget", description='e.g. "500GB".'
+    )
+    max_age: Duration = Field(timedelta(days=30), title="Keep footage at most this long")
+    min_free: ByteSize = Field(
+        ByteSize(2 * 10**9),
+        title="Free-space reserve",
+        description="Delete oldest footage to keep at least this much free on the disk.",
+    )
+    segment_seconds: int = Field(60, ge=10, le=600, title="Segment length (s)")
+    fragment_seconds: float = Field(1.0, gt=0, le=1.0, title="Fragment length (s)")
+
+
+class LocationConfig(_Section):
+    lat: float = Field(ge=-90, le=90, title="Latitude")
+    lon: float = Field(ge=-180, le=180, title="Longitude")
+    heading: float | None = Field(
+        None, ge=0, lt=360, title="Heading", description="Degrees clockwise from north."
+    )
+    fov: float | None = Field(None, gt=0, le=360, title="Field of view (degrees)")
+    description: str = Field("", title="Where it points, in words")
+
+
+class CameraConfig(_Section):
+    id: SafeId = Field(title="Camera id")
+    name: str = Field(title="Camera name")
+    enabled: bool = Field(True, title="Record this camera")
+    onvif_url: str | None = Field(
+        None, title="ONVIF device service URL", description="http://host:port/onvif/device_service"
+    )
+    username: str | None = Field(None, title="Camera username")
+    secret: SecretStr | None = Field(
+        None,
+        title="Camera password",
+        description="Encrypted (`enc:v1:…`, written by `rtcc-edge cameras add`); plain text works "
+        "but `config check` warns.",
+    )
+    rtsp_url: str | None = Field(
+        None, title="RTSP URL override", description="Skip ONVIF GetStreamUri and use this."
+    )
+    stream: str = Field(
+        "main", title="Stream", description="`main`, `sub`, or an ONVIF profile token."
+    )
+    location: LocationConfig | None = Field(None, title="Location")
+    sharing: SharingMode = Field(SharingMode.PRIVATE, title="Sharing mode")
+    live: bool = Field(False, title="Live view allowed (integrated cameras only)")
+
+    @field_validator("onvif_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http(s):// URL")
+        return value
+
+    @field_validator("rtsp_url")
+    @classmethod
+    def _rtsp_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+                raise ValueError("must be an rtsp:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CameraConfig:
+        if self.onvif_url is None and self.rtsp_url is None:
+            raise ValueError("set onvif_url or rtsp_url")
+        if self.live and self.sharing is not SharingMode.INTEGRATED:
+            raise ValueError('live = true needs sharing = "integrated"')
+        if self.sharing is not SharingMode.PRIVATE and self.location is None:
+            raise ValueError(f"a {self.sharing.value} camera is listed on a map: set its location")
+        return self
+
+
+def _host_pattern(value: str) -> str:
+    pattern = value.strip().lower()
+    host = pattern[2:] if pattern.startswith("*.") else pattern
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", host):
+        raise ValueError(f"not a host name or *.domain pattern: {value!r}")
+    return pattern
+
+
+HostPattern = Annotated[str, BeforeValidator(_host_pattern)]
+
+
+class PolicyConfig(_Section):
+    max_clip_window: Duration = Field(timedelta(minutes=30), title="Longest clip window")
+    max_live: Duration = Field(timedelta(minutes=10), title="Longest live session")
+    requests_per_hour: int = Field(60, ge=1, title="Requests per hour, per issuer")
+    max_clip_request_lifetime: Duration = Field(
+        timedelta(days=7), title="Longest clip/snapshot request lifetime (exp - iat)"
+    )
+    max_stream_request_lifetime: Duration = Field(
+        timedelta(minutes=15), title="Longest stream request lifetime (exp - iat)"
+    )
+    allowed_upload_hosts: list[HostPattern] = Field(
+        default_factory=list,
+        title="Allowed upload hosts",
+        description="Host names (or *.domain) that clips may be PUT to. Empty: no uploads.",
+    )
+    allowed_relay_hosts: list[HostPattern] = Field(
+        default_factory=list,
+        title="Allowed relay hosts",
+        description="Host names (or *.domain) live video may be streamed to. Empty: no live.",
+    )
+    owner_webhook: str | None = Field(
+        None, title="Owner webhook", description="URL that receives each pending request (POST)."
+    )
+
+    @model_validator(mode="after")
+    def _lifetimes(self) -> PolicyConfig:
+        if self.max_stream_request_lifetime > timedelta(minutes=15):
+            raise ValueError("max_stream_request_lifetime cannot exceed the protocol's 15 min")
+        if self.max_clip_request_lifetime > timedelta(days=7):
+            raise ValueError("max_clip_request_lifetime cannot exceed the protocol's 7 days")
+        return self
+
+
+class UploadConfig(_Section):
+    bandwidth_mbps: float | None = Field(
+        None, gt=0, title="Upload bandwidth cap (Mbit/s)", description="Unset: no cap."
+    )
+    concurrency: int = Field(2, ge=1, le=16, title="Concurrent uploads")
+    retry_budget: Duration = Field(timedelta(minutes=30), title="Give up retrying after this")
+    ca_file: Path | None = Field(
+        None,
+        title="Extra CA certificates (PEM)",
+        description="Trusted for uploads besides the system CAs, e.g. the RTCC's private CA.",
+    )
+    temp_dir: Path | None = Field(
+        None,
+        title="Temporary directory",
+        description="Where clips and snapshots wait for upload. Default: <state_dir>/delivery.",
+    )
+
+
+class CompatConfig(_Section):
+    """The program's footage bar that `check` and `doctor` measure cameras against."""
+
+    min_megapixels: float = Field(1.0, gt=0, title="Minimum resolution (MP)")
+    min_fps: float = Field(5.0, gt=0, title="Minimum frame rate")
+    recommended_megapixels: float = Field(3.0, gt=0, title="Recommended resolution (MP)")
+    recommended_fps: float = Field(15.0, gt=0, title="Recommended frame rate")
+    max_keyframe_interval: float = Field(4.0, gt=0, title="Longest keyframe interval (s)")
+    min_retention: Duration = Field(timedelta(hours=48), title="Minimum footage kept")
+    recommended_retention: Duration = Field(timedelta(days=10), title="Recommended footage kept")
+    upload_budget_mbps: float = Field(
+        10.0, gt=0, title="Site upload bandwidth (Mbit/s)", description="To judge stream bitrates."
+    )
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", title="Log level")
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", title="Log format", description="auto: JSON unless on a terminal."
+    )
+
+
+class ControlConfig(_Section):
+    socket: Path = Field(
+        Path("/run/rtcc-edge/control.sock"),
+        title="Owner control socket",
+        description="Unix socket the owner CLI talks to; root and the rtcc-edge group only.",
+    )
+
+
+_config_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "rtcc_edge_config_path", default=None
+)
+
+
+class AgentConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RTCC_EDGE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    state_dir: Path = Field(
+        DEFAULT_STATE_DIR, title="State directory", description="Keys, ledger, index, job queue."
+    )
+    site: SiteConfig
+    rtcc: RtccConfig = Field(default_factory=RtccConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    cameras: list[CameraConfig] = Field(default_factory=list, title="Cameras")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    upload: UploadConfig = Field(default_factory=UploadConfig)
+    compat: CompatConfig = Field(default_factory=CompatConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> AgentConfig:
+        seen: set[str] = set()
+        for camera in self.cameras:
+            if camera.id in seen:
+                raise ValueError(f"camera id {camera.id!r} is used twice")
+            seen.add(camera.id)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _config_path.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def store_path(self) -> Path:
+        return self.store.path if self.store.path is not None else self.state_dir / "store"
+
+    def camera(self, camera_id: str) -> CameraConfig | None:
+        return next((c for c in self.cameras if c.id == camera_id), None)
+
+
+class ConfigProblem(BaseModel):
+    """One thing wrong with a configuration, named by its field path."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.field}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration could not be loaded; `problems` says every reason."""
+
+    def __init__(self, path: Path | None, problems: list[ConfigProblem]) -> None:
+        self.path = path
+        self.problems = problems
+        where = f"{path}: " if path else ""
+        super().__init__(where + "; ".join(str(p) for p in problems))
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or "[" in str(part):
+            continue  # validator wrapper names, not fields
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> AgentConfig:
+    """Load and validate the configuration, raising ConfigError with every problem found."""
+    resolved = resolve_config_path(path)
+    if not resolved.is_file():
+        raise ConfigError(resolved, [ConfigProblem(field="(file)", message="no such file")])
+    try:
+        with resolved.open("rb") as handle:
+            tomllib.load(handle)  # parse once ourselves for a clear syntax error
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(resolved, [ConfigProblem(field="(syntax)", message=str(exc))]) from exc
+    except OSError as exc:
+        raise ConfigError(resolved, [ConfigProblem(field="(file)", message=str(exc))]) from exc
+    token = _config_path.set(resolved)
+    try:
+        return AgentConfig()
+    except ValidationError as exc:
+        problems = [
+            ConfigProblem(
+                field=_field_path(err["loc"]), message=err["msg"].removeprefix("Value error, ")
+            )
+            for err in exc.errors()
+        ]
+        raise ConfigError(resolved, problems) from exc
+    finally:
+        _config_path.reset(token)
+
+
+def config_warnings(config: AgentConfig) -> list[ConfigProblem]:
+    """Things that load but that an owner should fix (they do not fail `config check`)."""
+    problems: list[ConfigProblem] = []
+    for index, camera in enumerate(config.cameras):
+        secret = camera.secret.get_secret_value() if camera.secret else None
+        if secret and not secret.startswith("enc:"):
+            problems.append(
+                ConfigProblem(
+                    field=f"cameras[{index}].secret",
+                    message="password stored in clear; `rtcc-edge cameras add` stores it encrypted",
+                    severity="warning",
+                )
+            )
+    if config.rtcc.broker_url is None:
+        problems.append(
+            ConfigProblem(
+                field="rtcc.broker_url",
+                message="not set: the agent records but takes no requests (enroll to connect)",
+                severity="warning",
+            )
+        )
+    return problems
+
+
+def config_file_problems(config: AgentConfig) -> list[ConfigProblem]:
+    """Files the configuration names that do not exist or cannot be read."""
+    problems: list[ConfigProblem] = []
+    named = [(f"rtcc.{n}", getattr(config.rtcc, n)) for n in ("ca_file", "cert_file", "key_file")]
+    named += [("rtcc.jwks_file", config.rtcc.jwks_file), ("upload.ca_file", config.upload.ca_file)]
+    for field, path in named:
+        if path is not None and not os.access(path, os.R_OK):
+            reason = "not readable" if path.exists() else "no such file"
+            problems.append(ConfigProblem(field=field, message=f"{path}: {reason}"))
+    return problems

@@ -1,0 +1,205 @@
+"""The link as a daemon component: MQTT session + request service + owner control socket.
+
+It is composed here, not in `agent.link`, because it needs what only the daemon has: the
+recorders' state (which cameras are online), the store (footage held, holds), and the delivery
+handlers other components register. Without `rtcc.broker_url` the site is not enrolled: the
+component logs that and does nothing, and the agent records without taking requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from agent import __version__
+from agent.camera_info import CameraFacts as CheckedFacts
+from agent.camera_info import read_all_camera_facts
+from agent.clock import clock_sync
+from agent.control import ControlServer
+from agent.control.webhook import OwnerWebhook
+from agent.identity import DeviceKey, device_key_path
+from agent.link import BrokerSettings, MqttSession, RequestService
+from agent.link.delivery import DeliveryHandlers
+from agent.link.session import SessionPublisher
+from agent.log import get_logger
+from agent.policy import CameraFacts
+from agent.recorder import CameraState
+from agent.store import ClipStore
+from agent.store.model import CameraStatus
+from agent.wire.registry import SiteInfo
+
+if TYPE_CHECKING:
+    from agent.daemon.app import Daemon
+
+log = get_logger(__name__)
+
+OUTBOX_FILE = "outbox.db"
+
+
+class LinkComponent:
+    """Started after the recorders (so their state is known) and stopped before them."""
+
+    name = "link"
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+        self._config = daemon.config
+        self._started_at = time.monotonic()
+        self._session: MqttSession | None = None
+        self._service: RequestService | None = None
+        self._control: ControlServer | None = None
+        self._holds: ClipStore | None = None
+        self._footage: dict[str, CameraStatus] = {}
+        self._checked: dict[str, CheckedFacts] = {}
+        self._online: frozenset[str] = frozenset()
+        self._remove_listener: Any = None
+
+    @property
+    def handlers(self) -> DeliveryHandlers:
+        """Where delivery components register their handlers before the link starts."""
+        return self._daemon.delivery
+
+    @property
+    def service(self) -> RequestService | None:
+        return self._service
+
+    @property
+    def session(self) -> MqttSession | None:
+        return self._session
+
+    async def start(self) -> None:
+        config = self._config
+        if config.rtcc.broker_url is None:
+            log.warning(
+                "link_disabled", reason="rtcc.broker_url is not set (not enrolled): recording only"
+            )
+            return
+        key = DeviceKey.load_or_create(device_key_path(config.state_dir))
+        # The daemon's store lives on its own thread; holds are placed from the event loop, so
+        # the link keeps a connection of its own to the same index (SQLite WAL allows it).
+        self._holds = ClipStore.from_config(config)
+        session = MqttSession(
+            site_id=config.site.id,
+            broker=BrokerSettings.from_config(config.rtcc),
+            device_key=key,
+            on_request=self._on_request,
+            status=self._status,
+            registry=self._registry,
+            outbox_path=config.state_dir / OUTBOX_FILE,
+            refresh_interval=60.0,
+        )
+        self._session = session
+        self._service = RequestService.open(
+            config,
+            device_key=key,
+            holds=self._holds,
+            sink=session,
+            publisher=SessionPublisher(session, self._registry),
+            handlers=self.handlers,
+            notifier=OwnerWebhook.from_config(config),
+        )
+        await self._refresh_footage()
+        await self._service.start()
+        self._control = ControlServer(config.control.socket, self._service)
+        await self._control.start()
+        self._online = self._online_cameras()
+        self._remove_listener = self._daemon.board.add_listener(self._on_camera_state)
+        await session.start()
+        log.info("link_started", site=config.site.id, broker=config.rtcc.broker_url)
+
+    async def stop(self) -> None:
+        if self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+        if self._control is not None:
+            await self._control.close()
+            self._control = None
+        if self._session is not None:
+            await self._session.stop()
+            self._session = None
+        if self._service is not None:
+            await self._service.close()
+            self._service = None
+        if self._holds is not None:
+            self._holds.close()
+            self._holds = None
+
+    async def _on_request(self, payload: bytes) -> None:
+        if self._service is not None:
+            await self._service.handle(payload)
+
+    # -- presence: what the registry and the status messages say ------------------------------
+
+    def _online_cameras(self) -> frozenset[str]:
+        return frozenset(c for c, s in self._daemon.board.snapshot().items() if s.online)
+
+    def _on_camera_state(self, _state: CameraState) -> None:
+        online = self._online_cameras()
+        if online != self._online and self._session is not None:
+            # A camera going on- or offline changes the registry the RTCC's map shows.
+            self._online = online
+            self._session.presence_changed()
+
+    async def _refresh_footage(self) -> None:
+        with contextlib.suppress(Exception):  # footage hours are a nicety, never a blocker
+            statuses = await self._daemon.store.run(ClipStore.status)
+            self._footage = {s.camera: s for s in statuses}
+
+    def _facts(self, camera: str) -> CameraFacts:
+        state = self._daemon.board.snapshot().get(camera)
+        footage = self._footage.get(camera)
+        return CameraFacts(
+            online=bool(state and state.online),
+            footage_hours=round(footage.hours, 2) if footage else 0.0,
+            verdict=checked.verdict if (checked := self._checked.get(camera)) else "unknown",
+        )
+
+    async def _registry(self) -> dict[str, Any]:
+        await self._refresh_footage()
+        # Verdicts come from the owner's or technician's last `check`/`doctor` of each camera.
+        self._checked = await asyncio.to_thread(read_all_camera_facts, self._config.state_dir)
+        site = self._config.site
+        listings = self._service.policy.listings(self._facts) if self._service else []
+        return {
+            "site": SiteInfo(
+                id=site.id, name=site.name, address=site.address, contact=site.contact
+            ).model_dump(),
+            "cameras": [listing.model_dump(mode="json") for listing in listings],
+        }
+
+    async def _status(self) -> dict[str, Any]:
+        states = self._daemon.board.snapshot()
+        store_bytes = sum(s.bytes for s in self._footage.values())
+        try:
+            fs = os.statvfs(self._config.store_path)
+            disk_free = fs.f_bavail * fs.f_frsize
+        except OSError:
+            disk_free = 0
+        sync = clock_sync()
+        fields: dict[str, Any] = {
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self._started_at, 1),
+            "cameras_online": sum(1 for s in states.values() if s.online),
+            "cameras_total": len(states),
+            "store": {
+                "bytes_used": store_bytes,
+                "bytes_budget": int(self._config.store.max_bytes),
+                "disk_free": disk_free,
+            },
+            "clock": {"synchronized": sync.synchronized, "source": sync.source},
+        }
+        if self._service is not None:
+            paused_until = self._service.policy.paused_until
+            if paused_until is not None:
+                fields["paused_until"] = int(paused_until.timestamp())
+            head = self._service.ledger_head
+            fields["ledger_seq"] = head.seq
+            fields["ledger_hash"] = head.hash
+        return fields
+
+
+def link_component(daemon: Daemon) -> LinkComponent:
+    return LinkComponent(daemon)

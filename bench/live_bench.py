@@ -1,0 +1,271 @@
+"""Live view: request → first fragment at the relay, and the agent's CPU per live session
+against the recorder alone, in the same run (issue 7).
+
+    python -m bench.live_bench [--seconds 30] [--sessions 1] [--repeat 10] [--json]
+
+Everything is real and in its own process except the relay:
+
+* camsim (`camsim run`, one generic camera: 1920x1080 H.264 15 fps 4 Mbit/s, GOP 30);
+* a TLS mosquitto (the test broker: client certificates, ACL);
+* `rtcc-edge run`, the real daemon (recorder worker, link, tunnel), recording the camera;
+* the hub's relay (`hub.relay` on HTTPS, the application `rtcc-hub serve` runs) in this process,
+  which also signs and publishes the stream requests as the hub does.
+
+1. **Recorder alone**: after a warm-up, CPU (user + system, psutil) of the agent's whole process
+   tree over `--seconds`.
+2. **Request → first fragment**, `--repeat` times: a `stream` request (fresh relay session) is
+   published at a random moment; the time from the publish to the relay receiving the first
+   media fragment. Each session lasts 2 s and has ended before the next request.
+3. **Live**: `--sessions` sessions streaming at once; the agent tree's CPU over `--seconds`.
+
+Printed: each latency and the median; CPU recorder alone, with the sessions, the difference per
+session and the ratio live / alone. The first fragment cannot reach the relay before the
+camera's next keyframe and the end of that fragment (≤ 1 s), so with a 2 s GOP expect about
+1–3 s, most of it waiting for the camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.identity import DeviceKey, device_key_path
+from agent.log import configure_logging
+from agent.wire import Topics
+from bench.record_cpu import PASSWORD, Camsim, cpu_seconds, machine, tree
+from hub.relay_sessions import MintedSession
+from tests.support.broker import MosquittoBroker
+from tests.support.relay import RunningRelay, running_relay
+
+ISSUER = "https://rtcc.bench"
+SITE = "bench-live"
+CAMERA = "front-door"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_config(
+    work: Path, broker: MosquittoBroker, jwks: Path, relay: RunningRelay, camera: Any
+) -> Path:
+    cert, key = broker.issue_client_cert(SITE)
+    state = work / "state"
+    text = f"""
+state_dir = "{state}"
+[site]
+id = "{SITE}"
+name = "bench"
+[rtcc]
+broker_url = "{broker.url()}"
+ca_file = "{broker.ca_file}"
+cert_file = "{cert}"
+key_file = "{key}"
+issuer = "{ISSUER}"
+jwks_file = "{jwks}"
+[store]
+segment_seconds = 60
+min_free = 0
+[upload]
+ca_file = "{relay.ca_file}"
+[policy]
+allowed_relay_hosts = ["127.0.0.1"]
+requests_per_hour = 100000
+[control]
+socket = "{state / "control.sock"}"
+[log]
+level = "warning"
+format = "json"
+[[cameras]]
+id = "{CAMERA}"
+name = "bench"
+rtsp_url = "{camera["rtsp"]["main"]}"
+username = "{camera["username"]}"
+secret = "{PASSWORD}"
+sharing = "integrated"
+live = true
+[cameras.location]
+lat = 35.0844
+lon = -106.6504
+"""
+    path = work / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+def _claims_of(token: bytes) -> dict[str, Any]:
+    payload = token.split(b".")[1]
+    data: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
+    )
+    return data
+
+
+async def wait_online(broker: MosquittoBroker) -> None:
+    """Until the agent's retained status says online (it then has its request subscription)."""
+    async with broker.client() as hub, asyncio.timeout(60):
+        await hub.subscribe(Topics(SITE).status, qos=1)
+        async for message in hub.messages:
+            if _claims_of(bytes(message.payload)).get("online"):
+                return
+
+
+class Requester:
+    def __init__(self, broker: MosquittoBroker, key: DeviceKey, relay: RunningRelay) -> None:
+        self.broker = broker
+        self.key = key
+        self.relay = relay
+
+    def token(self, minted: MintedSession, max_seconds: int) -> bytes:
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER, "aud": SITE, "iat": now, "exp": now + 600, "jti": str(uuid.uuid4()),
+            "cmd": "stream", "case": "BENCH-LIVE", "camera": CAMERA, "requester": "bench",
+            "relay": {"url": minted.ingest_url, "token": minted.publisher_token},
+            "max_seconds": max_seconds,
+        }  # fmt: skip
+        return self.key.sign(claims).encode()
+
+    async def first_fragment(self, max_seconds: int) -> tuple[MintedSession, float]:
+        """Publish one stream request; seconds until the relay has its first media fragment."""
+        minted = self.relay.mint(site=SITE, camera=CAMERA, lifetime=timedelta(minutes=10))
+        payload = self.token(minted, max_seconds)
+        async with self.broker.client() as hub:
+            sent = time.time()
+            await hub.publish(Topics(SITE).req, payload, qos=1)
+        async with asyncio.timeout(60):
+            while True:
+                live = self.relay.relay.session(minted.record.id)
+                if live is not None and live.fragments_in and live.last_received is not None:
+                    return minted, live.last_received - sent
+                await asyncio.sleep(0.002)
+
+    async def wait_gone(self, minted: MintedSession) -> None:
+        deadline = time.monotonic() + 60
+        while (live := self.relay.relay.session(minted.record.id)) and live.publisher:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the live session did not end")
+            await asyncio.sleep(0.05)
+
+
+def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`rtcc-edge run` on `config` (the real daemon, in its own process)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent", "--config", str(config), "run"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+
+
+def cpu_percent(pid: int, seconds: float) -> float:
+    processes = tree(pid)
+    before = {p.pid: cpu_seconds(p) for p in processes}
+    wall = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - wall
+    used = sum(cpu_seconds(p) - before[p.pid] for p in processes if p.pid in before)
+    return 100 * used / elapsed
+
+
+async def bench(seconds: float, sessions: int, repeat: int, warmup: float) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="rtcc-bench-live-"))
+    broker = MosquittoBroker()
+    broker.start()
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        with Camsim(work / "camsim", cameras=1) as camsim:
+            async with running_relay(work / "hub") as relay:
+                key = DeviceKey.generate()
+                jwks = work / "jwks.json"
+                jwks.write_text(json.dumps({"keys": [key.public_jwk]}))
+                config = write_config(work, broker, jwks, relay, camsim.cameras[0])
+                DeviceKey.load_or_create(device_key_path(work / "state"))
+                agent = start_agent(config, work / "agent.log")
+                await wait_online(broker)
+                await asyncio.sleep(warmup)
+                alone = await asyncio.to_thread(cpu_percent, agent.pid, seconds)
+
+                requester = Requester(broker, key, relay)
+                latencies: list[float] = []
+                for _ in range(repeat):
+                    # A random pause: the wait for the camera's next keyframe depends on when
+                    # the request lands in its GOP, so sample that phase rather than lock to it.
+                    await asyncio.sleep(random.uniform(0, 2.5))
+                    minted, latency = await requester.first_fragment(max_seconds=2)
+                    latencies.append(latency)
+                    await requester.wait_gone(minted)
+
+                running = [
+                    await requester.first_fragment(max_seconds=int(seconds + warmup + 30))
+                    for _ in range(sessions)
+                ]
+                await asyncio.sleep(3)
+                live = await asyncio.to_thread(cpu_percent, agent.pid, seconds)
+                fragments = [
+                    s.fragments_in
+                    for minted, _ in running
+                    if (s := relay.relay.session(minted.record.id)) is not None
+                ]
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.terminate()
+            agent.wait(60)
+        broker.close()
+    shutil.rmtree(work, ignore_errors=True)  # kept (with the agent's log) when a run fails
+    per_session = (live - alone) / sessions
+    return {
+        "machine": machine(),
+        "seconds": seconds,
+        "sessions": sessions,
+        "first_fragment_s": [round(x, 3) for x in latencies],
+        "first_fragment_median_s": round(statistics.median(latencies), 3),
+        "cpu_recorder_alone_percent": round(alone, 2),
+        "cpu_with_live_percent": round(live, 2),
+        "cpu_per_session_percent": round(per_session, 2),
+        "ratio_live_over_alone": round(live / alone, 2) if alone else None,
+        "fragments_at_relay": fragments,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="each CPU window")
+    parser.add_argument("--sessions", type=int, default=1, help="live sessions at once")
+    parser.add_argument("--repeat", type=int, default=10, help="request → first fragment runs")
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    configure_logging("warning", fmt="console")  # to stderr: stdout is the result
+    result = asyncio.run(bench(args.seconds, args.sessions, args.repeat, args.warmup))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"machine: {result['machine']}")
+    print(
+        "request → first fragment at the relay: "
+        + ", ".join(f"{x:.2f} s" for x in result["first_fragment_s"])
+        + f" (median {result['first_fragment_median_s']:.2f} s)"
+    )
+    alone, live = result["cpu_recorder_alone_percent"], result["cpu_with_live_percent"]
+    print(
+        f"agent CPU over {args.seconds:.0f} s: recorder alone {alone:.2f} % of one core; "
+        f"with {args.sessions} live session(s) {live:.2f} % "
+        f"(+{result['cpu_per_session_percent']:.2f} % per session, "
+        f"x{result['ratio_live_over_alone']} of the recorder alone)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

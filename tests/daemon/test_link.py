@@ -1,0 +1,146 @@
+"""`rtcc-edge run` with the link: a real daemon, a camsim camera, a real TLS broker.
+
+The RTCC side is a plain MQTT client holding the hub's certificate: it publishes a signed
+request and reads what the site publishes, checking every signature with the device key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from agent.identity import DeviceKey, device_key_path, verify_device_jws
+from agent.wire import RegistryClaims, StatusClaims, Topics
+from tests.daemon.conftest import low_res_camera
+from tests.support.broker import (
+    MosquittoBroker,
+    broker,  # noqa: F401 - pytest fixture
+    next_message,
+)
+from tests.support.camsim import CameraHandle, run_cameras
+from tests.support.rtcc import ISSUER, RTCC, make_request
+
+
+def linked_config(
+    tmp_path: Path, mqtt: MosquittoBroker, site: str, cam: CameraHandle
+) -> tuple[Path, Path]:
+    state_dir = tmp_path / "state"
+    cert, key = mqtt.issue_client_cert(site)
+    jwks = RTCC.write_jwks(tmp_path / "rtcc-jwks.json")
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'state_dir = "{state_dir}"\n'
+        f'[site]\nid = "{site}"\nname = "Corner Grocery"\naddress = "1 Main St"\n'
+        f'[rtcc]\nbroker_url = "{mqtt.url()}"\nca_file = "{mqtt.ca_file}"\n'
+        f'cert_file = "{cert}"\nkey_file = "{key}"\nissuer = "{ISSUER}"\n'
+        f'jwks_file = "{jwks}"\n'
+        "[store]\nsegment_seconds = 10\nmin_free = 0\n"
+        '[policy]\nallowed_upload_hosts = ["uploads.rtcc.test"]\n'
+        f'[control]\nsocket = "{tmp_path / "control.sock"}"\n'
+        '[log]\nlevel = "info"\nformat = "console"\n'
+        f'[[cameras]]\nid = "front-door"\nname = "Front door"\n'
+        f'rtsp_url = "{cam.rtsp_url("main")}"\n'
+        f'username = "{cam.username}"\nsecret = "{cam.password}"\n'
+        'sharing = "integrated"\nlive = false\n'
+        "[cameras.location]\nlat = 35.0844\nlon = -106.6504\n"
+    )
+    return config, state_dir
+
+
+async def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`rtcc-edge --config CONFIG ARGS…` as the owner would type it."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "agent", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+class Inbox:
+    """Every message the RTCC side receives, verified with the device key, kept by topic, so a
+    wait for one topic never discards another's (retained messages arrive once)."""
+
+    def __init__(self, client: aiomqtt.Client, key: DeviceKey) -> None:
+        self._client = client
+        self._key = key
+        self._seen: dict[str, list[dict[str, Any]]] = {}
+
+    async def wait(
+        self, topic: str, want: Callable[[dict[str, Any]], bool] = lambda c: True
+    ) -> dict[str, Any]:
+        async with asyncio.timeout(60):
+            while True:
+                for claims in self._seen.get(topic, []):
+                    if want(claims):
+                        return claims
+                message = await next_message(self._client, within=60)
+                if message.topic.value.endswith("/req"):
+                    continue  # our own request, echoed back: the RTCC's, not the site's
+                claims = verify_device_jws(bytes(message.payload).decode(), self._key.public_jwk)
+                self._seen.setdefault(message.topic.value, []).append(claims)
+
+
+async def test_daemon_takes_a_signed_request_and_publishes_its_presence(
+    tmp_path: Path,
+    broker: MosquittoBroker,  # noqa: F811
+    daemons: Callable[..., Any],
+) -> None:
+    site = f"site-{uuid.uuid4().hex[:8]}"
+    topics = Topics(site)
+    with run_cameras(low_res_camera()) as cams:
+        config, state_dir = linked_config(tmp_path, broker, site, cams[0])
+        daemon = daemons(config)
+        await asyncio.to_thread(daemon.wait_recording, "front-door")
+        key = DeviceKey.load(device_key_path(state_dir))
+
+        async with broker.client() as rtcc:
+            await rtcc.subscribe(f"rtcc/v1/sites/{site}/#", qos=1)
+            inbox = Inbox(rtcc, key)
+            registry = RegistryClaims.model_validate(
+                await inbox.wait(
+                    topics.registry, lambda c: any(cam["online"] for cam in c["cameras"])
+                )
+            )
+            assert registry.site.name == "Corner Grocery"
+            [listed] = registry.cameras
+            assert (listed.id, listed.sharing, listed.live) == ("front-door", "integrated", False)
+
+            payload = make_request("clip", aud=site, camera="front-door")
+            await rtcc.publish(topics.req, payload, qos=1)
+            event = await inbox.wait(topics.evt)
+            assert (event["state"], event["seq"], event["iss"]) == ("accepted", 1, site)
+
+            status = StatusClaims.model_validate(await inbox.wait(topics.status))
+            assert status.online and status.cameras_online == 1 and status.cameras_total == 1
+            assert status.store is not None and status.store.bytes_budget > 0
+            assert status.clock is not None and status.clock.source
+
+        # The owner sees the request through the control socket.
+        owner = await cli(config, "requests", "--json")
+        assert owner.returncode == 0, owner.stderr
+        assert event["req"] in owner.stdout  # its state by now depends on delivery
+
+        daemon.signal(15)
+        assert await asyncio.to_thread(daemon.wait) == 0, daemon.log()
+
+    async with broker.client() as rtcc:
+        await rtcc.subscribe(topics.status, qos=1)
+        message = await next_message(rtcc, within=30)
+        final = verify_device_jws(bytes(message.payload).decode(), key.public_jwk)
+        assert final["online"] is False
+    # The ledger recorded the request and its decision, and its chain verifies.
+    audit = await cli(config, "audit", "--json")
+    assert audit.returncode == 0, audit.stderr
+    assert event["req"] in audit.stdout
+    verify = await cli(config, "audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
