@@ -9,7 +9,9 @@
 
 Workers (`worker.py`) pull RTSP with PyAV and write through `agent.store`'s segment writer;
 they are forked from a fork server that preloaded PyAV, so the daemon itself is never forked
-and each worker costs a few MB. `source.py` works out each camera's RTSP URL and credentials.
+and each worker costs a few MB. A worker that has caught up with its camera reads in batches
+(`RecorderSettings.read_batch`, never past a fragment's due time), which takes about a third
+off its CPU; see docs/recording.md. `source.py` works out each camera's RTSP URL and credentials.
 
 Other processes (`rtcc-edge status`, `store status`) read the daemon's view of the recorders
 with `read_state_file(state_file_path(config.state_dir))`: None if no daemon ever wrote it,

@@ -25,6 +25,9 @@ Writer contract (for the recorder, one worker process per camera):
   dropped. A backwards or huge forward timestamp jump starts a new session at the next keyframe.
   Each packet is held until the next arrives (its duration must be known), so a packet's bytes
   reach the file one frame later; `close()` writes everything still buffered.
+* `writer.flush_due_in_us` is the media time left before the fragment being assembled must be
+  closed: a caller may leave packets unread (and read them in a batch) for up to that long
+  without delaying the fragment, and so without widening what a crash would lose.
 * `on_chunk(MediaChunk)` receives the very bytes written: an `init` chunk at the start of each
   session, then one `fragment` chunk per `moof`+`mdat` with `keyframe` (starts with a keyframe),
   `wall_us` and `duration_us`. Serve a live viewer the latest init, then fragments from the next

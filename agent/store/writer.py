@@ -139,7 +139,6 @@ class _Held:
     duration: int
     keyframe: bool
     received_us: int
-    time_base: Fraction
     # The timestamps were made up here (the packet had none): write them into the packet.
     retimed: bool = False
 
@@ -219,9 +218,12 @@ class SegmentWriter:
         self._segment: _OpenSegment | None = None
         self._closed = False
         self._last_duration = 0
-        self._last_time_base: tuple[int, int] | None = None
-        self._one_second = 0  # ticks per second of the current time base
-        self._default_time_base = Fraction(template.time_base or Fraction(1, 90000))
+        time_base = Fraction(template.time_base or Fraction(1, 90000))
+        self._time_base = time_base
+        self._tb_num, self._tb_den = time_base.numerator, time_base.denominator
+        self._one_second = max(1, round(1 / time_base))  # ticks per second
+        # dts of the first packet of the fragment the muxer is assembling (None: none yet).
+        self._fragment_start_dts: int | None = None
         self._untimed_origin_us: int | None = None
         self.dropped = 0  # packets dropped while waiting for a keyframe
         self.sessions = 0
@@ -248,10 +250,9 @@ class SegmentWriter:
                 f"packet of stream {packet.stream_index}; this writer records stream "
                 f"{self._template.index}"
             )
-        # This runs 15-30 times a second per camera: integer arithmetic only, because building
-        # `Fraction`s here cost more CPU than the muxing itself.
-        time_base: Fraction = packet.time_base or self._default_time_base
-        tb_key = (time_base.numerator, time_base.denominator)
+        # This runs 15-30 times a second per camera: integer arithmetic only, and the time base
+        # is the stream's (the demuxer gives every packet its stream's), because reading
+        # `packet.time_base` builds a `Fraction` each time, which cost more than the muxing.
         pts, dts = packet.pts, packet.dts
         held = self._held
         retimed = pts is None or dts is None
@@ -259,8 +260,8 @@ class SegmentWriter:
             # No timestamps at all (a raw stream): the receipt times are the timeline.
             if self._untimed_origin_us is None:
                 self._untimed_origin_us = received_us
-            since = Fraction(received_us - self._untimed_origin_us, 1_000_000)
-            pts = dts = round(since / time_base)
+            since = received_us - self._untimed_origin_us
+            pts = dts = since * self._tb_den // (self._tb_num * 1_000_000)
             if held is not None and dts <= held.dts:
                 pts = dts = held.dts + 1
         elif dts is None:
@@ -268,16 +269,10 @@ class SegmentWriter:
         elif pts is None:
             pts = dts
         assert pts is not None and dts is not None
-        if held is not None and tb_key != self._last_time_base:
-            self._flush_held()
-            self._end_session("time base changed")
-            held = None
-        elif held is not None and self._discontinuous(held, dts, received_us, tb_key):
+        if held is not None and self._discontinuous(held, dts, received_us):
             self._flush_held()
             self._end_session("timestamp discontinuity")
             held = None
-        if tb_key != self._last_time_base:
-            self._one_second = (tb_key[1] + tb_key[0] // 2) // tb_key[0]
         if held is not None:
             held.duration = dts - held.dts
             stalled = self._last_duration and held.duration > max(
@@ -285,17 +280,26 @@ class SegmentWriter:
             )
             if stalled:  # kept as a long frame; extraction reports the rest as a gap
                 log.warning(
-                    "stream_stalled", camera=self.camera, seconds=float(held.duration * time_base)
+                    "stream_stalled",
+                    camera=self.camera,
+                    seconds=held.duration * self._tb_num / self._tb_den,
                 )
             else:
                 self._last_duration = held.duration
             self._held = None
             self._mux(held)
-        self._last_time_base = tb_key
         duration = packet.duration or 0
-        self._held = _Held(
-            packet, pts, dts, duration, packet.is_keyframe, received_us, time_base, retimed
-        )
+        self._held = _Held(packet, pts, dts, duration, packet.is_keyframe, received_us, retimed)
+
+    @property
+    def flush_due_in_us(self) -> int | None:
+        """Media time (µs) from the newest packet written until the muxer must close the
+        fragment it is building: how long a caller may leave packets unread without delaying a
+        fragment (and so widening what a crash would lose). None when nothing is pending."""
+        if self._fragment_start_dts is None or self._held is None:
+            return None
+        elapsed = (self._held.dts - self._fragment_start_dts) * self._tb_num * 1_000_000
+        return self._fragment_us - elapsed // self._tb_den
 
     def close(self) -> None:
         """Write everything buffered, close the open segment and release the camera."""
@@ -316,11 +320,11 @@ class SegmentWriter:
 
     # -- packets --------------------------------------------------------------------------
 
-    def _discontinuous(self, held: _Held, dts: int, received_us: int, tb: tuple[int, int]) -> bool:
+    def _discontinuous(self, held: _Held, dts: int, received_us: int) -> bool:
         if dts <= held.dts:
             log.warning("timestamps_backwards", camera=self.camera, dts=dts, previous=held.dts)
             return True
-        media_us = (dts - held.dts) * tb[0] * 1_000_000 // tb[1]
+        media_us = (dts - held.dts) * self._tb_num * 1_000_000 // self._tb_den
         if media_us - (received_us - held.received_us) > MAX_TIMESTAMP_JUMP_US:
             log.warning("timestamps_jump", camera=self.camera, jump_us=int(media_us))
             return True
@@ -331,12 +335,12 @@ class SegmentWriter:
         if held is None:
             return
         if held.duration <= 0:
-            held.duration = self._last_duration or self._nominal_duration(held)
+            held.duration = self._last_duration or self._nominal_duration()
         self._mux(held)
 
-    def _nominal_duration(self, held: _Held) -> int:
+    def _nominal_duration(self) -> int:
         rate = self._template.average_rate or self._template.guessed_rate or 15
-        return max(1, round(1 / (Fraction(rate) * held.time_base)))
+        return max(1, round(1 / (Fraction(rate) * self._time_base)))
 
     def _mux(self, held: _Held) -> None:
         session = self._session
@@ -345,10 +349,11 @@ class SegmentWriter:
                 self.dropped += 1
                 return
             session = self._session = self._start_session()
+            self._fragment_start_dts = held.dts
         packet = held.packet
         packet.stream = session.stream
         if held.retimed:  # otherwise the demuxer's own time base and timestamps stand
-            packet.time_base = held.time_base
+            packet.time_base = self._time_base
             packet.pts, packet.dts = held.pts, held.dts
         packet.duration = held.duration
         session.receipts.append(held.received_us)
@@ -359,7 +364,9 @@ class SegmentWriter:
             session.receipts.pop()
             self._end_session("muxer error")
             return
-        self._drain(session)
+        if self._drain(session):
+            # The muxer closes a fragment when the packet that starts the next one arrives.
+            self._fragment_start_dts = held.dts
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -377,6 +384,7 @@ class SegmentWriter:
 
     def _end_session(self, reason: str) -> None:
         session, self._session = self._session, None
+        self._fragment_start_dts = None
         if session is None:
             return
         try:
@@ -391,10 +399,11 @@ class SegmentWriter:
             self._close_segment()
         log.info("session_ended", camera=self.camera, session=session.id, reason=reason)
 
-    def _drain(self, session: _Session) -> None:
+    def _drain(self, session: _Session) -> int:
+        """Store what the muxer has written; how many fragments that was."""
         buffer = session.sink.buffer
         if not buffer:
-            return  # the muxer writes only at fragment boundaries: most packets leave nothing
+            return 0  # the muxer writes only at fragment boundaries: most packets leave nothing
         try:
             split = fmp4.split_stream(buffer, have_init=session.init is not None)
             if session.init is None and split.init_end:
@@ -416,6 +425,7 @@ class SegmentWriter:
             view.release()  # the buffer cannot shrink while a view of it exists
         if split.consumed:
             del buffer[: split.consumed]
+        return len(fragments)
 
     def _fragment(self, session: _Session, fragment: fmp4.Fragment, data: bytes) -> None:
         assert session.track is not None and session.init is not None

@@ -310,3 +310,30 @@ def test_packets_without_timestamps_are_timed_by_receipt(
         stamps = check_segment(store, row)
         assert row.start_us == stamps[0].capture_us + 20_000
     assert rows[1].start_us - rows[0].start_us == 10_000_000
+
+
+def test_flush_due_counts_down_to_each_fragment(
+    store: ClipStore, media_dir: Path, spec_at: SpecAt
+) -> None:
+    """`flush_due_in_us` tells the recorder how long it may leave packets unread: it must reach
+    zero just as the muxer closes a fragment, never promise time the fragment does not have."""
+    spec = spec_at(0, seconds=8, gop=45)  # keyframes 3 s apart: fragments close on duration
+    frame_us = 1_000_000 // spec.fps
+    chunks: list[MediaChunk] = []
+    seen: list[tuple[int | None, bool]] = []  # (due before the write, a fragment came out)
+    with (
+        stamped_source(encode_stamped(media_dir, spec)) as source,
+        store.open_writer("cam1", source.stream, on_chunk=chunks.append) as writer,
+    ):
+        assert writer.flush_due_in_us is None  # nothing written yet
+        for item in source.packets():
+            due, before = writer.flush_due_in_us, len(chunks)
+            writer.write(item.packet, item.stamp.capture_us + 20_000)
+            seen.append((due, any(c.kind == "fragment" for c in chunks[before:])))
+    closing = [due for due, emitted in seen if emitted]
+    assert len(closing) >= 6
+    for due in closing:
+        # The write that closes a fragment is the one after the packet that completes it.
+        assert due is not None and -2 * frame_us <= due <= frame_us, due
+    dues = [due for due, _ in seen if due is not None]
+    assert max(dues) <= 1_000_000 and min(dues) >= -2 * frame_us
