@@ -49,38 +49,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 async def run_agent(config: AgentConfig) -> None:
-    from agent.link import (
-        BrokerSettings,
-        MqttSession,
-        RequestService,
-        SessionPublisher,
-        registry_from_config,
-    )
+    from agent.link import registry_from_config
+    from agent.link.compose import Link
     from agent.store import ClipStore
 
     key = DeviceKey.load_or_create(config.state_dir / "device.key")
-    registry = registry_from_config(config)
-    services: list[RequestService] = []
-
-    async def on_request(payload: bytes) -> None:
-        await services[0].handle(payload)
-
-    session = MqttSession(
-        site_id=config.site.id,
-        broker=BrokerSettings.from_config(config.rtcc),
-        device_key=key,
-        on_request=on_request,
-        registry=registry,
-    )
     store = ClipStore.from_config(config)
-    service = RequestService.open(
-        config,
-        device_key=key,
-        holds=store,
-        sink=session,
-        publisher=SessionPublisher(session, registry),
-    )
-    services.append(service)
+    link = Link(config, device_key=key, holds=store, registry=registry_from_config(config))
+    service, session = link.service, link.session
     await service.start()
     async with session:
         await session.wait_connected()

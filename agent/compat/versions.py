@@ -70,11 +70,8 @@ def compare_versions(
         return _sign(a.build_date.toordinal() - b.build_date.toordinal())
     if a.line != b.line:
         return None
-    width = max(len(a.numbers), len(b.numbers))
-    padded_a = a.numbers + (0,) * (width - len(a.numbers))
-    padded_b = b.numbers + (0,) * (width - len(b.numbers))
-    if padded_a != padded_b:
-        return -1 if padded_a < padded_b else 1
+    if order := _compare_numbers(a.numbers, b.numbers):
+        return order
     pairs = (
         (_ordinal(a.build_date), _ordinal(b.build_date)),
         (a.build, b.build),
@@ -90,6 +87,13 @@ def compare_versions(
     return 0
 
 
+def _compare_numbers(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """-1, 0 or 1; missing trailing numbers count as 0 (1.2 == 1.2.0)."""
+    width = max(len(a), len(b))
+    padded_a, padded_b = a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
+    return (padded_a > padded_b) - (padded_a < padded_b)
+
+
 def _ordinal(day: date | None) -> int | None:
     return None if day is None else day.toordinal()
 
@@ -103,11 +107,8 @@ def compare_to_release(version: FirmwareVersion, release: FirmwareVersion) -> in
     """
     if version.line != release.line:
         return None
-    width = max(len(version.numbers), len(release.numbers))
-    mine = version.numbers + (0,) * (width - len(version.numbers))
-    theirs = release.numbers + (0,) * (width - len(release.numbers))
-    if mine != theirs:
-        return -1 if mine < theirs else 1
+    if order := _compare_numbers(version.numbers, release.numbers):
+        return order
     pairs = (
         (_ordinal(version.build_date), _ordinal(release.build_date)),
         (version.build, release.build),

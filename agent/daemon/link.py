@@ -21,9 +21,9 @@ from agent.clock import clock_sync
 from agent.control import ControlServer
 from agent.control.webhook import OwnerWebhook
 from agent.identity import DeviceKey, device_key_path
-from agent.link import BrokerSettings, MqttSession, RequestService
+from agent.link import MqttSession, RequestService
+from agent.link.compose import Link
 from agent.link.delivery import DeliveryHandlers
-from agent.link.session import SessionPublisher
 from agent.log import get_logger
 from agent.policy import CameraFacts
 from agent.recorder import CameraState
@@ -81,33 +81,24 @@ class LinkComponent:
         # The daemon's store lives on its own thread; holds are placed from the event loop, so
         # the link keeps a connection of its own to the same index (SQLite WAL allows it).
         self._holds = ClipStore.from_config(config)
-        session = MqttSession(
-            site_id=config.site.id,
-            broker=BrokerSettings.from_config(config.rtcc),
-            device_key=key,
-            on_request=self._on_request,
-            status=self._status,
-            registry=self._registry,
-            outbox_path=config.state_dir / OUTBOX_FILE,
-            refresh_interval=60.0,
-        )
-        self._session = session
-        self._service = RequestService.open(
+        link = Link(
             config,
             device_key=key,
             holds=self._holds,
-            sink=session,
-            publisher=SessionPublisher(session, self._registry),
+            registry=self._registry,
+            status=self._status,
             handlers=self.handlers,
             notifier=OwnerWebhook.from_config(config),
+            outbox_path=config.state_dir / OUTBOX_FILE,
         )
+        self._session, self._service = link.session, link.service
         await self._refresh_footage()
-        await self._service.start()
-        self._control = ControlServer(config.control.socket, self._service)
+        await link.service.start()
+        self._control = ControlServer(config.control.socket, link.service)
         await self._control.start()
         self._online = self._online_cameras()
         self._remove_listener = self._daemon.board.add_listener(self._on_camera_state)
-        await session.start()
+        await link.session.start()
         log.info("link_started", site=config.site.id, broker=config.rtcc.broker_url)
 
     async def stop(self) -> None:
@@ -126,10 +117,6 @@ class LinkComponent:
         if self._holds is not None:
             self._holds.close()
             self._holds = None
-
-    async def _on_request(self, payload: bytes) -> None:
-        if self._service is not None:
-            await self._service.handle(payload)
 
     # -- presence: what the registry and the status messages say ------------------------------
 

@@ -15,14 +15,8 @@ from typing import Any
 
 from agent.config import AgentConfig
 from agent.identity import DeviceKey
-from agent.link import (
-    Backoff,
-    BrokerSettings,
-    MqttSession,
-    RequestService,
-    SessionPublisher,
-    registry_from_config,
-)
+from agent.link import Backoff, MqttSession, RequestService, registry_from_config
+from agent.link.compose import Link
 from agent.store import ClipStore
 from agent.wire import Topics
 from hub.state import TrustedSitesFile
@@ -79,36 +73,21 @@ class RunningAgent:
 async def running_agent(config: AgentConfig) -> AsyncIterator[RunningAgent]:
     """The daemon's link, composed as the daemon composes it."""
     key = DeviceKey.load_or_create(config.state_dir / "device.key")
-    registry = registry_from_config(config)
-    services: list[RequestService] = []
-
-    async def on_request(payload: bytes) -> None:
-        await services[0].handle(payload)
-
-    session = MqttSession(
-        site_id=config.site.id,
-        broker=BrokerSettings.from_config(config.rtcc),
-        device_key=key,
-        on_request=on_request,
-        registry=registry,
-        backoff=Backoff(initial=0.05, cap=0.5),
-    )
     store = ClipStore.from_config(config)
-    service = RequestService.open(
+    link = Link(
         config,
         device_key=key,
         holds=store,
-        sink=session,
-        publisher=SessionPublisher(session, registry),
+        registry=registry_from_config(config),
+        backoff=Backoff(initial=0.05, cap=0.5),
     )
-    services.append(service)
     try:
-        await service.start()
-        async with session:
-            await session.wait_connected()
-            yield RunningAgent(config, session, service)
+        await link.service.start()
+        async with link.session:
+            await link.session.wait_connected()
+            yield RunningAgent(config, link.session, link.service)
     finally:
-        await service.close()
+        await link.service.close()
         store.close()
 
 
