@@ -187,6 +187,14 @@ class CameraConfig(_Section):
     stream: str = Field(
         "main", title="Stream", description="`main`, `sub`, or an ONVIF profile token."
     )
+    channel: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        title="Recorder channel",
+        description="For a channel of an NVR/DVR reached over ONVIF: which one (1 = its first "
+        "video source). Leave unset for a camera.",
+    )
     location: LocationConfig | None = Field(None, title="Location")
     sharing: SharingMode = Field(SharingMode.PRIVATE, title="Sharing mode")
     live: bool = Field(False, title="Live view allowed (integrated cameras only)")

@@ -263,6 +263,13 @@ async def system_date_and_time(
             f"GetSystemDateAndTime: answered with {quoted(_local(response), 64)} instead"
         )
     camera_utc, ntp = parse_clock(response)
+    return clock_reading(camera_utc, ntp, started=started, finished=finished)
+
+
+def clock_reading(
+    camera_utc: datetime | None, ntp: bool | None, *, started: float, finished: float
+) -> ClockReading:
+    """The camera's clock against ours, measured at the middle of the round trip."""
     offset = None
     if camera_utc is not None:
         # The camera reports whole seconds (truncated): its true time is half a second later on

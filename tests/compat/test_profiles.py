@@ -477,6 +477,7 @@ schema_version = 1
 id = "{vendor}"
 name = "{vendor.title()}"
 firmware_style = "dotted"
+advisories_reviewed = 2026-11-22
 
 [match]
 {match}
