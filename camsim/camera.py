@@ -260,5 +260,6 @@ class Camera:
                 "unplugged": self.faults.unplugged,
                 "stalled": self.faults.stalled,
                 "soap_delay": self.faults.soap_delay,
+                "drop_after_frames": self.faults.drop_after_frames,
             },
         }

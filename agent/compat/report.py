@@ -68,7 +68,7 @@ class ErrorInfo(_Model):
     kind: str = Field(
         title="Error kind",
         description="unreachable, timeout, not_onvif, malformed, auth, fault (ONVIF); "
-        "auth, not_found, refused, timeout, no_video, error (stream)",
+        "auth, not_found, refused, timeout, dropped, no_video, error (stream)",
     )
     message: str
 

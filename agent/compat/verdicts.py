@@ -135,6 +135,9 @@ _STREAM_REMEDIES = {
     "settings.",
     "timeout": "The stream opened but no video came: restart the camera, check its encoder "
     "settings and the network between it and this host.",
+    "dropped": "Try again. If it keeps breaking off: the camera may allow only a few RTSP "
+    "viewers at once (close other viewers, or the recorder already pulling it), it may be "
+    "restarting, or its network link is flaky (check its cable, PoE switch port or Wi-Fi).",
     "no_video": "Enable video on this stream in the camera's settings.",
     "error": "Check the camera's RTSP settings, or set `rtsp_url` to a URL that works in VLC.",
 }

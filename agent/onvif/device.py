@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from agent.log import ensure_configured, get_logger
+from agent.neterrors import describe_network_error
 from agent.onvif.addresses import (
     advertised_port,
     fix_service_url,
@@ -239,8 +240,13 @@ def _translate(operation: str, exc: Exception, timeout: float) -> OnvifError:
         return MalformedAnswer(f"{operation}: HTTP {status} without a usable SOAP answer")
     if isinstance(cause, aiohttp.ClientConnectorError):
         return Unreachable(f"{operation}: {describe_connect_error(cause)}")
-    if isinstance(cause, aiohttp.ClientError | ConnectionError):
-        return NoAnswer(f"{operation}: the connection failed ({type(cause).__name__})")
+    if isinstance(cause, aiohttp.ServerDisconnectedError):
+        return NoAnswer(f"{operation}: the camera closed the connection before it answered")
+    if isinstance(cause, aiohttp.ClientPayloadError):
+        return NoAnswer(f"{operation}: the connection broke off in the middle of the answer")
+    if isinstance(cause, aiohttp.ClientError | OSError):
+        what = describe_network_error(cause) or "the connection failed"
+        return NoAnswer(f"{operation}: {what}")
     return MalformedAnswer(
         f"{operation}: could not understand the camera's answer ({type(cause).__name__}: "
         f"{quoted(cause, 120)})"

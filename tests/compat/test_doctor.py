@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from agent.cli import main
+from agent.clock import clock_sync
 from agent.compat.doctor import (
     broker_check,
     mqtt_connect_packet,
@@ -262,6 +263,17 @@ def test_the_host_clock_without_timedatectl(monkeypatch: pytest.MonkeyPatch) -> 
     result = time_sync_check()
     assert result.status in ("pass", "fail", "warn")
     assert "adjtimex" in result.reason or result.reason.startswith("Unknown")
+
+
+def test_doctor_and_the_manifests_read_the_same_clock() -> None:
+    """Issue 13: the clock-sync check existed twice and the two could disagree; doctor now says
+    what `agent.clock` (status messages, clip manifests) says."""
+    sync = clock_sync()
+    result = time_sync_check()
+    expected = {True: "pass", False: "fail", None: "warn"}[sync.synchronized]
+    assert result.status == expected
+    if sync.source == "adjtimex":
+        assert "adjtimex" in result.reason
 
 
 def test_mqtt_connect_packet() -> None:
