@@ -89,6 +89,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument(
         "--timeout", type=float, default=5.0, metavar="S", help="per ONVIF call (default 5)"
     )
+    add.add_argument(
+        "--rtsp-port",
+        type=int,
+        action="append",
+        default=[],
+        metavar="PORT",
+        help="RTSP port to try with the vendor's channel paths when ONVIF gives no stream URI",
+    )
     sharing = add.add_argument_group(
         "sharing",
         "what the RTCC may see of this camera (default private: nothing); a listed camera "
@@ -225,6 +233,7 @@ def _plan(args: argparse.Namespace, config: AgentConfig) -> tuple[Plan, Login | 
             name=args.name,
             stream=args.stream,
             channels=channels,
+            rtsp_ports=args.rtsp_port,
             call_timeout=args.timeout,
         )
     )

@@ -182,8 +182,8 @@ def _print(report: DiscoveryReport) -> None:
             "; ".join(_notes(camera)),
         )
     console.print(table)
-    recorders = [c for c in report.cameras if c.recorder is not None and c.recorder.channels]
-    for camera in recorders:
+    recorders = [c for c in report.cameras if c.recorder is not None]
+    for camera in (c for c in recorders if c.recorder is not None and c.recorder.channels):
         assert camera.recorder is not None
         channels = Table(title=f"#{camera.index} {_model(camera)}: channels")
         for column in ("channel", "picture", "main profile", "sub profile"):

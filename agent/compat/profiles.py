@@ -701,7 +701,8 @@ def _score(
                 break
             if key and f" {key} " in f" {name} " and score < 80:
                 score, reasons = 80, [f"manufacturer {manufacturer!r} names {alias!r}"]
-    if model and rules.models and _model_matches(model, rules.models):
+    recorders = profile.recorder.models if profile.recorder is not None else ()
+    if model and (rules.models or recorders) and _model_matches(model, (*rules.models, *recorders)):
         score += 10 if score else 60
         reasons.append(f"model {model!r} follows {profile.name}'s naming")
     lowered = [s.casefold() for s in scopes]
