@@ -619,9 +619,10 @@ async def check_cameras(
     *,
     options: CheckOptions | None = None,
     profiles: ProfileSet | None = None,
-    concurrency: int = 16,
+    concurrency: int = 32,
 ) -> list[CheckResult]:
-    """Check many cameras at once (each opens up to two RTSP streams at a time)."""
+    """Check many cameras at once (each opens up to two RTSP streams at a time). Checks mostly
+    wait for keyframes, so a 16-camera site with an 8-channel recorder runs in one wave."""
     limit = asyncio.Semaphore(concurrency)
     with ThreadPoolExecutor(max_workers=2 * concurrency, thread_name_prefix="probe") as executor:
 
