@@ -461,6 +461,15 @@ def config_warnings(config: AgentConfig) -> list[ConfigProblem]:
                     severity="warning",
                 )
             )
+        if camera.rtsp_url is not None and urlsplit(camera.rtsp_url).password:
+            problems.append(
+                ConfigProblem(
+                    field=f"cameras[{index}].rtsp_url",
+                    message="the URL carries a password in clear; `rtcc-edge cameras add --rtsp "
+                    "URL` stores the URL without it and the password encrypted",
+                    severity="warning",
+                )
+            )
     if config.rtcc.broker_url is None:
         problems.append(
             ConfigProblem(

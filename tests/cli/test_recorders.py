@@ -37,6 +37,7 @@ def cams() -> Iterator[CamsimRun]:
         ),
         camera("generic", id="rtsp-cam", host="127.0.0.62", password=PASSWORD),
         camera("hikvision", id="hik", host="127.0.0.63", password=PASSWORD),
+        camera("uniview-locked", id="locked", host="127.0.0.64", password=PASSWORD),
     ) as run:
         yield run
 
@@ -139,6 +140,23 @@ def test_a_failed_login_says_nothing_about_sub_streams_it_cannot_know(cams: Cams
     sub = next(c for c in report.checks if c.id == "sub_stream")
     assert "single" not in sub.reason and sub.reason.startswith("Cannot tell")
     assert status == 1
+
+
+def test_a_clock_kept_to_logged_in_clients_with_the_wrong_password(cams: CamsimRun) -> None:
+    """Issue 13, item 3: the advice is about the login that failed, not about NTP."""
+    locked = cams["locked"]
+    status, out, _err = run_cli(
+        "check", locked.onvif_url, "--username", locked.username, "--password-stdin", "--json",
+        stdin="wrong",
+    )  # fmt: skip
+    report = CameraReport.model_validate_json(out)
+    assert status == 1 and report.clock is not None and report.clock.needs_auth
+    clock = next(c for c in report.checks if c.id == "clock")
+    assert clock.status == "warn" and "logged-in client" in clock.reason
+    assert clock.remedy is not None and "ONVIF login" in clock.remedy
+    assert "NTP" not in clock.remedy
+    onvif = next(c for c in report.checks if c.id == "onvif")
+    assert onvif.status == "fail" and "clock" in onvif.reason
 
 
 # -- cameras add: a recorder's channels ---------------------------------------------------------
