@@ -51,6 +51,7 @@ from agent.config import AgentConfig, CameraConfig, CompatConfig
 from agent.log import get_logger
 from agent.onvif import (
     Channel,
+    DeviceInfo,
     MediaProfile,
     OnvifCamera,
     OnvifError,
@@ -186,6 +187,19 @@ class _Facts:
         self.quirk(quirk_id, info.detail, info.workaround)
 
 
+def identity_of(info: DeviceInfo | None) -> Identity | None:
+    """GetDeviceInformation's answer as reports show it."""
+    if info is None:
+        return None
+    return Identity(
+        manufacturer=info.manufacturer,
+        model=info.model,
+        firmware=info.firmware,
+        serial=info.serial,
+        hardware_id=info.hardware_id,
+    )
+
+
 def _error(exc: OnvifError | ProbeError) -> ErrorInfo:
     return ErrorInfo(kind=exc.kind, message=str(exc))
 
@@ -288,15 +302,7 @@ async def _onvif(target: Target, options: CheckOptions, facts: _Facts) -> None:
     finally:
         await camera.close()
     # Whatever failed later, what the camera said about itself counts (its firmware above all).
-    info = camera.info
-    if info is not None:
-        facts.identity = Identity(
-            manufacturer=info.manufacturer,
-            model=info.model,
-            firmware=info.firmware,
-            serial=info.serial,
-            hardware_id=info.hardware_id,
-        )
+    facts.identity = identity_of(camera.info)
     for seen in camera.quirks:
         facts.quirk(seen.id, seen.detail, seen.workaround)
     facts.clock = _clock(camera)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from agent.compat.channels import recorder_info
+from agent.compat.check import identity_of
 from agent.compat.profiles import ProfileMatch, ProfileSet
 from agent.compat.report import (
     DiscoveredCamera,
@@ -74,15 +75,7 @@ async def _interrogate(found: FoundCamera, login: Login, call_timeout: float) ->
         details.error = ErrorInfo(kind=exc.kind, message=str(exc))
     finally:
         await camera.close()
-    if camera.info is not None:
-        info = camera.info
-        details.identity = Identity(
-            manufacturer=info.manufacturer,
-            model=info.model,
-            firmware=info.firmware,
-            serial=info.serial,
-            hardware_id=info.hardware_id,
-        )
+    details.identity = identity_of(camera.info)
     return details
 
 
