@@ -187,6 +187,14 @@ class CameraConfig(_Section):
     stream: str = Field(
         "main", title="Stream", description="`main`, `sub`, or an ONVIF profile token."
     )
+    channel: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        title="Recorder channel",
+        description="For a channel of an NVR/DVR reached over ONVIF: which one (1 = its first "
+        "video source). Leave unset for a camera.",
+    )
     location: LocationConfig | None = Field(None, title="Location")
     sharing: SharingMode = Field(SharingMode.PRIVATE, title="Sharing mode")
     live: bool = Field(False, title="Live view allowed (integrated cameras only)")
@@ -450,6 +458,15 @@ def config_warnings(config: AgentConfig) -> list[ConfigProblem]:
                 ConfigProblem(
                     field=f"cameras[{index}].secret",
                     message="password stored in clear; `rtcc-edge cameras add` stores it encrypted",
+                    severity="warning",
+                )
+            )
+        if camera.rtsp_url is not None and urlsplit(camera.rtsp_url).password:
+            problems.append(
+                ConfigProblem(
+                    field=f"cameras[{index}].rtsp_url",
+                    message="the URL carries a password in clear; `rtcc-edge cameras add --rtsp "
+                    "URL` stores the URL without it and the password encrypted",
                     severity="warning",
                 )
             )

@@ -10,7 +10,7 @@ import structlog
 
 from camsim.config import CameraConfig
 from camsim.faults import Faults
-from camsim.media import encode_stream, snapshot_jpeg
+from camsim.media import VideoSpec, encode_stream, snapshot_jpeg
 from camsim.onvif import MediaProfile, OnvifDevice, OnvifServer
 from camsim.persona import DEVICE_SERVICE_PATH, Quirk, StreamName
 from camsim.rtsp import RtspServer
@@ -21,36 +21,71 @@ STREAMS: tuple[StreamName, ...] = ("main", "sub")
 
 
 def build_device(config: CameraConfig) -> OnvifDevice:
-    """The ONVIF view of a configured camera (ports are filled in when its servers bind)."""
+    """The ONVIF view of a configured camera (ports are filled in when its servers bind).
+
+    A recorder persona gets one video source per channel, each with its main and sub profiles
+    at that channel's paths; extra profiles (MJPEG) go on the first channel."""
     persona = config.persona_info
     identity = persona.identity(config.id)
-    profiles = tuple(
-        MediaProfile(
-            token=token,
-            name=f"{stream}Stream",
-            stream=stream,
-            spec=config.video_spec(stream),
-            encoder_token=f"VideoEncoder_{index + 1}",
-            rtsp_path=persona.rtsp_path(stream),
+    quirks = config.effective_quirks()
+    sources = tuple(f"VideoSource_{n}" for n in range(1, persona.channels + 1))
+    profiles: list[MediaProfile] = []
+    for number, source in enumerate(sources, start=1):
+        for stream in STREAMS:
+            mjpeg = stream == "sub" and Quirk.MJPEG_SUB in quirks
+            profiles.append(
+                MediaProfile(
+                    token=persona.profile_token(stream, number),
+                    name=f"{stream}Stream" if persona.channels == 1 else f"ch{number}_{stream}",
+                    stream=None if mjpeg else stream,
+                    spec=config.video_spec(stream),
+                    encoder_token=f"VideoEncoder_{len(profiles) + 1}",
+                    rtsp_path=persona.rtsp_path(stream, number),
+                    source_token=source,
+                    encoding="JPEG" if mjpeg else "H264",
+                )
+            )
+    for extra in persona.extra_profiles:
+        profiles.append(
+            MediaProfile(
+                token=extra.token,
+                name=extra.name,
+                stream=None,
+                spec=VideoSpec(
+                    codec="h264",  # unused: camsim does not stream it
+                    width=extra.width,
+                    height=extra.height,
+                    fps=extra.fps,
+                    gop=extra.fps,
+                    bitrate=1_000_000,
+                ),
+                encoder_token=f"VideoEncoder_{len(profiles) + 1}",
+                rtsp_path=extra.rtsp_path,
+                source_token=sources[0],
+                encoding=extra.encoding,
+            )
         )
-        for index, (stream, token) in enumerate(zip(STREAMS, persona.profile_tokens, strict=True))
-    )
+    model = config.model or persona.model
     return OnvifDevice(
         manufacturer=persona.vendor,
-        model=config.model or persona.model,
+        model=model,
         firmware=config.firmware or persona.firmware,
         serial=identity.serial,
         hardware_id=persona.hardware_id,
         mac=identity.mac,
         hostname=config.id,
-        name=config.name or f"{persona.vendor} {config.model or persona.model}",
+        name=config.name
+        or persona.name_scope
+        or f"{persona.vendor} {config.model or persona.model}",
         location=config.location or persona.location,
-        quirks=config.effective_quirks(),
-        profiles=profiles,
+        quirks=quirks,
+        profiles=tuple(profiles),
         media_path=persona.media_path,
         snapshot_path=persona.snapshot_path,
         clock_skew=config.effective_clock_skew(),
         host=config.host,
+        video_sources=sources,
+        scope_encoding="latin-1" if Quirk.WSD_LOOSE_REPLY in quirks else "utf-8",
     )
 
 
@@ -101,6 +136,10 @@ class Camera:
     def discovery_scopes(self) -> list[str]:
         return [scope for scope, _fixed in self.device.scopes()]
 
+    @property
+    def loose_discovery(self) -> bool:
+        return Quirk.WSD_LOOSE_REPLY in self.quirks
+
     # -- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -110,12 +149,12 @@ class Camera:
             stream: await asyncio.to_thread(encode_stream, spec) for stream, spec in specs.items()
         }
         self._rtsp = RtspServer(
-            {self.persona.rtsp_path(stream): encoded[stream] for stream in STREAMS},
+            {p.rtsp_path: encoded[p.stream] for p in self.device.profiles if p.stream is not None},
             host=self.config.host,
             port=self.config.rtsp_port,
             username=self.config.username,
             password=self.config.password,
-            max_sessions=self.config.max_sessions,
+            max_sessions=self.config.effective_max_sessions(),
             faults=self.faults,
             clock_offset=self.device.clock_skew,
             auth=self.persona.rtsp_auth,
@@ -179,12 +218,15 @@ class Camera:
         """The device service URL a client should use (the true one, whatever the quirks)."""
         return f"http://{self.url_host}:{self.onvif_port}{DEVICE_SERVICE_PATH}"
 
-    def rtsp_url(self, stream: StreamName = "main", *, credentials: bool = False) -> str:
+    def rtsp_url(
+        self, stream: StreamName = "main", *, credentials: bool = False, channel: int = 1
+    ) -> str:
         userinfo = ""
         if credentials:
             userinfo = f"{quote(self.config.username, safe='')}:"
             userinfo += f"{quote(self.config.password, safe='')}@"
-        return f"rtsp://{userinfo}{self.url_host}:{self.rtsp_port}{self.persona.rtsp_path(stream)}"
+        path = self.persona.rtsp_path(stream, channel)
+        return f"rtsp://{userinfo}{self.url_host}:{self.rtsp_port}{path}"
 
     @property
     def snapshot_url(self) -> str | None:
@@ -204,6 +246,7 @@ class Camera:
             "mac": self.identity.mac,
             "endpoint": self.endpoint,
             "quirks": sorted(self.quirks),
+            "channels": self.persona.channels,
             "clock_skew": self.device.clock_skew,
             "host": self.host,
             "onvif_port": self.onvif_port,
@@ -217,5 +260,6 @@ class Camera:
                 "unplugged": self.faults.unplugged,
                 "stalled": self.faults.stalled,
                 "soap_delay": self.faults.soap_delay,
+                "drop_after_frames": self.faults.drop_after_frames,
             },
         }

@@ -109,7 +109,13 @@ class CameraConfig(_Model):
         le=86400,
         description="how far a PasswordDigest Created may be from the camera's clock",
     )
-    max_sessions: int = Field(4, title="RTSP session limit", ge=1, le=64)
+    max_sessions: int | None = Field(
+        None,
+        title="RTSP session limit",
+        ge=1,
+        le=64,
+        description="default: the persona's (4 for a camera, more for a recorder)",
+    )
     main: VideoOverride | None = Field(None, title="Main stream overrides")
     sub: VideoOverride | None = Field(None, title="Sub stream overrides")
 
@@ -132,6 +138,9 @@ class CameraConfig(_Model):
     def effective_quirks(self) -> frozenset[Quirk]:
         base = self.persona_info.quirks if self.quirks is None else frozenset(self.quirks)
         return base | frozenset(self.add_quirks)
+
+    def effective_max_sessions(self) -> int:
+        return self.persona_info.max_sessions if self.max_sessions is None else self.max_sessions
 
     def effective_clock_skew(self) -> float:
         return self.persona_info.clock_skew if self.clock_skew is None else self.clock_skew

@@ -63,6 +63,9 @@ class Discoverable(Protocol):
 
     def discovery_scopes(self) -> list[str]: ...
 
+    @property
+    def loose_discovery(self) -> bool: ...  # answers with a reply that bends the spec
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -173,10 +176,37 @@ class _Messages:
         sub(parent, WSD, "MetadataVersion", 1)
 
     def probe_match(self, camera: Discoverable, relates_to: str, local: str) -> bytes:
+        if camera.loose_discovery:
+            return self.loose_probe_match(camera, relates_to, local)
         root, body = self._envelope(_ACTIONS["ProbeMatches"], relates_to=relates_to)
         match = sub(sub(body, WSD, "ProbeMatches"), WSD, "ProbeMatch")
         self._describe(match, camera, local)
         return to_bytes(root)
+
+    def loose_probe_match(self, camera: Discoverable, relates_to: str, local: str) -> bytes:
+        """A ProbeMatch as hand-rolled firmware sends it (see Quirk.WSD_LOOSE_REPLY): no
+        ProbeMatches wrapper, RelatesTo without "urn:", XAddrs led by an IPv6 and an https
+        address and separated by a newline and a tab, an ISO-8859-1 declaration, a NUL at the
+        end (a C string sent with its terminator)."""
+        xaddr = camera.discovery_xaddrs(local)
+        https = xaddr.replace("http://", "https://", 1)
+        xaddrs = f"  http://[fe80::1]/onvif/device_service\n\t{https}\n\t{xaddr}  "
+        scopes = " ".join(camera.discovery_scopes())
+        text = (
+            '<?xml version="1.0" encoding="ISO-8859-1"?>'
+            f'<env:Envelope xmlns:env="{SOAP_ENV}" xmlns:wsa="{WSA}" xmlns:wsdd="{WSD}" '
+            f'xmlns:dn="{DN}" xmlns:tds="{TDS}"><env:Header>'
+            f"<wsa:MessageID>uuid:{uuid.uuid4()}</wsa:MessageID>"
+            f"<wsa:RelatesTo>{relates_to.removeprefix('urn:')}</wsa:RelatesTo>"
+            f"<wsa:To>{ANONYMOUS}</wsa:To><wsa:Action>{_ACTIONS['ProbeMatches']}</wsa:Action>"
+            "</env:Header><env:Body><wsdd:ProbeMatch>"
+            f"<wsa:EndpointReference><wsa:Address>{camera.endpoint}</wsa:Address>"
+            "</wsa:EndpointReference><wsdd:Types>dn:NetworkVideoTransmitter tds:Device"
+            f"</wsdd:Types><wsdd:Scopes>{scopes}</wsdd:Scopes><wsdd:XAddrs>{xaddrs}"
+            "</wsdd:XAddrs><wsdd:MetadataVersion>1</wsdd:MetadataVersion>"
+            "</wsdd:ProbeMatch></env:Body></env:Envelope>"
+        )
+        return text.encode("latin-1", "replace") + b"\x00"
 
     def hello(self, camera: Discoverable, local: str) -> bytes:
         root, body = self._envelope(_ACTIONS["Hello"], to=DISCOVERY_URN)

@@ -8,6 +8,7 @@ control API so tests and trainers can inject faults into a camsim running in ano
     POST /cameras/{id}/stall           RTSP sessions stay up but no media flows
     POST /cameras/{id}/unstall
     POST /cameras/{id}/slow?seconds=S  every ONVIF answer S seconds late (0 to clear)
+    POST /cameras/{id}/drop?frames=N   cut RTSP connections after N frames (0 to clear)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from camsim.discovery import DiscoveryResponder
 log = structlog.get_logger(__name__)
 
 MAX_SOAP_DELAY = 600.0
+MAX_DROP_FRAMES = 100_000
 
 
 class CameraStartError(OSError):
@@ -158,6 +160,8 @@ class CameraHost:
             faults.unstall()
         elif action == "slow":
             faults.soap_delay = _seconds(request.query.get("seconds"))
+        elif action == "drop":
+            faults.drop_after_frames = _frames(request.query.get("frames"))
         else:
             raise _error(web.HTTPNotFound, f"no action {action[:32]!r}")
         log.info("camsim_fault", camera=camera.id, action=action, soap_delay=faults.soap_delay)
@@ -172,6 +176,14 @@ def _seconds(raw: str | None) -> float:
     if not math.isfinite(value) or not 0 <= value <= MAX_SOAP_DELAY:
         raise _error(web.HTTPBadRequest, f"seconds must be a number from 0 to {MAX_SOAP_DELAY:g}")
     return value
+
+
+def _frames(raw: str | None) -> int:
+    if raw is None or not raw.isdigit() or int(raw) > MAX_DROP_FRAMES:
+        raise _error(
+            web.HTTPBadRequest, f"frames must be a whole number from 0 to {MAX_DROP_FRAMES}"
+        )
+    return int(raw)
 
 
 def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:

@@ -66,6 +66,34 @@ class Quirk(StrEnum):
     # cdavis-code/easy_onvif_workspace#36 and #72); the agent must fall back to the vendor's
     # known RTSP paths.
     STREAM_URI_FAILS = "stream_uri_fails"
+    # GetServices and GetCapabilities both fault (ter:ActionNotSupported) while
+    # GetDeviceInformation answers: the device names no service address at all (issue 13: the
+    # agent lost the camera's identity, and with it a known vulnerability).
+    NO_GET_CAPABILITIES = "no_get_capabilities"
+    # GetSystemDateAndTime wants credentials, against ONVIF Core §5.9.4.3; onvif-zeep-async
+    # retries it authenticated for such cameras ("Looks like we should try with auth").
+    CLOCK_NEEDS_AUTH = "clock_needs_auth"
+    # The second profile is MJPEG (Media1 Encoding JPEG). camsim streams H.264/H.265 only, so
+    # that profile's RTSP path answers 404 (the agent never opens an MJPEG profile).
+    MJPEG_SUB = "mjpeg_sub"
+    # WS-Discovery replies that bend the spec the way independent implementations do (issue
+    # 13; python-ws-discovery#29 and #38 show others): ProbeMatch without its ProbeMatches
+    # wrapper, RelatesTo without "urn:", XAddrs that start with an IPv6 and an https address
+    # and are separated by a newline and a tab, and the name scope in ISO-8859-1.
+    WSD_LOOSE_REPLY = "wsd_loose_reply"
+
+
+@dataclass(frozen=True)
+class ExtraProfile:
+    """A media profile beyond main and sub (an MJPEG third stream, say)."""
+
+    token: str
+    name: str
+    encoding: Literal["JPEG"]
+    width: int
+    height: int
+    fps: int
+    rtsp_path: str  # advertised by GetStreamUri; camsim does not stream MJPEG (404)
 
 
 @dataclass(frozen=True)
@@ -93,9 +121,20 @@ class Persona:
     clock_skew: float = 0.0  # seconds the camera's clock is ahead of true time
     rtsp_auth: HttpAuth = "digest"
     snapshot_auth: HttpAuth = "digest"
+    # A recorder (NVR) has one video source per channel; its paths and profile tokens carry
+    # `{channel}`, filled in with the channel number from 1.
+    channels: int = 1
+    extra_profiles: tuple[ExtraProfile, ...] = ()
+    max_sessions: int = 4  # RTSP sessions at once (recorders allow many more)
+    name_scope: str | None = None  # ONVIF name scope, when not "vendor model"
 
-    def rtsp_path(self, stream: StreamName) -> str:
-        return self.rtsp_main if stream == "main" else self.rtsp_sub
+    def rtsp_path(self, stream: StreamName, channel: int = 1) -> str:
+        path = self.rtsp_main if stream == "main" else self.rtsp_sub
+        return path.replace("{channel}", str(channel))
+
+    def profile_token(self, stream: StreamName, channel: int = 1) -> str:
+        token = self.profile_tokens[0 if stream == "main" else 1]
+        return token.replace("{channel}", str(channel))
 
     def identity(self, camera_id: str) -> CameraIdentity:
         """Serial, MAC and endpoint UUID, stable for the same persona and camera id."""
@@ -199,6 +238,22 @@ _CATALOGUE: tuple[Persona, ...] = (
     _HIKVISION,
     replace(
         _HIKVISION,
+        name="hikvision-nvr",
+        # An 8-channel Hikvision NVR reached over ONVIF: one device, eight video sources, and
+        # the recorder's channel paths /Streaming/Channels/<channel>01 and <channel>02 (sources
+        # in firmware_profiles/hikvision.toml).
+        description="Hikvision 8-channel NVR: one ONVIF device, a video source per channel",
+        model="DS-7608NI-K2",
+        firmware="V4.30.085 build 200916",
+        hardware_id="0x0",
+        rtsp_main="/Streaming/Channels/{channel}01",
+        rtsp_sub="/Streaming/Channels/{channel}02",
+        profile_tokens=("Profile_{channel}01", "Profile_{channel}02"),
+        channels=8,
+        max_sessions=64,
+    ),
+    replace(
+        _HIKVISION,
         name="hikvision-vulnerable",
         # NVD lists DS-2CD2143G2-I among the models affected by CVE-2021-36260 (unauthenticated
         # command injection); Watchful IP, who found it, names IPC_G5 5.5.113_210317 as the most
@@ -212,6 +267,27 @@ _CATALOGUE: tuple[Persona, ...] = (
     _DAHUA,
     replace(
         _DAHUA,
+        name="dahua-mjpeg",
+        # Dahua's second sub stream (subtype=2) offered as MJPEG and listed by ONVIF as a third
+        # profile, smaller than the H.264 sub stream: the agent must not pick it (issue 13).
+        description="Dahua 2 MP bullet with an H.264 sub stream and a smaller MJPEG third one",
+        model="IPC-HFW2231S",
+        sub=_SUB_360P,
+        quirks=frozenset(),
+        extra_profiles=(
+            ExtraProfile(
+                token="MediaProfile00002",  # noqa: S106 - an ONVIF profile token
+                name="ThirdStream",
+                encoding="JPEG",
+                width=352,
+                height=288,
+                fps=5,
+                rtsp_path="/cam/realmonitor?channel=1&subtype=2",
+            ),
+        ),
+    ),
+    replace(
+        _DAHUA,
         name="amcrest",
         description="Amcrest (Dahua OEM) 1080p camera that double-escapes its stream URI",
         vendor="Amcrest",
@@ -222,6 +298,18 @@ _CATALOGUE: tuple[Persona, ...] = (
         quirks=frozenset({Quirk.SUB_352X240, Quirk.ESCAPED_STREAM_URI}),
     ),
     _AXIS,
+    replace(
+        _AXIS,
+        name="axis-mjpeg",
+        # Axis cameras come with JPEG media profiles next to the H.264 ones; here the owner
+        # kept only the JPEG one as the second profile, so MJPEG is all there is besides main.
+        description="Axis 1080p box camera whose only second profile is MJPEG",
+        model="P1375",
+        firmware="10.12.114",
+        profile_tokens=("profile_1_h264", "profile_2_jpeg"),
+        rtsp_sub="/axis-media/media.amp?videocodec=jpeg&resolution=640x360",
+        quirks=frozenset({Quirk.HTTP_DIGEST_AUTH, Quirk.MJPEG_SUB}),
+    ),
     replace(
         _AXIS,
         name="axis-legacy",
@@ -318,6 +406,52 @@ _CATALOGUE: tuple[Persona, ...] = (
         quirks=frozenset({Quirk.XADDR_ZERO_HOST, Quirk.PASSWORD_TEXT_ONLY}),
         clock_skew=437.0,
         snapshot_auth="basic",
+    ),
+    replace(
+        _HIKVISION,
+        name="hikvision-bare",
+        # Issue 13: a camera that answers GetDeviceInformation but neither GetServices nor
+        # GetCapabilities, on the firmware flagged for CVE-2021-36260 (as hikvision-vulnerable).
+        description="Hikvision on 2021 firmware that names no service (no GetServices or "
+        "GetCapabilities)",
+        model="DS-2CD2143G2-I",
+        firmware="V5.5.113 build 210317",
+        quirks=frozenset({Quirk.NO_GET_SERVICES, Quirk.NO_GET_CAPABILITIES}),
+    ),
+    Persona(
+        name="uniview-locked",
+        description="Uniview 2 MP turret that tells its time only with credentials, and whose "
+        "clock is 20 minutes off (beyond WS-Security's ±5 min)",
+        vendor="Uniview",
+        model="IPC3612LB-SF28-A",
+        firmware="DIPC-B1216.5.7.230109",
+        hardware_id="A",
+        serial_prefix="210235",
+        mac_oui="48:EA:63",
+        # Uniview IP cameras: /media/video1 main, /media/video2 sub (firmware_profiles).
+        rtsp_main="/media/video1",
+        rtsp_sub="/media/video2",
+        main=_1080P,
+        sub=_SUB_360P,
+        profile_tokens=("media_profile1", "media_profile2"),
+        media_path="/onvif/media_service",
+        snapshot_path="/images/snapshot.jpg",
+        location="country/china",
+        quirks=frozenset({Quirk.CLOCK_NEEDS_AUTH}),
+        clock_skew=1200.0,
+    ),
+    replace(
+        _GENERIC,
+        name="loose-wsd",
+        description="No-name camera whose WS-Discovery replies bend the spec (no ProbeMatches "
+        "wrapper, messy XAddrs, ISO-8859-1 name)",
+        vendor="IPC",
+        model="HX-2321-IR",
+        firmware="V2.1.4 build 190611",
+        serial_prefix="HX",
+        mac_oui="02:4C:57",
+        quirks=frozenset({Quirk.WSD_LOOSE_REPLY}),
+        name_scope="Caméra entrée",
     ),
     replace(
         _GENERIC,

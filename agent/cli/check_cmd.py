@@ -26,18 +26,19 @@ from urllib.parse import unquote, urlsplit
 from rich.table import Table
 from rich.text import Text
 
+from agent.cameras import AddError, parse_channels
 from agent.cli.common import console, err_console, load_or_report, print_json
 from agent.cli.discover_cmd import optional_config, optional_profiles
 from agent.compat.check import (
     CheckOptions,
     CheckResult,
     Target,
-    check_camera,
     remember_report,
     storage_facts,
 )
 from agent.compat.probe import ProbeOptions
-from agent.compat.report import CameraReport, Check, Status
+from agent.compat.recorder_check import check_device
+from agent.compat.report import CameraReport, Check, RecorderReport, Status
 from agent.config import AgentConfig, CompatConfig, resolve_config_path
 from agent.onvif.addresses import device_service_url
 
@@ -76,6 +77,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _channels(text: str) -> list[int] | str:
+    try:
+        return parse_channels(text)
+    except AddError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_credential_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--username", metavar="NAME", help="the camera's ONVIF/RTSP user")
     parser.add_argument(
@@ -112,6 +120,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--timeout", type=_seconds, default=5.0, metavar="S", help="per ONVIF call (default 5)"
+    )
+    parser.add_argument(
+        "--channel",
+        type=_channels,
+        default="all",
+        metavar="N|all",
+        help="a recorder's channel(s) to check (default: all of them)",
     )
     parser.add_argument("--snapshot", type=Path, metavar="FILE", help="save a JPEG snapshot here")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -267,6 +282,35 @@ def print_report(report: CameraReport) -> None:
     )
 
 
+def print_recorder(report: RecorderReport) -> None:
+    summary = Table(title=f"{report.target} — recorder ({report.recorder.reason})")
+    for column in ("channel", "", "stream", "first problem"):
+        summary.add_column(column)
+    for channel in report.channels:
+        stream = channel.stream
+        what = (
+            f"{stream.codec} {stream.width}x{stream.height}"
+            if stream is not None and stream.codec
+            else "-"
+        )
+        problem = next((c for c in channel.checks if c.status == "fail"), None) or next(
+            (c for c in channel.checks if c.status == "warn"), None
+        )
+        summary.add_row(
+            str(channel.channel),
+            Text(channel.status.upper(), style=STATUS_STYLE[channel.status]),
+            what,
+            f"{problem.title}: {problem.reason}" if problem is not None else "",
+        )
+    console.print(summary)
+    for channel in report.channels:
+        print_report(channel)
+    console.print(
+        Text.assemble("recorder overall: ", (report.status.upper(), STATUS_STYLE[report.status])),
+        highlight=False,
+    )
+
+
 def _config_for(args: argparse.Namespace) -> tuple[AgentConfig | None, bool]:
     """(config, target_is_a_configured_camera). A camera id needs a valid configuration."""
     looks_like_id = re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", args.target) is not None
@@ -306,9 +350,16 @@ def run(args: argparse.Namespace) -> int:
     )
     if not args.json:
         err_console.print(f"checking {target.label} …", highlight=False)
-    result: CheckResult = asyncio.run(
-        check_camera(target, options=options, profiles=optional_profiles())
-    )
+    try:
+        report, results = asyncio.run(
+            check_device(
+                target, options=options, profiles=optional_profiles(), channels=args.channel
+            )
+        )
+    except ValueError as exc:
+        err_console.print(Text(str(exc), style="red"), highlight=False)
+        return 2
+    result: CheckResult = results[0]
     if args.snapshot is not None:
         if result.snapshot is None:
             err_console.print("[yellow]no snapshot: the stream could not be read[/]")
@@ -321,7 +372,9 @@ def run(args: argparse.Namespace) -> int:
     if configured and config is not None:
         remember_report(config.state_dir, result.report)
     if args.json:
-        print_json(result.report.model_dump(mode="json"))
+        print_json(report.model_dump(mode="json"))
+    elif isinstance(report, RecorderReport):
+        print_recorder(report)
     else:
-        print_report(result.report)
-    return 1 if result.report.status == "fail" else 0
+        print_report(report)
+    return 1 if report.status == "fail" else 0

@@ -1,35 +1,30 @@
-"""`rtcc-edge discover`: find the ONVIF cameras on this site's network.
+"""`rtcc-edge discover`: find the ONVIF cameras and recorders on this site's network.
 
 WS-Discovery by multicast on every interface (or `--interface`), unicast Probes and a sweep of
 the usual ONVIF ports over `--scan` ranges (for other VLANs and for cameras that ignore
-Probes). The result is cached in the state directory so `rtcc-edge cameras add N` can take a
-camera by its number. Exit status: 0 if cameras were found, 1 if none, 2 for bad usage.
+Probes). With `--username` (and the password from `--password-stdin` or a prompt) every device
+found is also asked who it is and how many channels it has, so recorders list their channels.
+The work is `agent.compat.discovery`; this module reads the arguments and prints the result,
+which is kept in the state directory so `rtcc-edge cameras add N` can take a device by its
+number. Exit status: 0 if devices were found, 1 if none, 2 for bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
-import os
 import sys
-import tempfile
-from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from agent.cli.common import console, err_console
+from agent.compat.discovery import Login, discover
+from agent.compat.discovery_cache import save_cache
 from agent.compat.profiles import ProfileError, ProfileSet, load_profiles
-from agent.compat.report import (
-    DiscoveredCamera,
-    DiscoveryReport,
-    InterfaceInfo,
-    QuirkFound,
-    Vendor,
-)
+from agent.compat.report import DiscoveredCamera, DiscoveryReport
 from agent.config import (
     DEFAULT_STATE_DIR,
     AgentConfig,
@@ -38,17 +33,8 @@ from agent.config import (
     resolve_config_path,
 )
 from agent.log import configure_logging
-from agent.onvif import DEFAULT_PORTS, WS_DISCOVERY_PORT, ScanRangeError, find_cameras
-from agent.onvif.addresses import XADDR_DUPLICATE_PORT, XADDR_OTHER_HOST, XADDR_ZERO_HOST
-from agent.onvif.finder import NO_WS_DISCOVERY, FoundCamera, Phase
-
-CACHE_FILE = "discovery.json"
-_QUIRK_TEXT = {
-    XADDR_ZERO_HOST: ("advertises host 0.0.0.0", "used the address it answered from"),
-    XADDR_OTHER_HOST: ("advertises another host", "used the address it answered from"),
-    XADDR_DUPLICATE_PORT: ("advertises its port twice", "duplicated port removed"),
-    NO_WS_DISCOVERY: ("ignores WS-Discovery Probes", "found by the port sweep"),
-}
+from agent.onvif import DEFAULT_PORTS, WS_DISCOVERY_PORT, ScanRangeError
+from agent.onvif.finder import Phase
 
 
 def _port_list(text: str) -> list[int]:
@@ -115,6 +101,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--wait", type=_seconds, default=2.0, metavar="S", help="how long to listen (default 2)"
     )
+    parser.add_argument(
+        "--username",
+        metavar="NAME",
+        help="log in to every device found to read its model, firmware and channels",
+    )
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read that password from the first line of standard input (else: prompted)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
 
@@ -144,102 +140,23 @@ def optional_profiles() -> ProfileSet | None:
         return None
 
 
-def _vendor(profiles: ProfileSet | None, found: FoundCamera) -> Vendor | None:
-    if profiles is None:
-        return None
-    match = profiles.match(manufacturer=None, model=found.model, scopes=found.scopes)
-    if match is None:
-        return None
-    return Vendor(
-        id=match.vendor_id,
-        name=match.vendor_name,
-        confidence=match.confidence,
-        reasons=list(match.reasons),
-    )
+def _model(camera: DiscoveredCamera) -> str:
+    return camera.model or camera.name or "-"
 
 
-def _configured(config: AgentConfig | None, found: FoundCamera) -> str | None:
-    if config is None:
-        return None
-    for camera in config.cameras:
-        if camera.onvif_url is None:
-            continue
-        parts = urlsplit(camera.onvif_url)
-        if parts.hostname == found.host and (parts.port or 80) == found.port:
-            return camera.id
-    return None
-
-
-def _report(
-    result_cameras: list[FoundCamera],
-    *,
-    started: datetime,
-    duration: float,
-    interfaces: list[InterfaceInfo],
-    scanned: list[str],
-    hosts_scanned: int,
-    ws_port: int,
-    sweep_ports: list[int],
-    config: AgentConfig | None,
-    profiles: ProfileSet | None,
-) -> DiscoveryReport:
-    cameras = [
-        DiscoveredCamera(
-            index=index,
-            host=found.host,
-            port=found.port,
-            device_url=found.device_url,
-            endpoint=found.endpoint,
-            model=found.model,
-            name=found.name,
-            location=found.location,
-            scopes=found.scopes,
-            found_by=list(found.found_by),
-            vendor=_vendor(profiles, found),
-            clock_offset_s=round(found.clock.offset, 3)
-            if found.clock is not None and found.clock.offset is not None
-            else None,
-            quirks=[
-                QuirkFound(id=q, detail=_QUIRK_TEXT[q][0], workaround=_QUIRK_TEXT[q][1])
-                for q in found.quirks
-                if q in _QUIRK_TEXT
-            ],
-            configured_as=_configured(config, found),
-        )
-        for index, found in enumerate(result_cameras, start=1)
-    ]
-    return DiscoveryReport(
-        started_at=started,
-        duration_s=round(duration, 3),
-        interfaces=interfaces,
-        scanned=scanned,
-        hosts_scanned=hosts_scanned,
-        ws_port=ws_port,
-        sweep_ports=sweep_ports,
-        cameras=cameras,
-    )
-
-
-def cache_path(state_dir: Path) -> Path:
-    return state_dir / CACHE_FILE
-
-
-def save_cache(state_dir: Path, report: DiscoveryReport) -> None:
-    """Atomically, so `cameras add` never reads half a file."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".discovery.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(report.model_dump_json(indent=2))
-        Path(tmp).replace(cache_path(state_dir))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_cache(state_dir: Path) -> DiscoveryReport:
-    """The last discovery; OSError / ValueError if there is none or it is not readable."""
-    return DiscoveryReport.model_validate_json(cache_path(state_dir).read_bytes())
+def _notes(camera: DiscoveredCamera) -> list[str]:
+    notes = [q.detail for q in camera.quirks]
+    if camera.recorder is not None:
+        count = len(camera.recorder.channels)
+        listed = f"{count} channels" if count else "channels listed with --username"
+        notes.insert(0, f"recorder ({camera.recorder.reason}): {listed}")
+    if camera.error is not None:
+        notes.append(f"login failed: {camera.error.message}")
+    if camera.configured_as:
+        notes.append(f"configured as {camera.configured_as}")
+    if camera.clock_offset_s is not None and abs(camera.clock_offset_s) > 2:
+        notes.append(f"clock off by {camera.clock_offset_s:+.0f} s")
+    return notes
 
 
 def _print(report: DiscoveryReport) -> None:
@@ -250,37 +167,64 @@ def _print(report: DiscoveryReport) -> None:
             highlight=False,
         )
         return
-    table = Table(title=f"{len(report.cameras)} camera(s) found in {report.duration_s:.1f} s")
+    table = Table(title=f"{len(report.cameras)} device(s) found in {report.duration_s:.1f} s")
     for column in ("#", "address", "model"):
         table.add_column(column, no_wrap=True)
     for column in ("vendor", "found by", "notes"):
         table.add_column(column)
     for camera in report.cameras:
-        notes = [q.detail for q in camera.quirks]
-        if camera.configured_as:
-            notes.append(f"configured as {camera.configured_as}")
-        if camera.clock_offset_s is not None and abs(camera.clock_offset_s) > 2:
-            notes.append(f"clock off by {camera.clock_offset_s:+.0f} s")
         table.add_row(
             str(camera.index),
             f"{camera.host}:{camera.port}",
-            camera.model or camera.name or "-",
+            _model(camera),
             camera.vendor.name if camera.vendor else "-",
             ", ".join(camera.found_by).replace("_", " "),
-            "; ".join(notes),
+            "; ".join(_notes(camera)),
         )
     console.print(table)
+    recorders = [c for c in report.cameras if c.recorder is not None]
+    for camera in (c for c in recorders if c.recorder is not None and c.recorder.channels):
+        assert camera.recorder is not None
+        channels = Table(title=f"#{camera.index} {_model(camera)}: channels")
+        for column in ("channel", "picture", "main profile", "sub profile"):
+            channels.add_column(column)
+        for channel in camera.recorder.channels:
+            size = f"{channel.width}x{channel.height}" if channel.width and channel.height else "-"
+            channels.add_row(
+                str(channel.number),
+                size,
+                f"{channel.main_profile or '-'} ({channel.main_encoding or '?'})",
+                f"{channel.sub_profile or '-'} ({channel.sub_encoding or '?'})",
+            )
+        console.print(channels)
     console.print(
-        "Check one with `rtcc-edge check <address>`; add one with `rtcc-edge cameras add <#>`.",
+        "Check one with `rtcc-edge check <address>`; add one with `rtcc-edge cameras add <#>`"
+        + (" (a recorder's channels with `--channels 1-8` or `all`)." if recorders else "."),
         highlight=False,
     )
+
+
+def _login(args: argparse.Namespace) -> Login | None:
+    if args.username is None:
+        return None
+    if args.password_stdin:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"ONVIF password for {args.username}: ")
+    else:
+        raise ValueError("give the password with --password-stdin (or run on a terminal)")
+    return Login(args.username, password)
 
 
 def run(args: argparse.Namespace) -> int:
     config = optional_config(args)
     profiles = optional_profiles()
+    try:
+        login = _login(args)
+    except ValueError as exc:
+        err_console.print(f"[red]{exc}[/]", highlight=False)
+        return 2
     show_progress = not args.json and sys.stderr.isatty()
-    started = datetime.now(UTC)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -300,8 +244,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(tasks[phase], completed=done, total=total)
 
         try:
-            result = asyncio.run(
-                find_cameras(
+            report = asyncio.run(
+                discover(
                     scan=args.scan,
                     interfaces=args.interface,
                     multicast=not args.no_multicast,
@@ -309,23 +253,14 @@ def run(args: argparse.Namespace) -> int:
                     sweep_ports=args.ports,
                     wait=args.wait,
                     progress=progress,
+                    config=config,
+                    profiles=profiles,
+                    login=login,
                 )
             )
         except ScanRangeError as exc:
             err_console.print(f"[red]{exc}[/]", highlight=False)
             return 2
-    report = _report(
-        result.cameras,
-        started=started,
-        duration=result.duration,
-        interfaces=[InterfaceInfo(name=i.name, address=i.address) for i in result.interfaces],
-        scanned=result.ranges,
-        hosts_scanned=result.hosts_scanned,
-        ws_port=result.ws_port,
-        sweep_ports=result.sweep_ports,
-        config=config,
-        profiles=profiles,
-    )
     state_dir = config.state_dir if config is not None else DEFAULT_STATE_DIR
     try:
         save_cache(state_dir, report)
@@ -338,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.model_dump(mode="json"), indent=2))
     else:
-        if not args.no_multicast and not result.interfaces:
+        if not args.no_multicast and not report.interfaces:
             err_console.print(
                 "[yellow]note:[/] no interface with multicast: only --scan ranges were probed",
                 highlight=False,

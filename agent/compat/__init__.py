@@ -33,7 +33,6 @@ from agent.compat.profiles import (
     ProfileMatch,
     ProfileSet,
     Quirk,
-    QuirkId,
     VendorProfile,
     Vulnerability,
     load_profiles,
@@ -52,6 +51,7 @@ from agent.compat.versions import (
     compare_versions,
     parse_version,
 )
+from agent.quirks import QuirkId
 
 __all__ = [
     "PROFILES_ENV",

@@ -26,12 +26,14 @@ from urllib.parse import urlsplit
 
 from agent.camera_info import CameraFacts, remember_camera_facts
 from agent.compat import verdicts
+from agent.compat.channels import recorder_info
 from agent.compat.probe import ProbeError, ProbeOptions, StreamProbe, probe_stream_async
 from agent.compat.profiles import ProfileMatch, ProfileSet
 from agent.compat.report import (
     CameraReport,
     Clock,
     ErrorInfo,
+    FirmwareCoverage,
     FirmwareFinding,
     Identity,
     KnownQuirk,
@@ -48,13 +50,17 @@ from agent.compat.versions import parse_version
 from agent.config import AgentConfig, CameraConfig, CompatConfig
 from agent.log import get_logger
 from agent.onvif import (
+    Channel,
+    DeviceInfo,
     MediaProfile,
     OnvifCamera,
     OnvifError,
     OnvifFault,
+    channel_of,
+    choose_profile,
     rtsp_url,
-    select_profile,
 )
+from agent.quirks import QuirkId, describe
 from agent.recorder.source import SourceError, rtsp_source
 from agent.secretbox import SecretError, reveal
 from agent.store import ClipStore, StoreError
@@ -78,6 +84,7 @@ class Target:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     stream: str = "main"
+    channel: int | None = None  # a recorder's channel (None: a camera, or its first channel)
     credential_error: str | None = None  # the configured password could not be decrypted
 
     @classmethod
@@ -96,6 +103,7 @@ class Target:
             username=camera.username,
             password=password,
             stream=camera.stream,
+            channel=camera.channel,
             credential_error=error,
         )
 
@@ -153,9 +161,12 @@ class _Facts:
     onvif: Onvif | None = None
     identity: Identity | None = None
     clock: Clock | None = None
-    profiles: list[MediaProfile] = field(default_factory=list)
+    channels: list[Channel] = field(default_factory=list)
+    profiles: list[MediaProfile] = field(default_factory=list)  # of the channel checked
+    profiles_listed: bool = False
     recorded: MediaProfile | None = None
     sub: MediaProfile | None = None
+    mjpeg_sub: MediaProfile | None = None  # the only second profile, MJPEG: not opened
     host: str | None = None
     urls: dict[str, tuple[str, UrlSource]] = field(default_factory=dict)  # role -> url, source
     uri_errors: dict[str, ErrorInfo] = field(default_factory=dict)
@@ -169,6 +180,25 @@ class _Facts:
             quirk_id, QuirkFound(id=quirk_id, detail=detail, workaround=workaround)
         )
 
+    def note(
+        self, quirk_id: QuirkId, *, why: str | None = None, worked_around: bool = True
+    ) -> None:
+        info = describe(quirk_id, why=why, worked_around=worked_around)
+        self.quirk(quirk_id, info.detail, info.workaround)
+
+
+def identity_of(info: DeviceInfo | None) -> Identity | None:
+    """GetDeviceInformation's answer as reports show it."""
+    if info is None:
+        return None
+    return Identity(
+        manufacturer=info.manufacturer,
+        model=info.model,
+        firmware=info.firmware,
+        serial=info.serial,
+        hardware_id=info.hardware_id,
+    )
+
 
 def _error(exc: OnvifError | ProbeError) -> ErrorInfo:
     return ErrorInfo(kind=exc.kind, message=str(exc))
@@ -178,7 +208,7 @@ def _profile_model(profile: MediaProfile, facts: _Facts) -> Profile:
     role: Literal["main", "sub"] | None = None
     if profile is facts.recorded:
         role = "main"
-    elif profile is facts.sub:
+    elif profile is facts.sub or profile is facts.mjpeg_sub:
         role = "sub"
     return Profile(
         token=profile.token,
@@ -194,23 +224,25 @@ def _profile_model(profile: MediaProfile, facts: _Facts) -> Profile:
 
 
 async def _interrogate(camera: OnvifCamera, target: Target, facts: _Facts) -> None:
-    """Everything ONVIF can tell; raises OnvifError where it stops."""
+    """Everything ONVIF can tell; raises OnvifError where it stops (what it learned before
+    stays in `facts` and on `camera`)."""
     await camera.connect()
-    info = camera.info
-    if info is not None:
-        facts.identity = Identity(
-            manufacturer=info.manufacturer,
-            model=info.model,
-            firmware=info.firmware,
-            serial=info.serial,
-            hardware_id=info.hardware_id,
-        )
-    facts.profiles = await camera.profiles()
-    facts.recorded = select_profile(facts.profiles, target.stream)
+    facts.channels = await camera.channels()
+    if target.channel is not None or len(facts.channels) > 1:
+        facts.profiles = list(channel_of(facts.channels, target.channel).profiles)
+    else:
+        facts.profiles = [p for c in facts.channels for p in c.profiles]
+    facts.profiles_listed = True
+    facts.recorded = choose_profile(facts.profiles, target.stream).profile
     if facts.recorded is None:
         raise OnvifFault("GetProfiles", f"the camera has no media profile {target.stream!r}")
     if target.stream == "main":
-        facts.sub = select_profile(facts.profiles, "sub")
+        sub = choose_profile(facts.profiles, "sub")
+        if sub.fallback_encoding is not None:
+            facts.mjpeg_sub = sub.profile
+            facts.note(QuirkId.MJPEG_SUB, why=f"profile {sub.profile.token if sub.profile else ''}")
+        else:
+            facts.sub = sub.profile
     roles = [("main", facts.recorded)]
     if facts.sub is not None:
         roles.append(("sub", facts.sub))
@@ -235,6 +267,7 @@ def _clock(camera: OnvifCamera) -> Clock | None:
         round_trip_s=round(reading.round_trip, 4) if reading else None,
         ntp=reading.ntp if reading else None,
         compensated=camera.compensated,
+        needs_auth=camera.clock_needs_auth,
         error=camera.clock_error,
     )
 
@@ -263,8 +296,13 @@ async def _onvif(target: Target, options: CheckOptions, facts: _Facts) -> None:
         await _interrogate(camera, target, facts)
     except OnvifError as exc:
         error = _error(exc)
+        if not facts.profiles_listed and camera.info is not None:
+            # Logged in, but no stream URI: the vendor's known paths get their chance.
+            facts.uri_errors["main"] = facts.uri_errors["sub"] = error
     finally:
         await camera.close()
+    # Whatever failed later, what the camera said about itself counts (its firmware above all).
+    facts.identity = identity_of(camera.info)
     for seen in camera.quirks:
         facts.quirk(seen.id, seen.detail, seen.workaround)
     facts.clock = _clock(camera)
@@ -314,24 +352,35 @@ def _fallback_urls(
     profiles: ProfileSet | None,
     facts: _Facts,
     options: CheckOptions,
+    channel: int | None,
 ) -> list[str]:
+    """The vendor's known RTSP URLs for this stream: a recorder channel's paths for a channel
+    of a recorder, a camera's paths otherwise."""
     if match is None or profiles is None or facts.host is None:
         return []
     defaults = profiles.rtsp_defaults(match)
     scheme = defaults.scheme if defaults is not None else "rtsp"
+    recorder = channel is not None or len(facts.channels) > 1 or profiles.is_recorder_model(match)
     # A stream URI the camera did give (for its other stream) shows its real RTSP port; then
-    # the ports the technician named; then the vendor's default.
+    # the ports the technician named; then the vendor's default (its recorders' own, if any).
     ports: list[int] = []
     for url, _source in facts.urls.values():
         with contextlib.suppress(ValueError):
             if (port := urlsplit(url).port) is not None:
                 ports.append(port)
-    ports += [*options.rtsp_ports, defaults.port if defaults is not None else 554]
-    paths = profiles.rtsp_candidates(match, stream=role)
+    ports += options.rtsp_ports
+    if recorder and (recorder_port := profiles.recorder_port(match)) is not None:
+        ports.append(recorder_port)
+    ports.append(defaults.port if defaults is not None else 554)
+    paths: list[str] = []
+    if recorder:
+        paths = profiles.recorder_paths(match, stream=role, channel=channel or 1)
+    if channel in (None, 1):
+        paths += profiles.rtsp_candidates(match, stream=role)
     urls = [
         rtsp_url(facts.host, port, path, scheme=scheme)
         for port in dict.fromkeys(ports)
-        for path in paths
+        for path in dict.fromkeys(paths)
     ]
     return urls[:MAX_FALLBACK_URLS]
 
@@ -360,22 +409,28 @@ async def _streams(
             return
         if role not in facts.uri_errors:
             return  # no such stream (or ONVIF never got that far)
-        candidates = _fallback_urls(role, match, profiles, facts, options)
+        candidates = _fallback_urls(role, match, profiles, facts, options, target.channel)
         for url in candidates:
             if await _probe(role, url, target, probe_options, facts, executor):
                 facts.urls[role] = (url, "firmware_profile")
                 return
         facts.probe_errors.pop(role, None)  # no candidate worked: the URI error says it all
+        if role == "sub" and not facts.profiles_listed:
+            del facts.uri_errors["sub"]  # whether there is a sub stream at all is unknown
 
     roles: list[tuple[Literal["main", "sub"], ProbeOptions]] = [("main", options.probe)]
-    if options.sub_stream and (facts.sub is not None):
+    sub_unknown = not facts.profiles_listed and "sub" in facts.uri_errors
+    if options.sub_stream and target.stream == "main" and (facts.sub is not None or sub_unknown):
         roles.append(("sub", sub_options))
+    elif "sub" in facts.uri_errors and not facts.profiles_listed:
+        del facts.uri_errors["sub"]
     await asyncio.gather(*(one(role, opts) for role, opts in roles))
     if "main" in facts.uri_errors and facts.recorded is not None:
         worked = facts.urls.get("main", ("", None))[1] == "firmware_profile"
+        info = describe(QuirkId.STREAM_URI_FAILS, why=facts.uri_errors["main"].message)
         facts.quirk(
-            "stream_uri_fails",
-            f"answers GetStreamUri with a fault: {facts.uri_errors['main'].message}",
+            info.id,
+            info.detail,
             "used the vendor's known RTSP path instead" if worked else None,
         )
 
@@ -426,20 +481,16 @@ def _stream_quirks(facts: _Facts) -> None:
     main, sub = facts.probes.get("main"), facts.probes.get("sub")
     claimed = (facts.recorded.encoding or "") if facts.recorded else ""
     if main is not None and main.codec == "hevc" and claimed.upper() == "H264":
-        facts.quirk(
-            "h265_main",
-            "GetProfiles says H264 but the stream is H.265 (ONVIF Media1 cannot say H.265)",
-            None,
-        )
+        facts.note(QuirkId.H265_MAIN, worked_around=False)
     if sub is not None and sub.width * sub.height <= CIF_PIXELS:
-        facts.quirk("sub_352x240", f"the sub stream is only {sub.width}x{sub.height}", None)
+        facts.note(QuirkId.SUB_352X240, why=f"{sub.width}x{sub.height}", worked_around=False)
 
 
 def _firmware(
     match: ProfileMatch | None, profiles: ProfileSet | None, identity: Identity | None
-) -> tuple[list[FirmwareFinding], list[KnownQuirk], bool]:
+) -> tuple[list[FirmwareFinding], list[KnownQuirk], bool, FirmwareCoverage | None]:
     if match is None or profiles is None or identity is None:
-        return [], [], False
+        return [], [], False, None
     firmware = identity.firmware
     findings = [
         FirmwareFinding(
@@ -473,7 +524,11 @@ def _firmware(
     ]
     style = profiles.get(match.vendor_id).firmware_style
     parses = firmware is not None and parse_version(firmware, style) is not None
-    return findings, known, parses
+    covered = profiles.coverage(match, firmware)
+    coverage = FirmwareCoverage(
+        covered=covered.covered, reason=covered.reason, advisories_reviewed=covered.reviewed
+    )
+    return findings, known, parses, coverage
 
 
 async def check_camera(
@@ -494,7 +549,7 @@ async def check_camera(
     await _streams(target, options, facts, match, profiles, executor)
     _stream_quirks(facts)
     main, sub = _stream_model("main", facts), _stream_model("sub", facts)
-    findings, known, parses = _firmware(match, profiles, facts.identity)
+    findings, known, parses, coverage = _firmware(match, profiles, facts.identity)
     vendor = (
         Vendor(
             id=match.vendor_id,
@@ -518,9 +573,20 @@ async def check_camera(
         verdicts.keyframe_check(main, compat),
         verdicts.bitrate_check(main, compat),
         verdicts.clock_check(facts.clock, onvif_failed=onvif_failed),
-        verdicts.firmware_check(facts.identity, vendor, findings, firmware_parses=parses),
+        verdicts.firmware_check(
+            facts.identity,
+            vendor,
+            findings,
+            firmware_parses=parses,
+            coverage=coverage,
+            onvif=target.onvif_url is not None,
+        ),
         verdicts.retention_check(main, options.storage, compat),
-        verdicts.sub_stream_check(sub)
+        verdicts.sub_stream_check(
+            sub,
+            profiles_listed=facts.profiles_listed,
+            mjpeg=_profile_model(facts.mjpeg_sub, facts) if facts.mjpeg_sub else None,
+        )
         if target.stream == "main"
         else verdicts.check("sub_stream", "skip", f"Recording the {target.stream!r} stream."),
         verdicts.snapshot_check(
@@ -534,6 +600,7 @@ async def check_camera(
         duration_s=round(time.monotonic() - started, 3),
         target=target.label,
         camera_id=target.camera_id,
+        channel=target.channel,
         status=worst([c.status for c in checks]),
         identity=facts.identity,
         vendor=vendor,
@@ -544,6 +611,8 @@ async def check_camera(
         quirks=quirks,
         known_quirks=known,
         firmware=findings,
+        firmware_coverage=coverage,
+        recorder=recorder_info(facts.channels, match=match, profiles=profiles),
         storage=options.storage,
         checks=checks,
     )
@@ -556,9 +625,10 @@ async def check_cameras(
     *,
     options: CheckOptions | None = None,
     profiles: ProfileSet | None = None,
-    concurrency: int = 16,
+    concurrency: int = 32,
 ) -> list[CheckResult]:
-    """Check many cameras at once (each opens up to two RTSP streams at a time)."""
+    """Check many cameras at once (each opens up to two RTSP streams at a time). Checks mostly
+    wait for keyframes, so a 16-camera site with an 8-channel recorder runs in one wave."""
     limit = asyncio.Semaphore(concurrency)
     with ThreadPoolExecutor(max_workers=2 * concurrency, thread_name_prefix="probe") as executor:
 

@@ -1,7 +1,8 @@
 """`rtcc-edge doctor`: is this whole site ready? And the support bundle a technician sends.
 
-Site checks: the configuration loads; this host's clock is synchronised (NTP, as systemd's
-timedatectl says, or the kernel's adjtimex state; "unknown" when neither answers); the clip
+Site checks: the configuration loads; this host's clock is synchronised (NTP, as `agent.clock`
+reads it for the whole agent: the kernel's adjtimex state, else timedatectl; "unknown" when
+neither answers); the clip
 store's disk is writable with room to spare; the RTCC broker accepts this site's identity over
 TLS; the store holds enough days for all cameras together. Then every configured camera gets
 the full `check`.
@@ -23,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import io
 import json
 import os
@@ -47,6 +46,7 @@ from urllib.parse import quote
 import tomlkit
 
 from agent import __version__
+from agent.clock import clock_sync
 from agent.compat import verdicts
 from agent.compat.check import (
     CheckOptions,
@@ -84,7 +84,6 @@ _SECRET_LINE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/@\s:]*:)(?P<pw>[^/@\s]*)(?=@)", re.I)
-_TIME_ERROR = 5  # adjtimex(2): "clock not synchronized"
 MQTT_CONNACK_CODES = {
     1: "unacceptable protocol version",
     2: "client identifier rejected",
@@ -97,53 +96,21 @@ MQTT_CONNACK_CODES = {
 # -- this host -----------------------------------------------------------------------------------
 
 
-def _timedatectl() -> bool | None:
-    exe = shutil.which("timedatectl")
-    if exe is None:
-        return None
-    try:
-        proc = subprocess.run(
-            [exe, "show", "--property=NTPSynchronized", "--value"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = proc.stdout.strip()
-    if proc.returncode != 0 or value not in ("yes", "no"):
-        return None
-    return value == "yes"
-
-
-def _adjtimex() -> bool | None:
-    """The kernel's view: adjtimex(2) returns TIME_ERROR while the clock is unsynchronised."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        timex = ctypes.create_string_buffer(512)  # larger than struct timex; modes = 0: read only
-        state = libc.adjtimex(timex)
-    except (OSError, AttributeError):
-        return None
-    if state < 0:
-        return None
-    return bool(state != _TIME_ERROR)
-
-
 def time_sync_check() -> Check:
-    synced, how = _timedatectl(), "timedatectl"
-    if synced is None:
-        synced, how = _adjtimex(), "the kernel (adjtimex)"
-    if synced is None:
+    """This host's clock, as `agent.clock` reads it for status messages and clip manifests (one
+    reading everywhere: the kernel's adjtimex state, else timedatectl)."""
+    sync = clock_sync()
+    how = {"adjtimex": "the kernel (adjtimex)", "timedatectl": "timedatectl"}.get(
+        sync.source, sync.source
+    )
+    if sync.synchronized is None:
         return verdicts.check(
             "time_sync",
             "warn",
-            "Unknown: neither timedatectl nor the kernel's clock state could be read.",
+            "Unknown: neither the kernel's clock state nor timedatectl could be read.",
             "Make sure an NTP client (systemd-timesyncd, chrony) runs on this host.",
         )
-    if not synced:
+    if not sync.synchronized:
         return verdicts.check(
             "time_sync",
             "fail",
@@ -152,7 +119,12 @@ def time_sync_check() -> Check:
             "Enable NTP: `timedatectl set-ntp true`, or install chrony; check that UDP port 123 "
             "may leave the site.",
         )
-    return verdicts.check("time_sync", "pass", f"Synchronised by NTP ({how}).")
+    error = (
+        f", estimated error at most {sync.max_error_us / 1000:.0f} ms"
+        if sync.max_error_us is not None
+        else ""
+    )
+    return verdicts.check("time_sync", "pass", f"Synchronised by NTP ({how}{error}).")
 
 
 def store_check(config: AgentConfig) -> Check:

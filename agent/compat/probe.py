@@ -28,11 +28,12 @@ import av
 import av.error
 
 from agent.log import get_logger
+from agent.neterrors import describe_network_error
 from agent.recorder.source import StreamSource
 
 log = get_logger(__name__)
 
-ProbeErrorKind = Literal["auth", "not_found", "refused", "timeout", "no_video", "error"]
+ProbeErrorKind = Literal["auth", "not_found", "refused", "timeout", "dropped", "no_video", "error"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,22 @@ def _error(exc: BaseException, source: StreamSource, options: ProbeOptions) -> P
         )
     if isinstance(exc, av.error.InvalidDataError):
         return ProbeError("error", "what answers on the RTSP port does not speak RTSP")
+    described = describe_network_error(exc)
+    if described is not None:
+        return ProbeError("dropped", f"the stream could not be opened: {described}")
     return ProbeError("error", f"cannot read the stream: {text[:200]}")
+
+
+def _dropped(exc: BaseException | None, frames: int, options: ProbeOptions) -> ProbeError:
+    """The stream opened and then stopped after `frames` frames: in words, whatever FFmpeg
+    raised (or nothing, when it just ended)."""
+    if isinstance(exc, av.error.ExitError | TimeoutError):
+        what = f"then nothing more came for {options.read_timeout:g} s"
+    else:
+        what = (describe_network_error(exc) if exc is not None else None) or (
+            "the camera closed the connection"
+        )
+    return ProbeError("dropped", f"the stream broke off after {frames} frame(s): {what}")
 
 
 class _Measure:
@@ -206,13 +222,26 @@ def _read(
     picture: av.VideoFrame | None = None
     first_frame_at: float | None = None
     first_keyframe_at: float | None = None
-    for packet in container.demux(video):
+    received = 0
+    ended = True  # the demuxer ran dry (the connection ended) rather than us stopping
+    packets = container.demux(video)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as exc:
+            if not received:
+                raise _error(exc, source, options) from None
+            raise _dropped(exc, received, options) from None
         now = time.monotonic()
         if packet.size == 0:
-            continue
+            continue  # a flush packet: the demuxer has nothing more
+        received += 1
         if first_keyframe_at is None:
             if not packet.is_keyframe:
                 if now - started > options.open_timeout + options.max_seconds:
+                    ended = False
                     break
                 continue
             first_keyframe_at = now
@@ -225,7 +254,11 @@ def _read(
                 break
         done = packet.is_keyframe and measure.keyframes >= options.keyframes
         if (done and picture is not None) or now - first_keyframe_at >= options.max_seconds:
+            ended = False
             break
+    if ended:
+        # The stream ended by itself: a camera does not do that, a dropped connection does.
+        raise _dropped(None, received, options)
     if first_keyframe_at is None or measure.frames == 0:
         raise ProbeError(
             "timeout",

@@ -16,7 +16,6 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Generic, Literal, TypeVar
@@ -40,6 +39,7 @@ from agent.compat.versions import (
 )
 from agent.config import ID_PATTERN
 from agent.log import get_logger
+from agent.quirks import CUSTOM_QUIRK_PATTERN, QuirkId
 
 log = get_logger(__name__)
 
@@ -48,32 +48,6 @@ SCHEMA_VERSION = 1
 MAX_PROFILE_BYTES = 512 * 1024
 # Identifiers longer than this are not a real camera's; they are ignored rather than matched.
 MAX_IDENTIFIER_LENGTH = 256
-
-
-class QuirkId(StrEnum):
-    """Quirks the agent knows how to detect or work around (camsim simulates the first eleven).
-
-    A profile may also carry a vendor-specific quirk whose id starts with `x_`; those are shown
-    to the technician with their description but drive no automatic workaround.
-    """
-
-    XADDR_ZERO_HOST = "xaddr_zero_host"
-    XADDR_DUPLICATE_PORT = "xaddr_duplicate_port"
-    ESCAPED_STREAM_URI = "escaped_stream_uri"
-    NO_GET_SERVICES = "no_get_services"
-    PASSWORD_TEXT_ONLY = "password_text_only"  # noqa: S105 - a quirk name, not a secret
-    HTTP_DIGEST_AUTH = "http_digest_auth"
-    H265_MAIN = "h265_main"
-    SUB_352X240 = "sub_352x240"
-    NO_SNAPSHOT = "no_snapshot"
-    NO_WS_DISCOVERY = "no_ws_discovery"
-    STREAM_URI_FAILS = "stream_uri_fails"
-    ONVIF_DISABLED_DEFAULT = "onvif_disabled_default"
-    RTSP_DISABLED_DEFAULT = "rtsp_disabled_default"
-    ONVIF_SEPARATE_ACCOUNT = "onvif_separate_account"
-
-
-CUSTOM_QUIRK_PATTERN = r"^x_[a-z0-9_]{1,60}$"
 
 
 class ProfileError(ValueError):
@@ -110,7 +84,30 @@ def _check_rtsp_path(value: str) -> str:
     return value
 
 
+# A recorder path names its channel with one of these: {channel} counts from 1, {channel0} from 0
+# (Hanwha), {channel:02} from 1 in two digits (Reolink's 01, 02, …).
+CHANNEL_PLACEHOLDERS = ("{channel}", "{channel0}", "{channel:02}")
+
+
+def render_channel_path(template: str, channel: int) -> str:
+    """A recorder path template with its channel placeholder filled in (channel from 1)."""
+    return (
+        template.replace("{channel:02}", f"{channel:02d}")
+        .replace("{channel0}", str(channel - 1))
+        .replace("{channel}", str(channel))
+    )
+
+
+def _check_channel_path(value: str) -> str:
+    if sum(value.count(p) for p in CHANNEL_PLACEHOLDERS) != 1 or value.count("{") != 1:
+        wanted = ", ".join(CHANNEL_PLACEHOLDERS)
+        raise ValueError(f"not a recorder path: {value!r} (needs exactly one of {wanted})")
+    _check_rtsp_path(render_channel_path(value, 1))
+    return value
+
+
 SourceUrl = Annotated[str, AfterValidator(_check_source)]
+ChannelPathText = Annotated[str, AfterValidator(_check_channel_path)]
 ModelPattern = Annotated[str, AfterValidator(_check_model_pattern)]
 RtspPathText = Annotated[str, AfterValidator(_check_rtsp_path)]
 VendorId = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -163,6 +160,25 @@ class RtspDefaults(_Model):
     port: Port = 554
     scheme: Literal["rtsp", "rtsps"] = "rtsp"
     paths: tuple[RtspPath, ...] = ()
+    source: SourceUrl
+    references: tuple[SourceUrl, ...] = ()
+
+
+class RecorderPath(_Model):
+    stream: Literal["main", "sub"]
+    path: ChannelPathText
+    note: Text | None = None
+    source: SourceUrl
+    references: tuple[SourceUrl, ...] = ()
+
+
+class RecorderDefaults(_Model):
+    """The vendor's NVRs/DVRs: which models are recorders, and their per-channel RTSP paths
+    (for recorders whose ONVIF media does not work)."""
+
+    models: tuple[ModelPattern, ...] = Field(default=(), title="Recorder model globs")
+    port: Port | None = Field(default=None, title="RTSP port, when not the vendor's [rtsp] port")
+    paths: tuple[RecorderPath, ...] = ()
     source: SourceUrl
     references: tuple[SourceUrl, ...] = ()
 
@@ -248,9 +264,13 @@ class VendorProfile(_Model):
     id: VendorId
     name: Text
     firmware_style: VersionStyle
+    advisories_reviewed: date = Field(
+        title="When the vendor's published advisories were last compared with this file"
+    )
     match: MatchRules
     onvif: OnvifDefaults | None = None
     rtsp: RtspDefaults | None = None
+    recorder: RecorderDefaults | None = None
     quirks: tuple[Quirk, ...] = ()
     vulnerabilities: tuple[Vulnerability, ...] = ()
     onvif_defects: tuple[OnvifDefect, ...] = ()
@@ -308,6 +328,27 @@ class ProfileMatch:
     manufacturer: str | None
     model: str | None
     oem_of: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Whether the published advisories in a profile speak about this model and firmware line
+    at all: without that, "no vulnerability found" means "no data", never "safe"."""
+
+    covered: bool
+    reason: str
+    reviewed: date
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPath:
+    """A recorder path template matched against a concrete path: whose, which stream, which
+    channel."""
+
+    vendor_id: str
+    stream: Literal["main", "sub"]
+    channel: int
+    template: str
 
 
 RangeStatus = Literal["other_line", "affected", "unknown", "not_affected"]
@@ -531,6 +572,108 @@ class ProfileSet:
                 findings.append(Finding(defect, verdict[0], verdict[1]))
         return findings
 
+    def coverage(self, match: ProfileMatch, firmware: str | None) -> Coverage:
+        """Whether this vendor's published advisories cover the camera's model and firmware
+        line (see `Coverage`); the reason names what was known, and as of when."""
+        profile = self._by_id[match.vendor_id]
+        reviewed = profile.advisories_reviewed
+        as_of = f"advisories reviewed {reviewed.isoformat()}"
+        ranges = [r for v in profile.vulnerabilities for r in v.affected]
+        if not ranges:
+            return Coverage(
+                False,
+                f"the {profile.name} profile lists no published vulnerability ({as_of})",
+                reviewed,
+            )
+        if match.model is None:
+            relevant = [r for r in ranges if "*" in r.models]
+            if not relevant:
+                return Coverage(
+                    False,
+                    f"the camera did not report its model, and every {profile.name} advisory "
+                    f"on file names particular models ({as_of})",
+                    reviewed,
+                )
+        else:
+            relevant = [r for r in ranges if _model_matches(match.model, r.models)]
+            if not relevant:
+                return Coverage(
+                    False,
+                    f"no published {profile.name} advisory on file names model {match.model} "
+                    f"({as_of})",
+                    reviewed,
+                )
+        version = parse_version(firmware, profile.firmware_style) if firmware else None
+        if version is None:
+            return Coverage(False, f"firmware {firmware!r} cannot be compared ({as_of})", reviewed)
+        statuses = [_range_status(profile.firmware_style, r, version) for r in relevant]
+        if all(status == "other_line" for status in statuses):
+            return Coverage(
+                False,
+                f"the {profile.name} advisories on file for this model cover other firmware "
+                f"lines than {firmware}'s ({as_of})",
+                reviewed,
+            )
+        return Coverage(
+            True,
+            f"the {profile.name} advisories on file cover this model and firmware line ({as_of})",
+            reviewed,
+        )
+
+    # -- recorders ----------------------------------------------------------------------------
+
+    def is_recorder_model(self, match: ProfileMatch) -> bool:
+        """The firmware profiles list this model as one of the vendor's NVRs/DVRs."""
+        if match.model is None:
+            return False
+        return any(
+            p.recorder is not None and _model_matches(match.model, p.recorder.models)
+            for p in self._chain(match)
+        )
+
+    def recorder_paths(
+        self, match: ProfileMatch, *, stream: Literal["main", "sub"], channel: int
+    ) -> list[str]:
+        """The vendor's recorder RTSP paths for `channel` (then its OEM parent's)."""
+        paths = [
+            render_channel_path(entry.path, channel)
+            for profile in self._chain(match)
+            if profile.recorder is not None
+            for entry in profile.recorder.paths
+            if entry.stream == stream
+        ]
+        return list(dict.fromkeys(paths))
+
+    def recorder_port(self, match: ProfileMatch) -> int | None:
+        """The RTSP port of the vendor's recorders, when it is not the vendor's usual one."""
+        for profile in self._chain(match):
+            if profile.recorder is not None and profile.recorder.port is not None:
+                return profile.recorder.port
+        return None
+
+    def channel_path(self, path: str) -> ChannelPath | None:
+        """Which vendor's recorder path `path` (with its query) is, and for which channel."""
+        for profile in self.vendors:
+            if profile.recorder is None:
+                continue
+            for entry in profile.recorder.paths:
+                channel = _channel_in(entry.path, path)
+                if channel is not None:
+                    return ChannelPath(profile.id, entry.stream, channel, entry.path)
+        return None
+
+    def recorder_counterpart(
+        self, found: ChannelPath, *, want: Literal["main", "sub"]
+    ) -> str | None:
+        """The `want` stream's path of the same recorder channel, if the profile lists one."""
+        entries = list(self._by_id[found.vendor_id].recorder.paths)  # type: ignore[union-attr]
+        index = next(i for i, e in enumerate(entries) if e.path == found.template)
+        step = 1 if want == "sub" else -1
+        position = index + step
+        while 0 <= position < len(entries) and entries[position].stream == want:
+            return render_channel_path(entries[position].path, found.channel)
+        return None
+
     def _chain(self, match: ProfileMatch) -> list[VendorProfile]:
         chain = [self._by_id[match.vendor_id]]
         if match.oem_of is not None and match.oem_of in self._by_id:
@@ -558,7 +701,8 @@ def _score(
                 break
             if key and f" {key} " in f" {name} " and score < 80:
                 score, reasons = 80, [f"manufacturer {manufacturer!r} names {alias!r}"]
-    if model and rules.models and _model_matches(model, rules.models):
+    recorders = profile.recorder.models if profile.recorder is not None else ()
+    if model and (rules.models or recorders) and _model_matches(model, (*rules.models, *recorders)):
         score += 10 if score else 60
         reasons.append(f"model {model!r} follows {profile.name}'s naming")
     lowered = [s.casefold() for s in scopes]
@@ -575,6 +719,18 @@ def _score(
         score += 5
         reasons.append(f"firmware {firmware!r} is in {profile.name}'s format")
     return score, reasons
+
+
+def _channel_in(template: str, path: str) -> int | None:
+    """The channel number (from 1) `path` has in `template`, or None if it does not fit."""
+    placeholder = next(p for p in CHANNEL_PLACEHOLDERS if p in template)
+    head, _, tail = template.partition(placeholder)
+    digits = r"(\d{2})" if placeholder == "{channel:02}" else r"(\d{1,3})"
+    found = re.fullmatch(re.escape(head) + digits + re.escape(tail), path)
+    if found is None:
+        return None
+    number = int(found.group(1)) + (1 if placeholder == "{channel0}" else 0)
+    return number if number >= 1 else None
 
 
 def _assess(

@@ -9,11 +9,13 @@ credentials. `python -m agent.compat.report` prints the JSON Schema of all three
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
+
+from agent.quirks import QuirkId
 
 Status = Literal["pass", "warn", "fail", "skip"]
 CheckId = Literal[
@@ -66,7 +68,7 @@ class ErrorInfo(_Model):
     kind: str = Field(
         title="Error kind",
         description="unreachable, timeout, not_onvif, malformed, auth, fault (ONVIF); "
-        "auth, not_found, refused, timeout, no_video, error (stream)",
+        "auth, not_found, refused, timeout, dropped, no_video, error (stream)",
     )
     message: str
 
@@ -95,6 +97,9 @@ class Clock(_Model):
     ntp: bool | None = Field(None, title="The camera says it sets its clock by NTP")
     compensated: bool = Field(
         False, title="The offset was compensated in WS-Security timestamps (|offset| >= 5 s)"
+    )
+    needs_auth: bool = Field(
+        False, title="The camera tells its time only with credentials (asked again logged in)"
     )
     error: str | None = Field(None, title="Why the clock could not be read")
 
@@ -157,9 +162,7 @@ class Stream(_Model):
 class QuirkFound(_Model):
     id: str = Field(
         title="Quirk id",
-        description="xaddr_zero_host, xaddr_duplicate_port, xaddr_other_host, "
-        "escaped_stream_uri, no_get_services, password_text_only, http_digest_auth, h265_main, "
-        "sub_352x240, no_snapshot, no_ws_discovery, stream_uri_fails",
+        description="one of agent.quirks.QuirkId: " + ", ".join(q.value for q in QuirkId),
     )
     detail: str
     workaround: str | None = Field(None, title="What the agent does about it (None: nothing)")
@@ -186,6 +189,38 @@ class FirmwareFinding(_Model):
     source: str
 
 
+class FirmwareCoverage(_Model):
+    """Whether the firmware profile's published advisories speak about this model and firmware
+    line at all: without that, finding no vulnerability is no data, never a pass."""
+
+    covered: bool
+    reason: str
+    advisories_reviewed: date = Field(title="When the profile was last compared with advisories")
+
+
+class ChannelInfo(_Model):
+    """One channel (video source) of a recorder, as ONVIF describes it."""
+
+    number: int = Field(title="Channel number (1 = the first video source)")
+    source_token: str | None = Field(None, title="ONVIF video source token")
+    width: int | None = Field(None, title="Video source width")
+    height: int | None = Field(None, title="Video source height")
+    main_profile: str | None = Field(None, title="Token of the profile recorded as main")
+    main_encoding: str | None = None
+    sub_profile: str | None = Field(None, title="Token of the profile used as sub stream")
+    sub_encoding: str | None = None
+    profiles: int = Field(0, title="Media profiles on this channel")
+
+
+class RecorderInfo(_Model):
+    """An NVR, DVR or encoder: one ONVIF device with several channels."""
+
+    reason: str = Field(title="Why this device is taken for a recorder")
+    channels: list[ChannelInfo] = Field(
+        default_factory=list, title="Its channels (empty: not listed without credentials)"
+    )
+
+
 class Storage(_Model):
     """The store capacity a retention verdict was computed from."""
 
@@ -205,6 +240,7 @@ class CameraReport(_Model):
     duration_s: float
     target: str = Field(title="What was checked: a camera id or an address (no credentials)")
     camera_id: str | None = None
+    channel: int | None = Field(None, title="The recorder channel checked (None: a camera)")
     status: Status = Field(title="The worst check status")
     identity: Identity | None = None
     vendor: Vendor | None = None
@@ -215,6 +251,8 @@ class CameraReport(_Model):
     quirks: list[QuirkFound] = Field(default_factory=list, title="Quirks seen on this camera")
     known_quirks: list[KnownQuirk] = Field(default_factory=list)
     firmware: list[FirmwareFinding] = Field(default_factory=list)
+    firmware_coverage: FirmwareCoverage | None = None
+    recorder: RecorderInfo | None = Field(None, title="Set when the device has several channels")
     storage: Storage | None = None
     checks: list[Check]
 
@@ -234,6 +272,11 @@ class DiscoveredCamera(_Model):
     clock_offset_s: float | None = Field(None, title="From the port sweep's unauthenticated call")
     quirks: list[QuirkFound] = Field(default_factory=list)
     configured_as: str | None = Field(None, title="Camera id, if already in the configuration")
+    identity: Identity | None = Field(None, title="GetDeviceInformation (with credentials only)")
+    recorder: RecorderInfo | None = Field(None, title="Set when the device is an NVR/DVR")
+    error: ErrorInfo | None = Field(
+        None, title="Why the device could not be interrogated (with credentials only)"
+    )
 
 
 class InterfaceInfo(_Model):
@@ -254,6 +297,17 @@ class DiscoveryReport(_Model):
     cameras: list[DiscoveredCamera]
 
 
+class RecorderReport(_Model):
+    kind: Literal["recorder_check"] = "recorder_check"
+    version: Literal[1] = 1
+    checked_at: datetime
+    duration_s: float
+    target: str = Field(title="The recorder's address (no credentials)")
+    status: Status = Field(title="The worst status of its channels")
+    recorder: RecorderInfo
+    channels: list[CameraReport] = Field(title="One camera_check per channel checked")
+
+
 class DoctorReport(_Model):
     kind: Literal["doctor"] = "doctor"
     version: Literal[1] = 1
@@ -269,7 +323,7 @@ class DoctorReport(_Model):
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of every report, as documented in docs/compat-json.md."""
-    models = (CameraReport, DiscoveryReport, DoctorReport)
+    models = (CameraReport, DiscoveryReport, DoctorReport, RecorderReport)
     refs, definitions = models_json_schema(
         [(model, "serialization") for model in models], title="rtcc-edge compatibility reports"
     )

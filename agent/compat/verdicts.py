@@ -16,9 +16,11 @@ from agent.compat.report import (
     CheckId,
     Clock,
     ErrorInfo,
+    FirmwareCoverage,
     FirmwareFinding,
     Identity,
     Onvif,
+    Profile,
     QuirkFound,
     Status,
     Storage,
@@ -133,6 +135,9 @@ _STREAM_REMEDIES = {
     "settings.",
     "timeout": "The stream opened but no video came: restart the camera, check its encoder "
     "settings and the network between it and this host.",
+    "dropped": "Try again. If it keeps breaking off: the camera may allow only a few RTSP "
+    "viewers at once (close other viewers, or the recorder already pulling it), it may be "
+    "restarting, or its network link is flaky (check its cable, PoE switch port or Wi-Fi).",
     "no_video": "Enable video on this stream in the camera's settings.",
     "error": "Check the camera's RTSP settings, or set `rtsp_url` to a URL that works in VLC.",
 }
@@ -319,19 +324,15 @@ def clock_check(clock: Clock | None, *, onvif_failed: bool) -> Check:
         reason = "ONVIF did not answer." if onvif_failed else "No ONVIF address to ask."
         return check("clock", "skip", f"Cannot read the camera's clock: {reason}")
     if clock.offset_s is None:
-        return check(
-            "clock",
-            "warn",
-            "Cannot tell: "
-            + (clock.error or "the camera did not report its UTC time.")
-            + " Footage timestamps come from this host, but the camera's own overlay may differ.",
-            "Enable NTP in the camera's time settings.",
-        )
+        return _unknown_clock(clock, onvif_failed=onvif_failed)
     offset = clock.offset_s
     direction = "ahead of" if offset > 0 else "behind"
     what = f"The camera's clock is {_duration(offset)} {direction} this host's"
-    if clock.compensated:
-        what += " (compensated for ONVIF authentication)"
+    notes = ["compensated for ONVIF authentication"] if clock.compensated else []
+    if clock.needs_auth:
+        notes.append("read with credentials: the camera tells its time to no one else")
+    if notes:
+        what += f" ({'; '.join(notes)})"
     remedy = "Enable NTP in the camera's time settings (this host, or pool.ntp.org)."
     if abs(offset) > CLOCK_FAIL_S:
         return check(
@@ -346,6 +347,41 @@ def clock_check(clock: Clock | None, *, onvif_failed: bool) -> Check:
     return check("clock", "pass", f"{what}.")
 
 
+def _unknown_clock(clock: Clock, *, onvif_failed: bool) -> Check:
+    """Why the camera's time is unknown, with the advice that fits what actually failed."""
+    footage = " Footage timestamps come from this host, but the camera's own overlay may differ."
+    if clock.needs_auth:
+        if onvif_failed:
+            return check(
+                "clock",
+                "warn",
+                "Cannot tell: the camera tells its time only to a logged-in client, and the "
+                "ONVIF login did not work." + footage,
+                "Fix the ONVIF login first (see the ONVIF check); the clock is read as soon as "
+                "it works. Until then, compare the time in the camera's web page with a phone.",
+            )
+        return check(
+            "clock",
+            "warn",
+            f"Cannot tell: {clock.error or 'the camera would not tell its time'}." + footage,
+            "Check the time in the camera's web page, and enable NTP in its time settings.",
+        )
+    if clock.camera_utc is None and clock.error is None:
+        return check(
+            "clock",
+            "warn",
+            "Cannot tell: the camera answered without its UTC time." + footage,
+            "Set the camera's time zone and enable NTP in its time settings, so it reports UTC.",
+        )
+    return check(
+        "clock",
+        "warn",
+        f"Cannot tell: {clock.error or 'the camera did not report its time'}." + footage,
+        "Check the time in the camera's web page; updating its firmware may fix its ONVIF "
+        "time service.",
+    )
+
+
 # -- firmware -----------------------------------------------------------------------------------
 
 
@@ -355,9 +391,24 @@ def firmware_check(
     findings: Sequence[FirmwareFinding],
     *,
     firmware_parses: bool,
+    coverage: FirmwareCoverage | None = None,
+    onvif: bool = True,
 ) -> Check:
+    """PASS only when a firmware profile's advisories cover this model and firmware line and
+    none applies; every other "nothing found" is a "cannot tell" that says what was known."""
     if identity is None:
-        return check("firmware", "skip", "Cannot tell: ONVIF did not report the firmware.")
+        why = (
+            "ONVIF did not report the model and firmware"
+            if onvif
+            else "the camera is checked by RTSP alone, so its model and firmware are unknown"
+        )
+        return check(
+            "firmware",
+            "warn",
+            f"Cannot tell: {why}.",
+            "Read the firmware version in the camera's web page and compare it with the "
+            "vendor's security advisories.",
+        )
     firmware = identity.firmware
     maker = identity.manufacturer or "unknown maker"
     if vendor is None:
@@ -406,10 +457,20 @@ def firmware_check(
             f"defect: {defects[0].summary}",
             defects[0].remedy,
         )
+    if coverage is None or not coverage.covered:
+        known = coverage.reason if coverage is not None else "no advisory data was consulted"
+        return check(
+            "firmware",
+            "warn",
+            f"Cannot tell: no listed vulnerability affects firmware {firmware}, but {known}.",
+            f"Check {vendor.name}'s security advisories for the {identity.model or 'camera'} "
+            "by hand.",
+        )
     return check(
         "firmware",
         "pass",
-        f"No vulnerability published for {vendor.name} affects firmware {firmware}.",
+        f"No vulnerability published for {vendor.name} affects firmware {firmware}: "
+        f"{coverage.reason}.",
     )
 
 
@@ -500,9 +561,34 @@ def storage_capacity(*, budget: int, used: int, free: int | None, reserve: int) 
 # -- the other streams --------------------------------------------------------------------------
 
 
-def sub_stream_check(sub: Stream | None) -> Check:
+def sub_stream_check(
+    sub: Stream | None,
+    *,
+    profiles_listed: bool = True,
+    mjpeg: Profile | None = None,
+) -> Check:
+    """`profiles_listed`: ONVIF listed the media profiles (else nothing can be said about a
+    sub stream); `mjpeg`: the only second profile, when it is MJPEG (not opened)."""
+    if mjpeg is not None:
+        size = f" {mjpeg.width}x{mjpeg.height}" if mjpeg.width and mjpeg.height else ""
+        return check(
+            "sub_stream",
+            "warn",
+            f"The camera's only second stream is {mjpeg.encoding or 'MJPEG'}{size} (profile "
+            f"{mjpeg.token!r}): a whole picture per frame, several times the bandwidth of H.264, "
+            "and not playable live by the agent. Not needed for recording.",
+            "Set the camera's sub stream to H.264 in its video settings, if a low-bandwidth "
+            "live view is wanted.",
+        )
     if sub is None:
-        return check("sub_stream", "skip", "The camera offers a single stream.")
+        if not profiles_listed:
+            return check(
+                "sub_stream",
+                "skip",
+                "Cannot tell whether the camera has a sub stream: ONVIF did not list its media "
+                "profiles.",
+            )
+        return check("sub_stream", "skip", "The camera lists a single H.264/H.265 stream.")
     if sub.error is not None or not sub.width or not sub.height:
         message = sub.error.message if sub.error else "no picture"
         return check(

@@ -15,18 +15,17 @@ from agent.onvif.addresses import fix_service_url, fix_stream_uri, rtsp_url, une
 from agent.onvif.device import (
     AuthMethod,
     DeviceInfo,
-    MediaProfile,
     OnvifCamera,
     QuirkSeen,
-    select_profile,
+    channel_of,
     stream_uri,
 )
 from agent.onvif.discovery import (
     MAX_SCAN_ADDRESSES,
     WS_DISCOVERY_PORT,
     Interface,
-    ProbeMatch,
     ScanRangeError,
+    WsDiscovery,
     multicast_interfaces,
     scan_hosts,
     ws_discover,
@@ -41,8 +40,18 @@ from agent.onvif.errors import (
     Unreachable,
 )
 from agent.onvif.finder import DiscoveryResult, FoundCamera, find_cameras
+from agent.onvif.media import (
+    Channel,
+    MediaProfile,
+    ProfileChoice,
+    VideoSource,
+    choose_profile,
+    group_channels,
+    select_profile,
+)
 from agent.onvif.soap import ClockReading, system_date_and_time
 from agent.onvif.sweep import DEFAULT_PORTS, SweepHit, port_sweep
+from agent.onvif.wsd_reply import ProbeMatch
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -50,6 +59,7 @@ __all__ = [
     "WS_DISCOVERY_PORT",
     "AuthFailed",
     "AuthMethod",
+    "Channel",
     "ClockReading",
     "DeviceInfo",
     "DiscoveryResult",
@@ -63,13 +73,19 @@ __all__ = [
     "OnvifError",
     "OnvifFault",
     "ProbeMatch",
+    "ProfileChoice",
     "QuirkSeen",
     "ScanRangeError",
     "SweepHit",
     "Unreachable",
+    "VideoSource",
+    "WsDiscovery",
+    "channel_of",
+    "choose_profile",
     "find_cameras",
     "fix_service_url",
     "fix_stream_uri",
+    "group_channels",
     "multicast_interfaces",
     "port_sweep",
     "rtsp_url",

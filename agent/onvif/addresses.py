@@ -15,11 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from agent.onvif.errors import MalformedAnswer, quoted
-
-XADDR_ZERO_HOST = "xaddr_zero_host"
-XADDR_DUPLICATE_PORT = "xaddr_duplicate_port"
-XADDR_OTHER_HOST = "xaddr_other_host"
-ESCAPED_STREAM_URI = "escaped_stream_uri"
+from agent.quirks import QuirkId
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322}
 _ESCAPED_AMPERSAND = re.compile(r"&(?:amp|#38|#x26);", re.IGNORECASE)
@@ -29,7 +25,7 @@ MAX_URL_LENGTH = 2048
 @dataclass
 class FixedUrl:
     url: str
-    quirks: list[str] = field(default_factory=list)  # what had to be fixed, as quirk ids
+    quirks: list[QuirkId] = field(default_factory=list)  # what had to be fixed
 
 
 def url_host(host: str) -> str:
@@ -74,11 +70,11 @@ def _unspecified(host: str) -> bool:
         return host == ""
 
 
-def _host_quirk(host: str, reached_host: str) -> str | None:
+def _host_quirk(host: str, reached_host: str) -> QuirkId | None:
     if _unspecified(host):
-        return XADDR_ZERO_HOST
+        return QuirkId.XADDR_ZERO_HOST
     if host != reached_host.lower().strip("[]"):
-        return XADDR_OTHER_HOST
+        return QuirkId.XADDR_OTHER_HOST
     return None
 
 
@@ -93,7 +89,7 @@ def fix_service_url(
     parts, host, port, duplicated = split_url(url, ("http", "https"), "service address")
     fixed = FixedUrl(url)
     if duplicated:
-        fixed.quirks.append(XADDR_DUPLICATE_PORT)
+        fixed.quirks.append(QuirkId.XADDR_DUPLICATE_PORT)
     host_quirk = _host_quirk(host, reached_host)
     if host_quirk is not None:
         fixed.quirks.append(host_quirk)
@@ -129,9 +125,9 @@ def fix_stream_uri(uri: str, *, reached_host: str) -> FixedUrl:
     parts, host, port, duplicated = split_url(unescaped, ("rtsp", "rtsps"), "stream URI")
     fixed = FixedUrl(uri)
     if was_escaped:
-        fixed.quirks.append(ESCAPED_STREAM_URI)
+        fixed.quirks.append(QuirkId.ESCAPED_STREAM_URI)
     if duplicated:
-        fixed.quirks.append(XADDR_DUPLICATE_PORT)
+        fixed.quirks.append(QuirkId.XADDR_DUPLICATE_PORT)
     host_quirk = _host_quirk(host, reached_host)
     if host_quirk is not None:
         fixed.quirks.append(host_quirk)

@@ -15,10 +15,17 @@ What `connect()` does, in order:
    on the wire in clear for nothing. PasswordDigest's `Created` is checked against the camera's
    clock, so when the offset is 5 s or more it is compensated with the library's `dt_diff`
    (what its `adjust_time` option sets, but measured by us: `adjust_time` ignores the round
-   trip and repeats the request on every connect).
+   trip and repeats the request on every connect). A camera that tells its time only to a
+   logged-in client is asked again once logged in; if its clock is far off and only HTTP Digest
+   (which carries no timestamp) got in, PasswordDigest is tried again with the correction.
 3. GetServices, or GetCapabilities when the camera does not implement it; every service address
    is rewritten to the host (and, for services on the device service's port, the port) we
    reached: `0.0.0.0`, a duplicated port or a LAN address seen through NAT are all fixed here.
+   A camera that answers neither keeps what it did say (`info`), and its media operations are
+   asked at the device service address.
+
+Whatever fails later, what the camera already said stays on the object (`info`, `clock`,
+`quirks`), so a report can still judge the firmware of a camera whose media service is broken.
 
 Stream URIs are unescaped (`&amp;`), stripped of credentials and pointed at the host we reached.
 Every call runs under our own timeout (the library's default is 90 s), and every failure is an
@@ -29,10 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -40,10 +48,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from agent.log import ensure_configured, get_logger
+from agent.neterrors import describe_network_error
 from agent.onvif.addresses import (
-    XADDR_DUPLICATE_PORT,
-    XADDR_OTHER_HOST,
-    XADDR_ZERO_HOST,
     advertised_port,
     fix_service_url,
     fix_stream_uri,
@@ -58,14 +64,23 @@ from agent.onvif.errors import (
     Unreachable,
     quoted,
 )
+from agent.onvif.media import (
+    Channel,
+    MediaProfile,
+    VideoSource,
+    choose_profile,
+    group_channels,
+)
 from agent.onvif.soap import (
     AUTH_SUBCODES,
     DEVICE_SERVICE_PATH,
     ClockReading,
+    clock_reading,
     describe_connect_error,
     http_auth_challenge,
     system_date_and_time,
 )
+from agent.quirks import QuirkId, describe
 
 log = get_logger(__name__)
 
@@ -74,6 +89,8 @@ DEFAULT_TIMEOUT = 5.0
 # Offsets at least this large are compensated in PasswordDigest's Created (the issue's rule;
 # cameras typically accept ±5 min, but some are stricter).
 COMPENSATE_OFFSET = 5.0
+# A 64-channel recorder has two or three profiles per channel.
+MAX_PROFILES = 256
 
 DEVICE_NS = "http://www.onvif.org/ver10/device/wsdl"
 MEDIA_NS = "http://www.onvif.org/ver10/media/wsdl"
@@ -88,29 +105,6 @@ SERVICE_NAMES = {
 }
 # GetCapabilities names its categories instead of namespaces.
 CAPABILITY_NAMESPACES = {"Device": DEVICE_NS, "Media": MEDIA_NS}
-
-QUIRK_DETAILS = {
-    XADDR_ZERO_HOST: "advertises its service addresses with host 0.0.0.0",
-    XADDR_DUPLICATE_PORT: "advertises its service addresses with the port written twice",
-    XADDR_OTHER_HOST: "advertises service addresses on another host than the one we reached "
-    "(its LAN address seen through NAT, or a name)",
-    "escaped_stream_uri": "returns its stream URI XML-escaped twice (&amp; for &)",
-    "no_get_services": "does not implement GetServices",
-    "password_text_only": "refuses WS-Security PasswordDigest and accepts only PasswordText",
-    "http_digest_auth": "ignores WS-Security and requires HTTP Digest authentication",
-    "no_snapshot": "does not offer an ONVIF snapshot URI",
-    "stream_uri_fails": "answers GetStreamUri with a fault",
-}
-QUIRK_WORKAROUNDS = {
-    XADDR_ZERO_HOST: "service addresses rewritten to the address we reached",
-    XADDR_DUPLICATE_PORT: "duplicated port removed",
-    XADDR_OTHER_HOST: "service addresses rewritten to the address we reached",
-    "escaped_stream_uri": "stream URI unescaped",
-    "no_get_services": "service addresses taken from GetCapabilities",
-    "password_text_only": "authenticated with PasswordText",
-    "http_digest_auth": "authenticated with HTTP Digest",
-    "no_snapshot": "snapshots are taken from the video stream instead",
-}
 
 _T = TypeVar("_T")
 _onvif: ModuleType | None = None
@@ -143,24 +137,6 @@ class DeviceInfo:
     firmware: str | None
     serial: str | None
     hardware_id: str | None
-
-
-@dataclass(frozen=True)
-class MediaProfile:
-    """A media profile as GetProfiles describes it (None where the camera left a field out)."""
-
-    token: str
-    name: str | None
-    encoding: str | None
-    width: int | None
-    height: int | None
-    fps_limit: float | None
-    bitrate_kbps: int | None
-    gov_length: int | None
-
-    @property
-    def pixels(self) -> int:
-        return (self.width or 0) * (self.height or 0)
 
 
 @dataclass(frozen=True)
@@ -209,6 +185,26 @@ def _get(obj: object, *names: str) -> object:
     return obj
 
 
+def _utc_datetime(value: object) -> datetime | None:
+    """A tt:DateTime (Date and Time parts) as the library parsed it, or None if unusable."""
+    date, clock = _get(value, "Date"), _get(value, "Time")
+    parts = [
+        _int(_get(date, "Year")),
+        _int(_get(date, "Month")),
+        _int(_get(date, "Day")),
+        _int(_get(clock, "Hour")),
+        _int(_get(clock, "Minute")),
+        _int(_get(clock, "Second")),
+    ]
+    if any(part is None for part in parts):
+        return None
+    year, month, day, hour, minute, second = (int(p or 0) for p in parts)
+    try:
+        return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _subcode_names(fault: Any) -> tuple[str, ...]:
     names: list[str] = []
     for code in list(getattr(fault, "subcodes", None) or [])[:8]:
@@ -244,24 +240,17 @@ def _translate(operation: str, exc: Exception, timeout: float) -> OnvifError:
         return MalformedAnswer(f"{operation}: HTTP {status} without a usable SOAP answer")
     if isinstance(cause, aiohttp.ClientConnectorError):
         return Unreachable(f"{operation}: {describe_connect_error(cause)}")
-    if isinstance(cause, aiohttp.ClientError | ConnectionError):
-        return NoAnswer(f"{operation}: the connection failed ({type(cause).__name__})")
+    if isinstance(cause, aiohttp.ServerDisconnectedError):
+        return NoAnswer(f"{operation}: the camera closed the connection before it answered")
+    if isinstance(cause, aiohttp.ClientPayloadError):
+        return NoAnswer(f"{operation}: the connection broke off in the middle of the answer")
+    if isinstance(cause, aiohttp.ClientError | OSError):
+        what = describe_network_error(cause) or "the connection failed"
+        return NoAnswer(f"{operation}: {what}")
     return MalformedAnswer(
         f"{operation}: could not understand the camera's answer ({type(cause).__name__}: "
         f"{quoted(cause, 120)})"
     )
-
-
-def select_profile(profiles: Iterable[MediaProfile], stream: str) -> MediaProfile | None:
-    """The profile for `main` (the most pixels), `sub` (the fewest, if not main) or a token."""
-    video = [p for p in profiles if p.pixels > 0]
-    if stream == "main":
-        return max(video, key=lambda p: p.pixels, default=None)
-    if stream == "sub":
-        main = max(video, key=lambda p: p.pixels, default=None)
-        rest = [p for p in video if p is not main]
-        return min(rest, key=lambda p: p.pixels, default=None)
-    return next((p for p in profiles if p.token == stream), None)
 
 
 class OnvifCamera:
@@ -284,13 +273,15 @@ class OnvifCamera:
         self.timeout = timeout
         self.device_url = f"http://{host if ':' not in host else f'[{host}]'}:{port}{path}"
         self.clock: ClockReading | None = None
-        self.clock_error: str | None = None
+        self.clock_error: str | None = None  # why the camera's time is unknown
+        self.clock_needs_auth = False  # it refused to tell its time without credentials
         self.info: DeviceInfo | None = None
         self.auth: AuthMethod | None = None
         self.compensated = False
         self.services: dict[str, str] = {}
         self.advertised_services: dict[str, str] = {}
-        self._quirks: dict[str, QuirkSeen] = {}
+        self.media_assumed = False  # no media service named: the device service was tried
+        self._quirks: dict[QuirkId, QuirkSeen] = {}
         self._session: aiohttp.ClientSession | None = None
         self._client: _Client | None = None
 
@@ -319,11 +310,12 @@ class OnvifCamera:
     def quirks(self) -> list[QuirkSeen]:
         return list(self._quirks.values())
 
-    def note_quirk(self, quirk_id: str, *, worked_around: bool = True) -> None:
+    def note_quirk(
+        self, quirk_id: QuirkId, *, worked_around: bool = True, why: str | None = None
+    ) -> None:
         if quirk_id not in self._quirks:
-            workaround = QUIRK_WORKAROUNDS.get(quirk_id) if worked_around else None
-            detail = QUIRK_DETAILS.get(quirk_id, quirk_id)
-            self._quirks[quirk_id] = QuirkSeen(quirk_id, detail, workaround)
+            info = describe(quirk_id, worked_around=worked_around, why=why)
+            self._quirks[quirk_id] = QuirkSeen(quirk_id, info.detail, info.workaround)
 
     async def __aenter__(self) -> OnvifCamera:
         try:
@@ -352,8 +344,12 @@ class OnvifCamera:
             self.clock = await system_date_and_time(
                 self._session, self.device_url, within=self.timeout
             )
-        except (AuthFailed, OnvifFault) as exc:
-            # Some cameras want credentials even for the clock (against ONVIF Core §5.9.4.3).
+        except AuthFailed as exc:
+            # Some cameras want credentials even for the clock (against ONVIF Core §5.9.4.3):
+            # asked again once logged in.
+            self.clock_needs_auth = True
+            self.clock_error = f"the camera tells its time only with credentials ({exc})"
+        except OnvifFault as exc:
             self.clock_error = str(exc)
         challenge = await http_auth_challenge(self._session, self.device_url, within=self.timeout)
         offset = self.clock.offset if self.clock is not None else None
@@ -362,9 +358,32 @@ class OnvifCamera:
             dt_diff = timedelta(seconds=offset)
             self.compensated = True
         methods: list[AuthMethod] = ["password_digest", "password_text", "http_digest"]
+        if self.clock is None:
+            # PasswordDigest may fail only on an unknown clock: HTTP Digest (no timestamp)
+            # before PasswordText, which would send the password in clear.
+            methods = ["password_digest", "http_digest", "password_text"]
         if challenge == "digest":
             methods.remove("password_text")
-        self.info = await self._authenticate(methods, dt_diff)
+        try:
+            self.info = await self._authenticate(methods, dt_diff)
+        except AuthFailed as exc:
+            if self.clock_needs_auth:
+                self.clock_error = (
+                    "the camera tells its time only to a logged-in client, and refused the "
+                    "credentials"
+                )
+                raise AuthFailed(
+                    f"{exc}. It also keeps its clock to logged-in clients, so a camera clock "
+                    "far off (WS-Security accepts about ±5 min) cannot be ruled out: check the "
+                    "time in the camera's web page"
+                ) from None
+            raise
+        if self.clock is None and self.clock_needs_auth:
+            await self._clock_with_credentials()
+        if self.auth == "password_text":
+            self.note_quirk(QuirkId.PASSWORD_TEXT_ONLY)
+        elif self.auth == "http_digest":
+            self.note_quirk(QuirkId.HTTP_DIGEST_AUTH)
         await self._load_services()
 
     async def _authenticate(
@@ -381,12 +400,10 @@ class OnvifCamera:
             except BaseException:
                 await self._close_client(client)
                 raise
+            if self._client is not None:
+                await self._close_client(self._client)
             self._client = client
             self.auth = method
-            if method == "password_text":
-                self.note_quirk("password_text_only")
-            elif method == "http_digest":
-                self.note_quirk("http_digest_auth")
             return info
         tried = {
             "password_digest": "WS-Security PasswordDigest",
@@ -398,6 +415,37 @@ class OnvifCamera:
             + ", ".join(tried[m] for m in methods)
             + ")"
         )
+
+    async def _clock_with_credentials(self) -> None:
+        """GetSystemDateAndTime as a logged-in client; then, when the clock is far off, the
+        WS-Security timestamps are corrected by it from here on (and WS-Security is tried again
+        if only HTTP Digest, which has no timestamp, got in)."""
+        client = self._require_client()
+        started = time.time()
+        try:
+            answer = await self._invoke(client, "devicemgmt", "GetSystemDateAndTime", None)
+        except OnvifError as exc:
+            self.clock_error = f"the camera would not tell its time even with credentials ({exc})"
+            return
+        finished = time.time()
+        utc = _utc_datetime(_get(answer, "UTCDateTime"))
+        kind = _text(_get(answer, "DateTimeType"), 16)
+        self.clock = clock_reading(
+            utc, None if kind is None else kind == "NTP", started=started, finished=finished
+        )
+        self.clock_error = None if utc is not None else "the camera did not report its UTC time"
+        self.note_quirk(QuirkId.CLOCK_NEEDS_AUTH)
+        offset = self.clock.offset
+        if offset is None or abs(offset) < COMPENSATE_OFFSET:
+            return
+        # PasswordDigest may have been refused only for its timestamp: try it again corrected
+        # (and keep it, rather than PasswordText in clear or HTTP Digest, if it works now).
+        try:
+            await self._authenticate(["password_digest"], timedelta(seconds=offset))
+        except AuthFailed:
+            log.debug("onvif_ws_security_still_refused", host=self.host)
+            return
+        self.compensated = True
 
     def _new_client(self, method: AuthMethod, dt_diff: timedelta | None) -> _Client:
         onvif = _library()
@@ -494,8 +542,17 @@ class OnvifCamera:
                     advertised.setdefault(namespace.strip(), xaddr.strip())
         except (OnvifFault, MalformedAnswer) as exc:
             log.debug("onvif_get_services_failed", host=self.host, error=str(exc))
-            advertised = await self._capabilities(client)
-            self.note_quirk("no_get_services")
+            self.note_quirk(QuirkId.NO_GET_SERVICES)
+            try:
+                advertised = await self._capabilities(client)
+            except (OnvifFault, MalformedAnswer) as caps_exc:
+                # The camera said who it is and let us in: keep that, and ask its device
+                # service for the media operations (many firmwares answer every operation on
+                # every path).
+                log.debug("onvif_get_capabilities_failed", host=self.host, error=str(caps_exc))
+                self.note_quirk(QuirkId.NO_GET_CAPABILITIES)
+                self.media_assumed = True
+                advertised = {DEVICE_NS: self.device_url, MEDIA_NS: self.device_url}
         self.advertised_services = {
             SERVICE_NAMES[ns]: url for ns, url in advertised.items() if ns in SERVICE_NAMES
         }
@@ -537,9 +594,17 @@ class OnvifCamera:
 
     async def profiles(self) -> list[MediaProfile]:
         client = self._media()
-        answer = await self._invoke(client, "media", "GetProfiles", None)
+        try:
+            answer = await self._invoke(client, "media", "GetProfiles", None)
+        except OnvifError as exc:
+            if not self.media_assumed:
+                raise
+            raise NotOnvif(
+                "the camera names no media service (it answers neither GetServices nor "
+                f"GetCapabilities) and its device service does not answer GetProfiles ({exc})"
+            ) from None
         profiles: list[MediaProfile] = []
-        for item in list(answer or [])[:32]:
+        for item in list(answer or [])[:MAX_PROFILES]:
             token = _text(_get(item, "token"), 64)
             if token is None:
                 continue
@@ -554,11 +619,40 @@ class OnvifCamera:
                     fps_limit=_number(_get(encoder, "RateControl", "FrameRateLimit")),
                     bitrate_kbps=_int(_get(encoder, "RateControl", "BitrateLimit")),
                     gov_length=_int(_get(encoder, "H264", "GovLength")),
+                    source_token=_text(_get(item, "VideoSourceConfiguration", "SourceToken"), 64),
                 )
             )
         if not profiles:
             raise MalformedAnswer("GetProfiles: the camera lists no usable media profile")
         return profiles
+
+    async def video_sources(self) -> list[VideoSource]:
+        """GetVideoSources ([] when the camera does not answer it: the profiles still name
+        their sources)."""
+        client = self._media()
+        try:
+            answer = await self._invoke(client, "media", "GetVideoSources", None)
+        except (OnvifFault, MalformedAnswer) as exc:
+            log.debug("onvif_video_sources_failed", host=self.host, error=str(exc))
+            return []
+        sources: list[VideoSource] = []
+        for item in list(answer or [])[:MAX_PROFILES]:
+            token = _text(_get(item, "token"), 64)
+            if token is not None and token not in [s.token for s in sources]:
+                sources.append(
+                    VideoSource(
+                        token=token,
+                        width=_int(_get(item, "Resolution", "Width")),
+                        height=_int(_get(item, "Resolution", "Height")),
+                        fps=_number(_get(item, "Framerate")),
+                    )
+                )
+        return sources
+
+    async def channels(self) -> list[Channel]:
+        """The device's channels (one for a camera, one per video source for a recorder)."""
+        profiles = await self.profiles()
+        return group_channels(await self.video_sources(), profiles)
 
     async def stream_uri(self, token: str) -> str:
         """The RTSP URI of profile `token`, fixed (no credentials, our host); OnvifFault when
@@ -584,12 +678,12 @@ class OnvifCamera:
             answer = await self._invoke(client, "media", "GetSnapshotUri", {"ProfileToken": token})
         except OnvifFault as exc:
             if exc.not_supported:
-                self.note_quirk("no_snapshot")
+                self.note_quirk(QuirkId.NO_SNAPSHOT)
                 return None
             raise
         uri = _get(answer, "Uri")
         if not isinstance(uri, str) or not uri.strip():
-            self.note_quirk("no_snapshot")
+            self.note_quirk(QuirkId.NO_SNAPSHOT)
             return None
         device_port = advertised_port(self.advertised_services.get("device", ""))
         try:
@@ -597,9 +691,20 @@ class OnvifCamera:
                 uri.strip(), reached_host=self.host, reached_port=self.port, device_port=device_port
             )
         except MalformedAnswer:
-            self.note_quirk("no_snapshot")
+            self.note_quirk(QuirkId.NO_SNAPSHOT)
             return None
         return fixed.url
+
+
+def channel_of(channels: Sequence[Channel], number: int | None) -> Channel:
+    """Channel `number` (None: the first), or OnvifFault naming how many there are."""
+    wanted = number or 1
+    found = next((c for c in channels if c.number == wanted), None)
+    if found is None:
+        raise OnvifFault(
+            "GetVideoSources", f"the device has {len(channels)} channel(s), not a channel {wanted}"
+        )
+    return found
 
 
 async def stream_uri(
@@ -608,16 +713,29 @@ async def stream_uri(
     username: str,
     password: str,
     stream: str = "main",
+    channel: int | None = None,
     call_timeout: float = DEFAULT_TIMEOUT,
 ) -> str:
-    """The RTSP URI (without credentials) of a camera's `main`/`sub` stream or profile token.
+    """The RTSP URI (without credentials) of a camera's `main`/`sub` stream or profile token,
+    on recorder channel `channel` (None: a camera, or a recorder's first channel).
 
-    For the recorder: ONVIF only, quirks fixed; OnvifError says why it failed (the caller should
-    suggest setting `rtsp_url`)."""
+    For the recorder and live view: ONVIF only, quirks fixed, H.264/H.265 only; OnvifError says
+    why it failed (the caller should suggest setting `rtsp_url`)."""
     async with OnvifCamera.from_url(
         onvif_url, username=username, password=password, timeout=call_timeout
     ) as camera:
-        profile = select_profile(await camera.profiles(), stream)
-        if profile is None:
-            raise OnvifFault("GetProfiles", f"the camera has no {stream!r} profile")
-        return await camera.stream_uri(profile.token)
+        if channel is None:
+            profiles = await camera.profiles()
+        else:
+            profiles = list(channel_of(await camera.channels(), channel).profiles)
+        choice = choose_profile(profiles, stream)
+        where = f" on channel {channel}" if channel is not None else ""
+        if choice.profile is None:
+            raise OnvifFault("GetProfiles", f"the camera has no {stream!r} profile{where}")
+        if choice.fallback_encoding is not None:
+            raise OnvifFault(
+                "GetProfiles",
+                f"the camera's only {stream} stream{where} is {choice.fallback_encoding}, which "
+                "rtcc-edge cannot record or stream live; set that stream to H.264 in the camera",
+            )
+        return await camera.stream_uri(choice.profile.token)

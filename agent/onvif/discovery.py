@@ -7,8 +7,8 @@ port, not 3702) as long as they relate to one of our Probes. Each Probe is sent 
 drop one), once for `dn:NetworkVideoTransmitter` and once for `tds:Device`, since some devices
 declare only one of the two types. Unicast Probes are paced so a /22 does not become a burst.
 
-Nothing here trusts a reply: datagrams are parsed without DTDs or entities, sizes are bounded,
-and anything malformed is dropped.
+Replies are read by `agent.onvif.wsd_reply`, which accepts the ways real cameras bend the spec
+and says why an answer could not be used; nothing there trusts a datagram.
 """
 
 from __future__ import annotations
@@ -22,14 +22,12 @@ import socket
 import struct
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
-
-from lxml import etree
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 from agent.log import get_logger
 from agent.onvif.errors import quoted
+from agent.onvif.wsd_reply import ProbeMatch, Via, read_reply
 
 log = get_logger(__name__)
 
@@ -48,19 +46,12 @@ PROBE_TYPES = (
     ("dn", "http://www.onvif.org/ver10/network/wsdl", "NetworkVideoTransmitter"),
     ("tds", "http://www.onvif.org/ver10/device/wsdl", "Device"),
 )
-_MAX_ITEMS = 64
-_MAX_ITEM_LENGTH = 1024
-_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
-)
 
 # Linux ioctls for an interface's flags and IPv4 address (<linux/sockios.h>, <net/if.h>).
 _SIOCGIFFLAGS = 0x8913
 _SIOCGIFADDR = 0x8915
 _IFF_UP = 0x1
 _IFF_MULTICAST = 0x1000
-
-Via = Literal["multicast", "unicast"]
 
 
 class ScanRangeError(ValueError):
@@ -73,17 +64,19 @@ class Interface:
     address: str
 
 
-@dataclass(frozen=True)
-class ProbeMatch:
-    """One device's answer to one of our Probes."""
+@dataclass
+class WsDiscovery:
+    """Every ProbeMatch that arrived (duplicates included: merging is the caller's job), and
+    the hosts whose answers could not be used, with why."""
 
-    endpoint: str | None  # EndpointReference address, normally urn:uuid:...
-    types: tuple[str, ...]
-    scopes: tuple[str, ...]
-    xaddrs: tuple[str, ...]
-    sender: str
-    sender_port: int
-    via: Via
+    matches: list[ProbeMatch] = field(default_factory=list)
+    unusable: dict[str, str] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[ProbeMatch]:
+        return iter(self.matches)
+
+    def __len__(self) -> int:
+        return len(self.matches)
 
 
 def multicast_interfaces(names: Sequence[str] = ()) -> list[Interface]:
@@ -142,60 +135,6 @@ def probe_message(message_id: str, type_index: int = 0) -> bytes:
     ).encode()
 
 
-def _local(element: etree._Element) -> str:
-    return etree.QName(element.tag).localname if isinstance(element.tag, str) else ""
-
-
-def _find(element: etree._Element, name: str) -> etree._Element | None:
-    return next((c for c in element if _local(c) == name), None)
-
-
-def _items(element: etree._Element | None) -> tuple[str, ...]:
-    if element is None or not element.text:
-        return ()
-    words = element.text.split()[:_MAX_ITEMS]
-    return tuple(w for w in words if len(w) <= _MAX_ITEM_LENGTH and w.isprintable())
-
-
-def parse_probe_matches(
-    data: bytes, sender: tuple[str, int], *, message_ids: frozenset[str], via: Via
-) -> list[ProbeMatch]:
-    """The ProbeMatch entries of a datagram that answers one of `message_ids` ([] otherwise)."""
-    try:
-        root = etree.fromstring(data, parser=_PARSER)
-    except (etree.XMLSyntaxError, ValueError):
-        return []
-    if _local(root) != "Envelope" or root.getroottree().docinfo.doctype:
-        return []
-    header, body = _find(root, "Header"), _find(root, "Body")
-    if body is None:
-        return []
-    relates_to = _find(header, "RelatesTo") if header is not None else None
-    # Without RelatesTo it may still be an answer from a sloppy responder; a wrong one is not.
-    if relates_to is not None and (relates_to.text or "").strip() not in message_ids:
-        return []
-    matches = _find(body, "ProbeMatches")
-    if matches is None:
-        return []
-    found: list[ProbeMatch] = []
-    for match in [m for m in matches if _local(m) == "ProbeMatch"][:_MAX_ITEMS]:
-        reference = _find(match, "EndpointReference")
-        address = _find(reference, "Address") if reference is not None else None
-        endpoint = _items(address)
-        found.append(
-            ProbeMatch(
-                endpoint=endpoint[0] if endpoint else None,
-                types=_items(_find(match, "Types")),
-                scopes=_items(_find(match, "Scopes")),
-                xaddrs=_items(_find(match, "XAddrs"))[:8],
-                sender=sender[0],
-                sender_port=sender[1],
-                via=via,
-            )
-        )
-    return found
-
-
 class _Receiver(asyncio.DatagramProtocol):
     def __init__(self, sink: Callable[[bytes, tuple[str, int]], None]) -> None:
         self._sink = sink
@@ -235,16 +174,19 @@ async def ws_discover(
     port: int = WS_DISCOVERY_PORT,
     wait: float = DEFAULT_TIMEOUT,
     progress: ProgressFn | None = None,
-) -> list[ProbeMatch]:
-    """Probe by multicast on `interfaces` and by unicast to `hosts`; every ProbeMatch that
-    arrives within `wait` seconds (duplicates included: merging is the caller's job)."""
+) -> WsDiscovery:
+    """Probe by multicast on `interfaces` and by unicast to `hosts`; what arrives within `wait`
+    seconds."""
     loop = asyncio.get_running_loop()
-    replies: list[ProbeMatch] = []
+    replies = WsDiscovery()
     transports: list[tuple[asyncio.DatagramTransport, Via, frozenset[str]]] = []
 
     def sink_for(ids: frozenset[str], via: Via) -> Callable[[bytes, tuple[str, int]], None]:
         def sink(data: bytes, sender: tuple[str, int]) -> None:
-            replies.extend(parse_probe_matches(data, sender, message_ids=ids, via=via))
+            reading = read_reply(data, sender, message_ids=ids, via=via)
+            replies.matches.extend(reading.matches)
+            if reading.problem is not None:
+                replies.unusable.setdefault(sender[0], reading.problem)
 
         return sink
 
@@ -280,7 +222,7 @@ async def ws_discover(
     finally:
         for transport, _via, _ids in transports:
             transport.close()
-    log.debug("ws_discovery_done", replies=len(replies), interfaces=len(interfaces))
+    log.debug("ws_discovery_done", replies=len(replies.matches), interfaces=len(interfaces))
     return replies
 
 

@@ -6,7 +6,7 @@ EndpointReference or lead to the same device service (host and port). A `0.0.0.0
 replaced by the address the reply came from (so is any other host: the agent talks only to
 what answered), a duplicated port is dropped. A camera that the
 sweep found on a host we had sent a unicast Probe to, but that never answered it, is flagged as
-ignoring WS-Discovery.
+ignoring WS-Discovery; one that answered with something unusable is flagged as such, with why.
 """
 
 from __future__ import annotations
@@ -20,30 +20,24 @@ from typing import Literal, TypeVar
 from urllib.parse import unquote
 
 from agent.log import get_logger
-from agent.onvif.addresses import (
-    XADDR_DUPLICATE_PORT,
-    XADDR_OTHER_HOST,
-    XADDR_ZERO_HOST,
-    device_service_url,
-    split_url,
-)
+from agent.onvif.addresses import device_service_url, split_url
 from agent.onvif.discovery import (
     DEFAULT_TIMEOUT,
     WS_DISCOVERY_PORT,
     Interface,
-    ProbeMatch,
     multicast_interfaces,
     scan_hosts,
     ws_discover,
 )
-from agent.onvif.errors import MalformedAnswer
+from agent.onvif.errors import MalformedAnswer, quoted
 from agent.onvif.soap import ClockReading
 from agent.onvif.sweep import DEFAULT_PORTS, SweepHit, port_sweep
+from agent.onvif.wsd_reply import ProbeMatch
+from agent.quirks import QuirkId
 
 log = get_logger(__name__)
 
 FoundBy = Literal["multicast", "unicast", "port_sweep"]
-NO_WS_DISCOVERY = "no_ws_discovery"
 ONVIF_SCOPE = "onvif://www.onvif.org/"
 
 _T = TypeVar("_T")
@@ -63,13 +57,20 @@ class FoundCamera:
     types: list[str] = field(default_factory=list)
     found_by: list[FoundBy] = field(default_factory=list)
     clock: ClockReading | None = None
-    quirks: list[str] = field(default_factory=list)
+    quirks: list[QuirkId] = field(default_factory=list)
+    notes: dict[QuirkId, str] = field(default_factory=dict)  # what exactly was seen, per quirk
+
+    def note(self, quirk: QuirkId, why: str | None = None) -> None:
+        if quirk not in self.quirks:
+            self.quirks.append(quirk)
+        if why and why not in self.notes.get(quirk, ""):
+            self.notes[quirk] = f"{self.notes[quirk]}, {why}" if quirk in self.notes else why
 
     def _scope(self, kind: str) -> str | None:
         prefix = f"{ONVIF_SCOPE}{kind}/"
         for scope in self.scopes:
             if scope.lower().startswith(prefix):
-                value = unquote(scope[len(prefix) :]).strip()
+                value = scope_text(scope[len(prefix) :])
                 return value if value and value.isprintable() else None
         return None
 
@@ -97,40 +98,59 @@ class DiscoveryResult:
     duration: float
 
 
+def scope_text(value: str) -> str:
+    """A scope's percent-encoded tail as text: UTF-8 as the spec says, else Latin-1 (older
+    firmware encodes its name in the camera's code page)."""
+    try:
+        return unquote(value, errors="strict").strip()
+    except UnicodeDecodeError:
+        return unquote(value, encoding="latin-1").strip()
+
+
 def _extend(items: list[_T], new: Iterable[_T]) -> None:
     for item in new:
         if item not in items:
             items.append(item)
 
 
-def _device_of(match: ProbeMatch) -> tuple[str, int, str, list[str]] | None:
-    """(host, port, device URL, quirks) from a ProbeMatch's XAddrs (the first usable one).
+def _device_of(match: ProbeMatch) -> tuple[str, int, str, list[QuirkId]] | None:
+    """(host, port, device URL, quirks) from a ProbeMatch's XAddrs: the one on the address the
+    reply came from if there is one, else the first usable one.
 
     The host is always the address the reply came from: a camera's XAddr may say 0.0.0.0, a
     name, or another machine altogether, and the agent only talks to what answered."""
+    usable: list[tuple[str, int, str, list[QuirkId]]] = []
     for xaddr in match.xaddrs:
         try:
             parts, host, port, duplicated = split_url(xaddr, ("http",), "XAddr")
         except MalformedAnswer:
-            continue
-        quirks = [XADDR_DUPLICATE_PORT] if duplicated else []
+            continue  # https (not supported yet), or not a URL at all
+        quirks = [QuirkId.XADDR_DUPLICATE_PORT] if duplicated else []
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
             address = None
         if address is not None and address.version != 4:
             continue  # an IPv6 XAddr next to the IPv4 one
-        if address is not None and address.is_unspecified:
-            quirks.append(XADDR_ZERO_HOST)
-        elif host != match.sender:
-            quirks.append(XADDR_OTHER_HOST)
         url = device_service_url(match.sender, port, parts.path or "/")
-        return match.sender, port, url, quirks
-    return None
+        if host == match.sender:
+            return match.sender, port, url, quirks
+        if address is not None and address.is_unspecified:
+            quirks.append(QuirkId.XADDR_ZERO_HOST)
+        else:
+            quirks.append(QuirkId.XADDR_OTHER_HOST)
+        usable.append((match.sender, port, url, quirks))
+    return usable[0] if usable else None
 
 
-def merge(matches: Sequence[ProbeMatch], hits: Sequence[SweepHit]) -> list[FoundCamera]:
-    """One FoundCamera per device: by EndpointReference or by device service host and port."""
+def merge(
+    matches: Sequence[ProbeMatch],
+    hits: Sequence[SweepHit],
+    *,
+    unusable: dict[str, str] | None = None,
+) -> list[FoundCamera]:
+    """One FoundCamera per device: by EndpointReference or by device service host and port.
+    Replies without a usable XAddr are left out, and said why in `unusable` (by sender)."""
     by_endpoint: dict[str, FoundCamera] = {}
     by_address: dict[tuple[str, int], FoundCamera] = {}
     cameras: list[FoundCamera] = []
@@ -138,6 +158,11 @@ def merge(matches: Sequence[ProbeMatch], hits: Sequence[SweepHit]) -> list[Found
         device = _device_of(match)
         if device is None:
             log.debug("ws_discovery_unusable_xaddrs", sender=match.sender)
+            if unusable is not None:
+                shown = ", ".join(quoted(x, 60) for x in match.xaddrs[:2]) or "none"
+                unusable.setdefault(
+                    match.sender, f"its XAddrs name no http:// IPv4 address ({shown})"
+                )
             continue
         host, port, url, quirks = device
         camera = (by_endpoint.get(match.endpoint) if match.endpoint else None) or by_address.get(
@@ -153,7 +178,10 @@ def merge(matches: Sequence[ProbeMatch], hits: Sequence[SweepHit]) -> list[Found
         _extend(camera.scopes, match.scopes)
         _extend(camera.types, match.types)
         _extend(camera.found_by, [match.via])
-        _extend(camera.quirks, quirks)
+        for quirk in quirks:
+            camera.note(quirk)
+        for deviation in match.deviations:
+            camera.note(QuirkId.WSD_LOOSE_REPLY, deviation)
     for hit in hits:
         camera = by_address.get((hit.host, hit.port))
         if camera is None:
@@ -193,15 +221,21 @@ async def find_cameras(
         if progress is not None:
             progress("port_sweep", done, total)
 
-    matches, hits = await asyncio.gather(
+    replies, hits = await asyncio.gather(
         ws_discover(interfaces=nics, hosts=hosts, port=ws_port, wait=wait, progress=ws_progress),
         port_sweep(hosts, sweep_ports, progress=sweep_progress),
     )
-    cameras = merge(matches, hits)
+    cameras = merge(replies.matches, hits, unusable=replies.unusable)
     probed = set(hosts)
     for camera in cameras:
-        if camera.found_by == ["port_sweep"] and camera.host in probed:
-            camera.quirks.append(NO_WS_DISCOVERY)
+        if camera.found_by != ["port_sweep"]:
+            continue
+        problem = replies.unusable.get(camera.host)
+        if problem is not None:
+            # It did answer: saying it ignores Probes would send the technician the wrong way.
+            camera.note(QuirkId.WSD_REPLY_UNUSABLE, problem)
+        elif camera.host in probed:
+            camera.note(QuirkId.NO_WS_DISCOVERY)
     return DiscoveryResult(
         cameras=cameras,
         interfaces=nics,

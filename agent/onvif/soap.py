@@ -13,7 +13,6 @@ way an answer can be wrong becomes one of `agent.onvif.errors`.
 from __future__ import annotations
 
 import asyncio
-import errno
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 import aiohttp
 from lxml import etree
 
+from agent.neterrors import describe_network_error
 from agent.onvif.errors import (
     AuthFailed,
     MalformedAnswer,
@@ -80,12 +80,10 @@ class ClockReading:
 
 def describe_connect_error(exc: BaseException) -> str:
     """Why a connection failed, in words (aiohttp's own message is "Connect call failed")."""
+    described = describe_network_error(exc)
+    if described is not None:
+        return described
     error = getattr(exc, "os_error", None) or exc
-    number = getattr(error, "errno", None)
-    if number == errno.ECONNREFUSED:
-        return "connection refused: nothing listens on that port"
-    if number in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return "no route to that address (is it on this network?)"
     return f"cannot connect: {quoted(getattr(error, 'strerror', None) or error, 120)}"
 
 
@@ -124,10 +122,12 @@ async def post_soap(
         raise NoAnswer(f"no answer within {within:g} s") from None
     except aiohttp.ClientConnectorError as exc:
         raise Unreachable(describe_connect_error(exc)) from None
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-        raise NoAnswer(
-            f"the connection closed without a complete answer ({type(exc).__name__})"
-        ) from None
+    except aiohttp.ServerDisconnectedError:
+        raise NoAnswer("the camera closed the connection before it answered") from None
+    except aiohttp.ClientPayloadError:
+        raise NoAnswer("the connection broke off in the middle of the camera's answer") from None
+    except aiohttp.ClientOSError as exc:
+        raise NoAnswer(describe_connect_error(exc)) from None
     except aiohttp.ClientResponseError as exc:
         raise NotOnvif(f"not an HTTP server we can talk to: {quoted(exc.message, 120)}") from None
     except (aiohttp.ClientError, ValueError) as exc:
@@ -263,6 +263,13 @@ async def system_date_and_time(
             f"GetSystemDateAndTime: answered with {quoted(_local(response), 64)} instead"
         )
     camera_utc, ntp = parse_clock(response)
+    return clock_reading(camera_utc, ntp, started=started, finished=finished)
+
+
+def clock_reading(
+    camera_utc: datetime | None, ntp: bool | None, *, started: float, finished: float
+) -> ClockReading:
+    """The camera's clock against ours, measured at the middle of the round trip."""
     offset = None
     if camera_utc is not None:
         # The camera reports whole seconds (truncated): its true time is half a second later on

@@ -65,9 +65,10 @@ def rtsp_source(url: str, *, username: str | None, password: str | None) -> Stre
 async def onvif_stream_uri(
     camera: CameraConfig, *, username: str | None, password: str | None
 ) -> str:
-    """Ask the camera at `camera.onvif_url` for the RTSP URI of `camera.stream`: GetProfiles,
-    the profile for `main`/`sub`/a token, GetStreamUri, the camera's quirks fixed (our host,
-    `&amp;` unescaped) by the ONVIF subsystem."""
+    """Ask the camera at `camera.onvif_url` for the RTSP URI of `camera.stream`: GetProfiles
+    (of recorder channel `camera.channel`, if set), the profile for `main`/`sub`/a token,
+    GetStreamUri, the camera's quirks fixed (our host, `&amp;` unescaped) by the ONVIF
+    subsystem."""
     # Imported here: the ONVIF library (zeep, its WSDLs) costs memory that a daemon whose
     # cameras all have rtsp_url should not pay.
     from agent.onvif import OnvifError, stream_uri
@@ -79,6 +80,7 @@ async def onvif_stream_uri(
             username=username or "",
             password=password or "",
             stream=camera.stream,
+            channel=camera.channel,
         )
     except OnvifError as exc:
         raise SourceError(

@@ -41,11 +41,15 @@ class OpenedFeed:
     close: Callable[[], Awaitable[None]]
 
 
-def counterpart_path(path: str, *, have: str, want: str, profiles: ProfileSet) -> str | None:
+def counterpart_path(path: str, *, have: str, want: Profile, profiles: ProfileSet) -> str | None:
     """The vendor path of stream `want` listed with `path` (a `have` stream path), if any.
 
     Profiles list a vendor's paths in main/sub pairs; the `want` entry that follows (or, for
-    `sub` → `main`, precedes) the matching `have` entry is its counterpart."""
+    `sub` → `main`, precedes) the matching `have` entry is its counterpart. A recorder channel's
+    path (Hikvision `/Streaming/Channels/301`) gives the same channel's (`/302`)."""
+    channel = profiles.channel_path(path)
+    if channel is not None and channel.stream == have:
+        return profiles.recorder_counterpart(channel, want=want)
     for vendor in profiles.vendors:
         if vendor.rtsp is None:
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from urllib.parse import quote
 
 from camsim.media import VideoSpec
@@ -16,10 +17,12 @@ ONVIF_SCOPE = "onvif://www.onvif.org"
 class MediaProfile:
     token: str
     name: str
-    stream: StreamName
+    stream: StreamName | None  # None: an extra profile (not served over RTSP by camsim)
     spec: VideoSpec
     encoder_token: str
     rtsp_path: str  # request path including its query
+    source_token: str = "VideoSource_1"  # noqa: S105 - an ONVIF token
+    encoding: Literal["H264", "JPEG"] = "H264"  # what Media1 can say (H.265 is said H264)
 
 
 @dataclass
@@ -43,7 +46,8 @@ class OnvifDevice:
     host: str  # the address the camera listens on (0.0.0.0: every address)
     http_port: int = 0
     rtsp_port: int = 0
-    video_source_token: str = field(default="VideoSource_1")
+    video_sources: tuple[str, ...] = field(default=("VideoSource_1",))
+    scope_encoding: str = "utf-8"  # how the name scope is percent-encoded
 
     def now(self) -> datetime:
         """The camera's own clock: true UTC plus its skew."""
@@ -85,6 +89,9 @@ class OnvifDevice:
             (f"{ONVIF_SCOPE}/type/Network_Video_Transmitter", True),
             (f"{ONVIF_SCOPE}/Profile/Streaming", True),
             (f"{ONVIF_SCOPE}/hardware/{quote(self.model, safe='')}", True),
-            (f"{ONVIF_SCOPE}/name/{quote(self.name, safe='')}", False),
+            (
+                f"{ONVIF_SCOPE}/name/{quote(self.name, safe='', encoding=self.scope_encoding)}",
+                False,
+            ),
             (f"{ONVIF_SCOPE}/location/{quote(self.location, safe='/')}", False),
         ]

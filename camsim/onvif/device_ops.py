@@ -101,6 +101,8 @@ def _media_capabilities(parent: etree._Element, device: OnvifDevice, local: str 
 
 
 def get_capabilities(device: OnvifDevice, op: etree._Element, local: str | None) -> etree._Element:
+    if Quirk.NO_GET_CAPABILITIES in device.quirks:
+        raise action_not_supported()
     categories = {
         (c.text or "").strip() for c in op.findall(q(TDS, "Category")) if isinstance(c.tag, str)
     } or {"All"}

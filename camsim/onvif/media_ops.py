@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from camsim.media import VideoSpec
 from camsim.onvif.device import MediaProfile, OnvifDevice
 from camsim.onvif.device_ops import Handler
 from camsim.onvif.soap import SoapFault, action_not_supported, invalid_arg
@@ -17,12 +18,20 @@ def _response(name: str) -> etree._Element:
     return etree.Element(q(TRT, f"{name}Response"))
 
 
-def _video_source_configuration(parent: etree._Element, device: OnvifDevice) -> None:
-    main = device.profiles[0].spec
-    config = sub(parent, TT, "VideoSourceConfiguration", token="VideoSourceConfig_1")  # noqa: S106
-    sub(config, TT, "Name", "VideoSourceConfig")
-    sub(config, TT, "UseCount", len(device.profiles))
-    sub(config, TT, "SourceToken", device.video_source_token)
+def _main_spec(device: OnvifDevice, source: str) -> VideoSpec:
+    return next(p.spec for p in device.profiles if p.source_token == source)
+
+
+def _video_source_configuration(
+    parent: etree._Element, device: OnvifDevice, profile: MediaProfile
+) -> None:
+    source = profile.source_token
+    main = _main_spec(device, source)
+    number = device.video_sources.index(source) + 1
+    config = sub(parent, TT, "VideoSourceConfiguration", token=f"VideoSourceConfig_{number}")
+    sub(config, TT, "Name", f"VideoSourceConfig_{number}")
+    sub(config, TT, "UseCount", sum(1 for p in device.profiles if p.source_token == source))
+    sub(config, TT, "SourceToken", source)
     sub(config, TT, "Bounds", x="0", y="0", width=str(main.width), height=str(main.height))
 
 
@@ -31,10 +40,10 @@ def _video_encoder_configuration(
 ) -> None:
     spec = profile.spec
     config = sub(parent, ns, tag, token=profile.encoder_token)
-    sub(config, TT, "Name", f"VideoEncoder_{profile.stream}")
+    sub(config, TT, "Name", f"VideoEncoder_{profile.name}")
     sub(config, TT, "UseCount", 1)
     # Media1 has no H.265: cameras streaming H.265 still say H264 here (see Quirk.H265_MAIN).
-    sub(config, TT, "Encoding", "H264")
+    sub(config, TT, "Encoding", profile.encoding)
     resolution = sub(config, TT, "Resolution")
     sub(resolution, TT, "Width", spec.width)
     sub(resolution, TT, "Height", spec.height)
@@ -43,9 +52,10 @@ def _video_encoder_configuration(
     sub(rate, TT, "FrameRateLimit", spec.fps)
     sub(rate, TT, "EncodingInterval", 1)
     sub(rate, TT, "BitrateLimit", spec.bitrate // 1000)
-    h264 = sub(config, TT, "H264")
-    sub(h264, TT, "GovLength", spec.gop)
-    sub(h264, TT, "H264Profile", "High")
+    if profile.encoding == "H264":
+        h264 = sub(config, TT, "H264")
+        sub(h264, TT, "GovLength", spec.gop)
+        sub(h264, TT, "H264Profile", "High")
     multicast = sub(config, TT, "Multicast")
     address = sub(multicast, TT, "Address")
     sub(address, TT, "Type", "IPv4")
@@ -59,7 +69,7 @@ def _video_encoder_configuration(
 def _profile(parent: etree._Element, device: OnvifDevice, profile: MediaProfile, tag: str) -> None:
     element = sub(parent, TRT, tag, token=profile.token, fixed="true")
     sub(element, TT, "Name", profile.name)
-    _video_source_configuration(element, device)
+    _video_source_configuration(element, device, profile)
     _video_encoder_configuration(element, profile, TT, "VideoEncoderConfiguration")
 
 
@@ -88,13 +98,14 @@ def get_profile(device: OnvifDevice, op: etree._Element, _local: str | None) -> 
 def get_video_sources(
     device: OnvifDevice, _op: etree._Element, _local: str | None
 ) -> etree._Element:
-    main = device.profiles[0].spec
     response = _response("GetVideoSources")
-    source = sub(response, TRT, "VideoSources", token=device.video_source_token)
-    sub(source, TT, "Framerate", float(main.fps))
-    resolution = sub(source, TT, "Resolution")
-    sub(resolution, TT, "Width", main.width)
-    sub(resolution, TT, "Height", main.height)
+    for token in device.video_sources:
+        main = _main_spec(device, token)
+        source = sub(response, TRT, "VideoSources", token=token)
+        sub(source, TT, "Framerate", float(main.fps))
+        resolution = sub(source, TT, "Resolution")
+        sub(resolution, TT, "Width", main.width)
+        sub(resolution, TT, "Height", main.height)
     return response
 
 

@@ -195,7 +195,8 @@ class OnvifServer:
             handler = self._handlers.get((soap.namespace, soap.name))
             if handler is None:
                 raise action_not_supported(f"Optional Action Not Implemented: {soap.name[:64]}")
-            if (soap.namespace, soap.name) not in _PRE_AUTH:
+            pre_auth = (soap.namespace, soap.name) in _PRE_AUTH
+            if not pre_auth or Quirk.CLOCK_NEEDS_AUTH in self.device.quirks:
                 self._authenticate(request, soap)
             root, out = envelope()
             out.append(handler(self.device, soap.operation, local))

@@ -350,6 +350,11 @@ class RtspServer:
                 if faults.unplugged or conn.generation < faults.generation:
                     self._drop_connection(conn, reason="unplugged")
             self._generation = faults.generation
+        if faults.drop_after_frames:
+            for conn in list(self._connections):
+                sent = max((s.frames_sent for s in conn.sessions.values()), default=0)
+                if sent >= faults.drop_after_frames:
+                    self._drop_connection(conn, reason="dropped")
 
     def _expire(self, now: float) -> None:
         limits = self.limits

@@ -203,6 +203,7 @@ class RtspSession:
         self.last_activity = now
         self.packets_sent = 0
         self.octets_sent = 0
+        self.frames_sent = 0
         self._rtcp_interval = rtcp_interval
         self._next_report = 0.0
 
@@ -250,6 +251,7 @@ class RtspSession:
         self.seq = (self.seq + run.count) & 0xFFFF
         self.packets_sent += run.count
         self.octets_sent += run.payload_bytes
+        self.frames_sent += 1
         sink.send(buf, run.offsets)
 
     def close(self) -> None:

@@ -169,6 +169,10 @@ def test_control_api_slows_and_stalls(running: dict[str, Any]) -> None:
     assert (status, state["faults"]["stalled"]) == (200, True)
     status, state = control(info, "/cameras/front/unstall")
     assert (status, state["faults"]["stalled"]) == (200, False)
+    status, state = control(info, "/cameras/front/drop?frames=20")
+    assert (status, state["faults"]["drop_after_frames"]) == (200, 20)
+    status, state = control(info, "/cameras/front/drop?frames=0")
+    assert (status, state["faults"]["drop_after_frames"]) == (200, 0)
 
 
 @pytest.mark.parametrize(
@@ -178,6 +182,8 @@ def test_control_api_slows_and_stalls(running: dict[str, Any]) -> None:
         ("/cameras/front/slow?seconds=-1", "POST", 400),
         ("/cameras/front/slow?seconds=nan", "POST", 400),
         ("/cameras/front/slow", "POST", 400),
+        ("/cameras/front/drop?frames=-3", "POST", 400),
+        ("/cameras/front/drop", "POST", 400),
         ("/cameras/front/explode", "POST", 404),
         ("/cameras/nobody/unplug", "POST", 404),
         ("/cameras/front/unplug", "GET", 405),
@@ -188,7 +194,12 @@ def test_control_api_rejects_bad_requests(
 ) -> None:
     assert control(running["info"], path, method=method)[0] == status
     _, state = control(running["info"], "/cameras/front", method="GET")
-    assert state["faults"] == {"unplugged": False, "stalled": False, "soap_delay": 0.0}
+    assert state["faults"] == {
+        "unplugged": False,
+        "stalled": False,
+        "soap_delay": 0.0,
+        "drop_after_frames": 0,
+    }
 
 
 def test_sigterm_stops_cleanly(running: dict[str, Any]) -> None:

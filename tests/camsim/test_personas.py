@@ -39,6 +39,8 @@ def test_persona_is_self_consistent(name: str) -> None:
     assert persona.rtsp_main != persona.rtsp_sub
     assert persona.media_path.startswith("/onvif/")
     assert len(persona.profile_tokens) == len(set(persona.profile_tokens)) == 2
+    if persona.channels > 1:  # a recorder's paths and tokens name their channel
+        assert all("{channel}" in t for t in (*persona.profile_tokens, persona.rtsp_main))
     assert (persona.main.codec == "hevc") == (Quirk.H265_MAIN in persona.quirks)
     assert ((persona.sub.width, persona.sub.height) == (352, 240)) == (
         Quirk.SUB_352X240 in persona.quirks
@@ -164,3 +166,27 @@ def test_load_config_from_toml(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_the_nvr_persona_is_one_device_with_eight_channels() -> None:
+    config = CameraConfig(id="nvr", persona="hikvision-nvr", password="p")
+    device = build_device(config)
+    assert device.video_sources == tuple(f"VideoSource_{n}" for n in range(1, 9))
+    assert len(device.profiles) == 16
+    third = [p for p in device.profiles if p.source_token == "VideoSource_3"]
+    assert [(p.token, p.rtsp_path) for p in third] == [
+        ("Profile_301", "/Streaming/Channels/301"),
+        ("Profile_302", "/Streaming/Channels/302"),
+    ]
+    assert config.effective_max_sessions() == 64
+
+
+def test_extra_and_mjpeg_profiles() -> None:
+    dahua = build_device(CameraConfig(id="d", persona="dahua-mjpeg", password="p"))
+    assert [(p.token, p.encoding, p.stream) for p in dahua.profiles] == [
+        ("MediaProfile00000", "H264", "main"),
+        ("MediaProfile00001", "H264", "sub"),
+        ("MediaProfile00002", "JPEG", None),
+    ]
+    axis = build_device(CameraConfig(id="a", persona="axis-mjpeg", password="p"))
+    assert [(p.encoding, p.stream) for p in axis.profiles] == [("H264", "main"), ("JPEG", None)]

@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from agent.cli import main
+from agent.clock import clock_sync
 from agent.compat.doctor import (
     broker_check,
     mqtt_connect_packet,
@@ -131,7 +132,9 @@ def test_the_whole_site_and_a_bundle_without_secrets(
     assert report["kind"] == "doctor" and report["site_id"] == SITE
     site = checks_of(report)
     assert list(site) == ["config", "time_sync", "store", "broker", "site_retention"]
-    assert site["config"]["status"] == "pass"
+    # The RTSP-only camera keeps its password inside its URL: said, and how to fix it.
+    assert site["config"]["status"] == "warn"
+    assert "rtsp_url" in site["config"]["reason"] and "in clear" in site["config"]["reason"]
     assert site["store"]["status"] == "pass"
     assert site["broker"]["status"] == "pass", site["broker"]
     assert "MQTT login tested" in site["broker"]["reason"]
@@ -262,6 +265,17 @@ def test_the_host_clock_without_timedatectl(monkeypatch: pytest.MonkeyPatch) -> 
     result = time_sync_check()
     assert result.status in ("pass", "fail", "warn")
     assert "adjtimex" in result.reason or result.reason.startswith("Unknown")
+
+
+def test_doctor_and_the_manifests_read_the_same_clock() -> None:
+    """Issue 13: the clock-sync check existed twice and the two could disagree; doctor now says
+    what `agent.clock` (status messages, clip manifests) says."""
+    sync = clock_sync()
+    result = time_sync_check()
+    expected = {True: "pass", False: "fail", None: "warn"}[sync.synchronized]
+    assert result.status == expected
+    if sync.source == "adjtimex":
+        assert "adjtimex" in result.reason
 
 
 def test_mqtt_connect_packet() -> None:

@@ -3,12 +3,15 @@ Every snapshot it makes is checked by ffprobe."""
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.compat.probe import ProbeError, ProbeOptions, probe_stream
+from agent.neterrors import describe_network_error
 from agent.recorder.source import StreamSource, rtsp_source
 from camsim.persona import StreamName
 from tests.onvif.servers import closed_port, silent_server
@@ -133,3 +136,36 @@ def test_a_stalled_stream_times_out(cams: CamsimRun) -> None:
     finally:
         cam.faults.unstall()
     assert caught.value.kind == "timeout"
+
+
+def test_a_stream_that_breaks_off_says_so_in_words(cams: CamsimRun) -> None:
+    """Issue 13, item 8: a connection dropped in the middle of the probe reached the user as
+    "[Errno 1] Operation not permitted" (FFmpeg's bare -1); it must say what happened."""
+    cam = cams["stalled"]
+    cam.faults.drop_after_frames = 5  # well before the second keyframe (30 frames)
+    try:
+        with pytest.raises(ProbeError) as caught:
+            probe_stream(source(cams, "stalled"), QUICK)
+    finally:
+        cam.faults.drop_after_frames = 0
+    error = caught.value
+    assert error.kind == "dropped", error
+    assert str(error).startswith("the stream broke off after")
+    assert "Errno" not in str(error) and "not permitted" not in str(error)
+    assert cam.password not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("number", "words"),
+    [
+        (errno.EPERM, "closed or blocked on the way"),
+        (errno.ECONNRESET, "reset the connection"),
+        (errno.EHOSTUNREACH, "no route"),
+        (errno.ETIMEDOUT, "got no answer"),
+        (errno.EACCES, "firewall"),
+    ],
+)
+def test_network_errors_in_words(number: int, words: str) -> None:
+    described = describe_network_error(OSError(number, os.strerror(number)))
+    assert described is not None and words in described
+    assert describe_network_error(ValueError("x")) is None

@@ -18,7 +18,11 @@ from agent.compat import (
     QuirkId,
     load_profiles,
 )
-from agent.compat.profiles import CUSTOM_QUIRK_PATTERN, default_profiles_dir
+from agent.compat.profiles import (
+    CUSTOM_QUIRK_PATTERN,
+    default_profiles_dir,
+    render_channel_path,
+)
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "firmware_profiles"
 PROFILE_FILES = sorted(PROFILES_DIR.glob("*.toml"))
@@ -477,6 +481,7 @@ schema_version = 1
 id = "{vendor}"
 name = "{vendor.title()}"
 firmware_style = "dotted"
+advisories_reviewed = 2026-11-22
 
 [match]
 {match}
@@ -530,6 +535,23 @@ models = ["*"]
             ),
             "not an RTSP path",
         ),
+        (
+            _minimal(
+                "acme",
+                extra='[recorder]\nsource = "https://example.org/r"\n[[recorder.paths]]\n'
+                'stream = "main"\npath = "/live/ch1"\nsource = "https://example.org/p"',
+            ),
+            "not a recorder path",
+        ),
+        (
+            _minimal(
+                "acme",
+                extra='[recorder]\nsource = "https://example.org/r"\n[[recorder.paths]]\n'
+                'stream = "main"\npath = "/{channel}/{channel0}"\nsource = "https://example.org/p"',
+            ),
+            "not a recorder path",
+        ),
+        (_minimal("acme").replace("advisories_reviewed = 2026-11-22\n", ""), "advisories_reviewed"),
         (_minimal("other"), "must equal the file name"),
         (_minimal("acme", match='oem_of = "ghost"\nmodels = ["A*"]'), "is not another vendor"),
     ],
@@ -597,3 +619,73 @@ def test_camsim_personas_are_recognised_and_understood(profiles: ProfileSet) -> 
         assert match is not None and match.vendor_id == expected[name], name
         if name != "hanwha":  # no public source shows Hanwha's firmware format; none is claimed
             assert any("format" in r for r in match.reasons), (name, persona.firmware)
+
+
+# --- recorders and the "cannot tell" rule (issue 13) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("vendor", "path", "stream", "channel", "counterpart"),
+    [
+        ("hikvision", "/Streaming/Channels/301", "main", 3, "/Streaming/Channels/302"),
+        ("hikvision", "/Streaming/Channels/1202", "sub", 12, "/Streaming/Channels/1201"),
+        (
+            "dahua",
+            "/cam/realmonitor?channel=5&subtype=0",
+            "main",
+            5,
+            "/cam/realmonitor?channel=5&subtype=1",
+        ),
+        ("uniview", "/unicast/c2/s1/live", "sub", 2, "/unicast/c2/s0/live"),
+        ("reolink", "/h264Preview_07_main", "main", 7, "/h264Preview_07_sub"),
+        ("hanwha", "/LiveChannel/0/media.smp", "main", 1, None),
+    ],
+)
+def test_recorder_channel_paths(
+    profiles: ProfileSet,
+    vendor: str,
+    path: str,
+    stream: str,
+    channel: int,
+    counterpart: str | None,
+) -> None:
+    found = profiles.channel_path(path)
+    assert found is not None
+    assert (found.vendor_id, found.stream, found.channel) == (vendor, stream, channel)
+    want = "sub" if stream == "main" else "main"
+    assert profiles.recorder_counterpart(found, want=want) == counterpart  # type: ignore[arg-type]
+    assert render_channel_path(found.template, channel) == path
+
+
+def test_recorders_are_recognised_by_model(profiles: ProfileSet) -> None:
+    nvr = profiles.match(manufacturer=None, model="DS-7608NI-K2")
+    assert nvr is not None and nvr.vendor_id == "hikvision" and profiles.is_recorder_model(nvr)
+    camera = profiles.match(manufacturer="HIKVISION", model="DS-2CD2023G0-I")
+    assert camera is not None and not profiles.is_recorder_model(camera)
+    lorex = profiles.match(manufacturer="Lorex", model="NVR4216-16P")
+    assert lorex is not None and lorex.vendor_id == "lorex" and profiles.is_recorder_model(lorex)
+    assert profiles.recorder_paths(lorex, stream="sub", channel=3) == [
+        "/cam/realmonitor?channel=3&subtype=1"
+    ]
+    hanwha = profiles.match(manufacturer="Hanwha Techwin", model="SRN-3250")
+    assert hanwha is not None and profiles.recorder_port(hanwha) == 558
+    assert profiles.recorder_paths(hanwha, stream="main", channel=1) == ["/LiveChannel/0/media.smp"]
+    # Another vendor's three-digit NVR is not taken for a Dahua.
+    assert profiles.match(manufacturer=None, model="NVR301-08S") is None
+
+
+def test_coverage_needs_an_advisory_for_the_model_and_line(profiles: ProfileSet) -> None:
+    covered = profiles.match(manufacturer="HIKVISION", model="DS-2CD2143G2-I")
+    assert covered is not None
+    yes = profiles.coverage(covered, "V5.7.3 build 220112")
+    assert yes.covered and str(yes.reviewed) == "2026-11-22"
+    uncovered = profiles.match(manufacturer="HIKVISION", model="DS-2CD2023G0-I")
+    assert uncovered is not None
+    no = profiles.coverage(uncovered, "V5.7.3 build 220112")
+    assert not no.covered and "DS-2CD2023G0-I" in no.reason and "2026-11-22" in no.reason
+    nothing = profiles.match(manufacturer="AXIS", model="P1375")
+    assert nothing is not None
+    assert not profiles.coverage(nothing, "5.50.3").covered
+    unknown_model = profiles.match(manufacturer="HIKVISION", model=None)
+    assert unknown_model is not None
+    assert "did not report its model" in profiles.coverage(unknown_model, "V5.7.3 build 1").reason

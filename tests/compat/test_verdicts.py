@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,9 +16,11 @@ from agent.compat.report import (
     CameraReport,
     Clock,
     ErrorInfo,
+    FirmwareCoverage,
     FirmwareFinding,
     Identity,
     Onvif,
+    Profile,
     QuirkFound,
     Storage,
     Stream,
@@ -141,6 +143,20 @@ def test_an_unknown_camera_clock_is_not_a_pass() -> None:
     assert verdicts.clock_check(None, onvif_failed=True).status == "skip"
 
 
+def test_the_clock_advice_fits_what_failed() -> None:
+    """Issue 13, item 3: a camera that keeps its time to logged-in clients and refused the login
+    gets login advice, not "enable NTP"; one that answered without UTC gets time-zone advice."""
+    locked = Clock(needs_auth=True, error="the camera tells its time only to a logged-in client")
+    refused = verdicts.clock_check(locked, onvif_failed=True)
+    assert refused.status == "warn" and "logged-in" in refused.reason
+    assert refused.remedy is not None and "ONVIF login" in refused.remedy
+    assert "Enable NTP" not in refused.remedy
+    no_utc = verdicts.clock_check(Clock(ntp=False), onvif_failed=False)
+    assert no_utc.status == "warn" and "time zone" in (no_utc.remedy or "")
+    read = verdicts.clock_check(Clock(offset_s=1200.0, needs_auth=True), onvif_failed=False)
+    assert read.status == "fail" and "read with credentials" in read.reason
+
+
 def test_retention_at_the_measured_bitrate() -> None:
     # 4 Mbit/s = 0.5 MB/s = 43.2 GB a day.
     four = stream(bitrate_bps=4_000_000)
@@ -196,20 +212,55 @@ def test_a_vulnerable_firmware_fails_naming_the_cve_and_the_fix() -> None:
     assert result.remedy == "Update to V5.5.800 build 210628 or later."
 
 
+COVERED = FirmwareCoverage(
+    covered=True,
+    reason="the Hikvision advisories on file cover this model and firmware line",
+    advisories_reviewed=date(2026, 11, 22),
+)
+NOT_COVERED = FirmwareCoverage(
+    covered=False,
+    reason="no published Hikvision advisory on file names model DS-2CD2143G0-I (advisories "
+    "reviewed 2026-11-22)",
+    advisories_reviewed=date(2026, 11, 22),
+)
+
+
 def test_firmware_that_cannot_be_judged_is_a_warning_never_a_pass() -> None:
-    unknown = verdicts.firmware_check(IDENTITY, VENDOR, [finding("unknown")], firmware_parses=True)
+    unknown = verdicts.firmware_check(
+        IDENTITY, VENDOR, [finding("unknown")], firmware_parses=True, coverage=COVERED
+    )
     assert unknown.status == "warn" and unknown.reason.startswith("Cannot tell")
     unparsed = verdicts.firmware_check(IDENTITY, VENDOR, [], firmware_parses=False)
     assert unparsed.status == "warn" and unparsed.reason.startswith("Cannot tell")
     no_vendor = verdicts.firmware_check(IDENTITY, None, [], firmware_parses=False)
     assert no_vendor.status == "warn" and no_vendor.reason.startswith("Cannot tell")
-    assert verdicts.firmware_check(None, None, [], firmware_parses=False).status == "skip"
-    clean = verdicts.firmware_check(IDENTITY, VENDOR, [], firmware_parses=True)
-    assert clean.status == "pass"
+    no_identity = verdicts.firmware_check(None, None, [], firmware_parses=False)
+    assert no_identity.status == "warn" and "ONVIF did not report" in no_identity.reason
+    rtsp_only = verdicts.firmware_check(None, None, [], firmware_parses=False, onvif=False)
+    assert rtsp_only.status == "warn" and "RTSP alone" in rtsp_only.reason
+    clean = verdicts.firmware_check(IDENTITY, VENDOR, [], firmware_parses=True, coverage=COVERED)
+    assert clean.status == "pass" and "cover this model" in clean.reason
     defect = verdicts.firmware_check(
-        IDENTITY, VENDOR, [finding("affected", kind="onvif_defect")], firmware_parses=True
+        IDENTITY,
+        VENDOR,
+        [finding("affected", kind="onvif_defect")],
+        firmware_parses=True,
+        coverage=COVERED,
     )
     assert defect.status == "warn"
+
+
+def test_no_published_vulnerability_without_data_is_no_pass() -> None:
+    """Issue 13, item 4: a vendor whose profile names no CVE for the model (or none at all)
+    gives "cannot tell", with what was known and as of which date."""
+    uncovered = verdicts.firmware_check(
+        IDENTITY, VENDOR, [], firmware_parses=True, coverage=NOT_COVERED
+    )
+    assert uncovered.status == "warn" and uncovered.reason.startswith("Cannot tell")
+    assert "DS-2CD2143G0-I" in uncovered.reason and "2026-11-22" in uncovered.reason
+    assert uncovered.remedy is not None and "advisories" in uncovered.remedy
+    no_data = verdicts.firmware_check(IDENTITY, VENDOR, [], firmware_parses=True)
+    assert no_data.status == "warn"
 
 
 def test_onvif_verdicts() -> None:
@@ -255,6 +306,19 @@ def test_sub_stream() -> None:
     assert verdicts.sub_stream_check(cif).status == "warn"
     assert verdicts.sub_stream_check(stream(role="sub", width=640, height=360)).status == "pass"
     assert verdicts.sub_stream_check(None).status == "skip"
+
+
+def test_the_sub_stream_says_only_what_was_observed() -> None:
+    """Issue 13, items 5 and 6."""
+    unknown = verdicts.sub_stream_check(None, profiles_listed=False)
+    assert unknown.status == "skip" and unknown.reason.startswith("Cannot tell")
+    assert "single" not in unknown.reason
+    single = verdicts.sub_stream_check(None, profiles_listed=True)
+    assert "single" in single.reason
+    jpeg = Profile(token="profile_2_jpeg", encoding="JPEG", width=640, height=360)
+    mjpeg = verdicts.sub_stream_check(None, mjpeg=jpeg)
+    assert mjpeg.status == "warn" and "JPEG 640x360" in mjpeg.reason
+    assert mjpeg.remedy is not None and "H.264" in mjpeg.remedy
 
 
 @given(

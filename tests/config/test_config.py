@@ -29,7 +29,8 @@ name = "Corner Grocery"
 def test_example_passes_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, example_text())
     config = load_config(path)
-    assert [c.id for c in config.cameras] == ["front-door", "parking-lot", "stockroom"]
+    assert [c.id for c in config.cameras] == ["front-door", "parking-lot", "stockroom", "nvr-ch3"]
+    assert config.cameras[3].channel == 3
     assert config.cameras[0].sharing is SharingMode.INTEGRATED
     assert config.store.max_bytes == 200 * 10**9
     assert config.store.max_age == timedelta(days=30)
@@ -121,6 +122,16 @@ def test_plaintext_secret_warns(tmp_path: Path, capsys: pytest.CaptureFixture[st
     path = write(tmp_path, text)
     assert main(["--config", str(path), "config", "check"]) == 0
     assert "stored in clear" in capsys.readouterr().err
+
+
+def test_a_password_inside_an_rtsp_url_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = MINIMAL + '[[cameras]]\nid = "a"\nname = "A"\nrtsp_url = "rtsp://u:hunter2@h/s"\n'
+    path = write(tmp_path, text)
+    assert main(["--config", str(path), "config", "check"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "carries a password in clear" in said and "--rtsp" in said
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ def test_example_config_keeps_every_comment(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.site.id == "corner-3f9a"
     assert config.rtcc.broker_url == RTCC["broker_url"]
-    assert [c.id for c in config.cameras] == ["front-door", "parking-lot", "stockroom"]
+    assert [c.id for c in config.cameras] == ["front-door", "parking-lot", "stockroom", "nvr-ch3"]
 
 
 def test_replaces_rtcc_and_keeps_owner_tuning() -> None:

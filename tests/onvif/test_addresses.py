@@ -9,16 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.onvif.addresses import (
-    ESCAPED_STREAM_URI,
-    XADDR_DUPLICATE_PORT,
-    XADDR_OTHER_HOST,
-    XADDR_ZERO_HOST,
     advertised_port,
     fix_service_url,
     fix_stream_uri,
     unescape_uri,
 )
 from agent.onvif.errors import MalformedAnswer
+from agent.quirks import QuirkId
 
 
 def test_a_zero_host_is_replaced_by_the_host_we_reached() -> None:
@@ -29,7 +26,7 @@ def test_a_zero_host_is_replaced_by_the_host_we_reached() -> None:
         device_port=8899,
     )
     assert fixed.url == "http://10.1.2.3:8899/onvif/Media"
-    assert fixed.quirks == [XADDR_ZERO_HOST]
+    assert fixed.quirks == [QuirkId.XADDR_ZERO_HOST]
 
 
 def test_a_duplicated_port_is_dropped() -> None:
@@ -40,7 +37,7 @@ def test_a_duplicated_port_is_dropped() -> None:
         device_port=8080,
     )
     assert fixed.url == "http://10.1.2.3:8080/onvif/media_service"
-    assert fixed.quirks == [XADDR_DUPLICATE_PORT]
+    assert fixed.quirks == [QuirkId.XADDR_DUPLICATE_PORT]
 
 
 def test_a_lan_address_seen_through_nat_gets_the_address_and_port_we_reached() -> None:
@@ -50,7 +47,7 @@ def test_a_lan_address_seen_through_nat_gets_the_address_and_port_we_reached() -
     port = advertised_port(device)
     fixed = fix_service_url(media, reached_host="203.0.113.5", reached_port=8081, device_port=port)
     assert fixed.url == "http://203.0.113.5:8081/onvif/Media"
-    assert fixed.quirks == [XADDR_OTHER_HOST]
+    assert fixed.quirks == [QuirkId.XADDR_OTHER_HOST]
 
 
 def test_a_service_on_another_port_keeps_its_port() -> None:
@@ -73,14 +70,14 @@ def test_a_double_escaped_stream_uri_is_unescaped() -> None:
         "rtsp://10.0.0.7:554/cam/realmonitor?channel=1&amp;amp;subtype=0", reached_host="10.0.0.7"
     )
     assert fixed.url == "rtsp://10.0.0.7:554/cam/realmonitor?channel=1&subtype=0"
-    assert fixed.quirks == [ESCAPED_STREAM_URI]
+    assert fixed.quirks == [QuirkId.ESCAPED_STREAM_URI]
 
 
 def test_a_stream_uri_loses_its_credentials_and_points_where_we_reached() -> None:
     fixed = fix_stream_uri("rtsp://admin:pw@192.168.0.99/live", reached_host="10.0.0.7")
     assert fixed.url == "rtsp://10.0.0.7:554/live"
     assert "pw" not in fixed.url
-    assert fixed.quirks == [XADDR_OTHER_HOST]
+    assert fixed.quirks == [QuirkId.XADDR_OTHER_HOST]
 
 
 def test_unescaping_leaves_other_entities_alone() -> None:

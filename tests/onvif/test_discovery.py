@@ -29,8 +29,9 @@ from agent.onvif import (
     scan_hosts,
     ws_discover,
 )
-from agent.onvif.discovery import parse_probe_matches, probe_message
+from agent.onvif.discovery import probe_message
 from agent.onvif.finder import merge
+from agent.onvif.wsd_reply import parse_probe_matches
 from tests.onvif.servers import closed_port, http_server, silent_server
 from tests.support.camsim import CamsimRun, camera, run_cameras
 
@@ -215,7 +216,7 @@ def test_junk_and_unrelated_replies_are_ignored(hostile_responder: int) -> None:
     )
     assert matches and {m.endpoint for m in matches} == {"urn:uuid:good"}
     assert all(m.sender == "127.0.0.8" and m.sender_port != hostile_responder for m in matches)
-    found = merge(matches, [])
+    found = merge(matches.matches, [])
     assert [(c.host, c.port, c.quirks) for c in found] == [("127.0.0.8", 8080, ["xaddr_zero_host"])]
 
 

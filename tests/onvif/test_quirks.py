@@ -28,7 +28,15 @@ ALONE: dict[Quirk, tuple[str, dict[str, Status], bool]] = {
     Quirk.NO_SNAPSHOT: ("generic", {"snapshot": "pass"}, True),
     # Hikvision: the firmware profile knows its paths, so the fallback finds the stream.
     Quirk.STREAM_URI_FAILS: ("hikvision", {"streaming": "warn", "codec": "pass"}, True),
+    # Neither GetServices nor GetCapabilities: the media service is asked at the device address.
+    Quirk.NO_GET_CAPABILITIES: ("generic", {"onvif": "pass", "streaming": "pass"}, True),
+    Quirk.CLOCK_NEEDS_AUTH: ("generic", {"onvif": "pass", "clock": "pass"}, True),
+    Quirk.MJPEG_SUB: ("generic", {"sub_stream": "warn", "streaming": "pass"}, False),
 }
+# What a quirk needs next to it to show at all.
+COMPANIONS: dict[Quirk, list[Quirk]] = {Quirk.NO_GET_CAPABILITIES: [Quirk.NO_GET_SERVICES]}
+# Seen while finding cameras, not while checking one (tests/onvif/test_discovery.py).
+DISCOVERY_ONLY = {Quirk.NO_WS_DISCOVERY, Quirk.WSD_LOOSE_REPLY}
 FIRST_HOST = 20
 
 
@@ -47,9 +55,11 @@ def specs() -> list[dict[str, object]]:
                 persona,
                 id=f"q-{quirk.value}".replace("_", "-"),
                 host=host(base + i),
-                quirks=[quirk],
+                quirks=[quirk, *COMPANIONS.get(quirk, [])],
             )
         )
+    # A model and firmware line the Hikvision advisories cover, on a fixed release.
+    cams.append(camera("hikvision", id="hik-covered", host=host(len(cams)), model="DS-2CD2143G2-I"))
     # No vendor profile to fall back on: reported, not worked around.
     cams.append(
         camera(
@@ -78,7 +88,7 @@ def statuses(report: CameraReport) -> dict[str, Status]:
 
 
 def test_every_camsim_quirk_has_a_case() -> None:
-    assert set(ALONE) | {Quirk.NO_WS_DISCOVERY} == set(Quirk)
+    assert set(ALONE) | DISCOVERY_ONLY == set(Quirk)
 
 
 @pytest.mark.parametrize("name", list(PERSONAS))
@@ -87,7 +97,7 @@ def test_each_persona_has_its_quirks_detected(
 ) -> None:
     _cams, reports = checked
     report = reports[f"p-{name}"]
-    expected = {q.value for q in PERSONAS[name].quirks} - {Quirk.NO_WS_DISCOVERY.value}
+    expected = {q.value for q in PERSONAS[name].quirks - DISCOVERY_ONLY}
     assert expected <= {q.id for q in report.quirks}, report.quirks
     assert report.onvif is not None and report.onvif.error is None
 
@@ -155,8 +165,77 @@ def test_clock_and_firmware_verdicts_of_the_personas(
     vulnerable = next(c for c in reports["p-hikvision-vulnerable"].checks if c.id == "firmware")
     assert vulnerable.status == "fail" and "CVE-2021-36260" in vulnerable.reason
     assert vulnerable.remedy
-    assert statuses(reports["p-hikvision"])["firmware"] == "pass"
+    # No Hikvision advisory on file names the DS-2CD2023G0-I: no data, so no pass.
+    unknown = next(c for c in reports["p-hikvision"].checks if c.id == "firmware")
+    assert unknown.status == "warn" and unknown.reason.startswith("Cannot tell")
+    assert "DS-2CD2023G0-I" in unknown.reason and "2026-11-22" in unknown.reason
+    covered = next(c for c in reports["hik-covered"].checks if c.id == "firmware")
+    assert covered.status == "pass" and "cover this model" in covered.reason
     assert statuses(reports["p-reolink"])["codec"] == "warn"
+
+
+def test_a_camera_without_service_addresses_keeps_its_identity(
+    checked: tuple[CamsimRun, dict[str, CameraReport]],
+) -> None:
+    """Issue 13, item 2: identity survives GetServices and GetCapabilities both failing, so the
+    known vulnerability of its firmware is reported."""
+    _cams, reports = checked
+    bare = reports["p-hikvision-bare"]
+    assert bare.identity is not None and bare.identity.firmware == "V5.5.113 build 210317"
+    firmware = next(c for c in bare.checks if c.id == "firmware")
+    assert firmware.status == "fail" and "CVE-2021-36260" in firmware.reason
+    assert {"no_get_services", "no_get_capabilities"} <= {q.id for q in bare.quirks}
+    assert statuses(bare)["streaming"] == "pass"
+
+
+def test_a_clock_told_only_with_credentials_is_read_and_corrected(
+    checked: tuple[CamsimRun, dict[str, CameraReport]],
+) -> None:
+    """Issue 13, item 3: asked again logged in; 20 minutes off, so WS-Security is corrected by
+    it, and the advice is about the clock (NTP) because the clock is what is wrong."""
+    _cams, reports = checked
+    locked = reports["p-uniview-locked"]
+    assert locked.clock is not None and locked.clock.needs_auth and locked.clock.compensated
+    assert locked.clock.offset_s is not None and 1190 < locked.clock.offset_s < 1210
+    assert locked.onvif is not None and locked.onvif.auth == "password_digest"
+    clock = next(c for c in locked.checks if c.id == "clock")
+    assert clock.status == "fail" and "read with credentials" in clock.reason
+    assert clock.remedy is not None and "NTP" in clock.remedy
+
+
+def test_mjpeg_is_never_the_sub_stream_when_h264_exists(
+    checked: tuple[CamsimRun, dict[str, CameraReport]],
+) -> None:
+    """Issue 13, item 5: Dahua's smaller MJPEG third profile is not taken for the sub stream;
+    an Axis whose only second profile is MJPEG says so, without opening it."""
+    _cams, reports = checked
+    dahua = reports["p-dahua-mjpeg"]
+    assert dahua.onvif is not None
+    roles = {p.token: p.role for p in dahua.onvif.profiles}
+    assert roles == {
+        "MediaProfile00000": "main",
+        "MediaProfile00001": "sub",
+        "MediaProfile00002": None,
+    }
+    assert dahua.sub_stream is not None and dahua.sub_stream.codec == "h264"
+    assert statuses(dahua)["sub_stream"] == "pass"
+    axis = reports["p-axis-mjpeg"]
+    sub = next(c for c in axis.checks if c.id == "sub_stream")
+    assert sub.status == "warn" and "JPEG" in sub.reason
+    assert axis.sub_stream is None  # never opened
+    assert "mjpeg_sub" in {q.id for q in axis.quirks}
+
+
+def test_a_recorder_is_checked_channel_by_channel(
+    checked: tuple[CamsimRun, dict[str, CameraReport]],
+) -> None:
+    _cams, reports = checked
+    nvr = reports["p-hikvision-nvr"]
+    assert nvr.recorder is not None and len(nvr.recorder.channels) == 8
+    assert nvr.recorder.reason == "ONVIF lists 8 video sources"
+    assert [c.main_profile for c in nvr.recorder.channels][:2] == ["Profile_101", "Profile_201"]
+    assert nvr.stream is not None and nvr.stream.url is not None
+    assert nvr.stream.url.endswith("/Streaming/Channels/101")
 
 
 def test_a_camera_that_ignores_probes_is_found_by_the_sweep(

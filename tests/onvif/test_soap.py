@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
+from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.onvif.errors import AuthFailed, MalformedAnswer, NotOnvif, OnvifError, OnvifFault
-from agent.onvif.soap import HttpAnswer, parse_answer, parse_clock
+from agent.onvif.soap import HttpAnswer, parse_answer, parse_clock, system_date_and_time
+from tests.onvif.servers import Handler, http_server
 
 ENV = "http://www.w3.org/2003/05/soap-envelope"
 TDS = "http://www.onvif.org/ver10/device/wsdl"
@@ -121,3 +125,44 @@ def test_any_envelope_content_gives_a_named_error_or_an_element(content: str) ->
     data = envelope(content.replace("\x00", ""))
     with contextlib.suppress(OnvifError):
         parse_clock(parse_answer(HttpAnswer(200, {}, data), "op"))
+
+
+async def _hang_up_mid_answer(request: web.Request) -> web.StreamResponse:
+    """A camera that starts answering and then drops the connection."""
+    response = web.StreamResponse(headers={"Content-Length": "5000"})
+    await response.prepare(request)
+    await response.write(b'<?xml version="1.0"?><s:Envelope')
+    assert request.transport is not None
+    request.transport.abort()
+    return response
+
+
+async def _hang_up_at_once(request: web.Request) -> web.StreamResponse:
+    await request.read()
+    assert request.transport is not None
+    request.transport.abort()
+    return web.Response()
+
+
+@pytest.mark.parametrize(
+    ("handler", "words"),
+    [
+        (_hang_up_mid_answer, "broke off in the middle"),
+        (_hang_up_at_once, "closed the connection before it answered"),
+    ],
+)
+def test_a_dropped_connection_is_said_in_words(handler: Handler, words: str) -> None:
+    """Issue 13, item 8: no "[Errno …]" and no library class names, a sentence instead."""
+
+    async def ask(port: int) -> OnvifError:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(OnvifError) as caught:
+                await system_date_and_time(
+                    session, f"http://127.0.0.1:{port}/onvif/device_service", within=3
+                )
+            return caught.value
+
+    with http_server(handler) as port:
+        error = asyncio.run(ask(port))
+    assert error.kind == "timeout" and words in str(error), error
+    assert "Errno" not in str(error) and "Error" not in str(error)

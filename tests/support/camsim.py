@@ -85,8 +85,10 @@ class CameraHandle:
     def onvif_url(self) -> str:
         return self.camera.onvif_url
 
-    def rtsp_url(self, stream: StreamName = "main", *, credentials: bool = False) -> str:
-        return self.camera.rtsp_url(stream, credentials=credentials)
+    def rtsp_url(
+        self, stream: StreamName = "main", *, credentials: bool = False, channel: int = 1
+    ) -> str:
+        return self.camera.rtsp_url(stream, credentials=credentials, channel=channel)
 
     @property
     def snapshot_url(self) -> str | None:

@@ -30,6 +30,15 @@ from agent.tunnel import LiveSources, SourceUnavailable, counterpart_path
         ("/h264Preview_01_main", "main", "sub", "/h264Preview_01_sub"),
         ("/h265Preview_01_main", "main", "sub", None),  # listed without a sub counterpart
         ("/no/such/path", "main", "sub", None),
+        # Recorder channels (issue 13): the same channel's other stream.
+        ("/Streaming/Channels/501", "main", "sub", "/Streaming/Channels/502"),
+        (
+            "/cam/realmonitor?channel=7&subtype=0",
+            "main",
+            "sub",
+            "/cam/realmonitor?channel=7&subtype=1",
+        ),
+        ("/unicast/c4/s1/live", "sub", "main", "/unicast/c4/s0/live"),
     ],
 )
 def test_counterpart_paths(path: str, have: str, want: str, expected: str | None) -> None:
