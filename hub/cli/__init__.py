@@ -19,6 +19,7 @@ import aiomqtt
 
 from hub import __version__
 from hub.cli.common import EXIT_USAGE, UsageError, console, err
+from hub.db import DatabaseError
 from hub.keys import HubKeyError
 from hub.mqtt import HubConnectionError
 from hub.request import RequestError
@@ -34,7 +35,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "request_cmd",
     "watch_cmd",
     "verify_cmd",
+    "incident_cmd",
     "serve_cmd",
+    "users_cmd",
+    "db_cmd",
     "tokens_cmd",
     "broker_cmd",
 )
@@ -53,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="state directory (default: $RTCC_HUB_HOME or ~/.local/share/rtcc-hub)",
     )
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="the hub's database (default: $RTCC_HUB_DATABASE, `database` in hub.toml, or "
+        "SQLite in the home); a city: postgresql+asyncpg://USER@HOST/NAME",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"hub.cli.{name}").register(commands)
@@ -69,7 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = HubHome.resolve(args.home)
     try:
         return int(handler(args, home))
-    except (UsageError, HubStateError, HubKeyError, HubConnectionError, RequestError) as exc:
+    except (
+        UsageError,
+        HubStateError,
+        HubKeyError,
+        HubConnectionError,
+        RequestError,
+        DatabaseError,
+    ) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         return EXIT_USAGE
     except aiomqtt.MqttError as exc:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from hub.core import Hub
 from hub.state import SITE_ID, BrokerConfig, HubHome
 
 # soft_wrap: a long line (a path, a JWK) stays one line that can be copied and grepped.
@@ -83,3 +85,18 @@ def read_jwk_argument(text: str) -> dict[str, Any]:
 
 def yes_no(value: bool | None) -> str:
     return "?" if value is None else "yes" if value else "no"
+
+
+def run_with_hub(
+    args: argparse.Namespace, home: HubHome, work: Callable[[Hub], Awaitable[int]]
+) -> int:
+    """Open the hub (its database migrated), run `work`, close it; exit status of `work`."""
+
+    async def run() -> int:
+        hub = await Hub.open(home, database=args.database)
+        try:
+            return await work(hub)
+        finally:
+            await hub.close()
+
+    return asyncio.run(run())

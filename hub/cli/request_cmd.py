@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ from rich.text import Text
 
 from agent.wire import Event, EventState, Topics
 from agent.wire.requests import COMMANDS
+from hub import evidence
 from hub.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -27,21 +27,17 @@ from hub.cli.common import (
     site_id_arg,
     yes_no,
 )
-from hub.keys import load_signing_key
+from hub.core import Hub
+from hub.db import DatabaseError
+from hub.events import Recorded, record_event
 from hub.mqtt import hub_client
-from hub.presign import MANIFEST_NAME, MintedUpload, mint_upload
-from hub.relay_sessions import MintedSession, SessionStore
-from hub.request import (
-    SUCCESS_STATES,
-    build_claims,
-    follow_events,
-    send_request,
-    sign_request,
-)
-from hub.server import load_serve_settings
+from hub.presign import MANIFEST_NAME, MintedUpload
+from hub.relay_sessions import MintedSession
+from hub.request import SUCCESS_STATES, follow_events
 from hub.state import HubHome
 from hub.trust import MARKS, Checked
 from hub.units import parse_duration, parse_time
+from hub.workflow import PreparedRequest, RequestSpec, prepare_request, publish, record_request
 
 # States worth stopping at before the end (--until): the site took the request on.
 UNTIL_STATES = (
@@ -84,11 +80,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def cmd_request(args: argparse.Namespace, home: HubHome) -> int:
-    config = home.load_config()
-    if config.issuer is None:
-        raise UsageError("no issuer configured: run `rtcc-hub keys new --issuer URL`")
     broker = broker_config(home)
-    key = load_signing_key(home)
     now = datetime.now(UTC)
     try:
         times = {
@@ -97,119 +89,83 @@ def cmd_request(args: argparse.Namespace, home: HubHome) -> int:
         }
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    minted = _mint_upload(args, home, now) if args.upload_url is None else None
-    relay = _mint_relay(args, home) if args.relay_url is None and args.relay_token is None else None
-    claims = build_claims(
-        args.cmd,
+    spec = RequestSpec(
+        cmd=args.cmd,
         site=args.site,
-        issuer=config.issuer,
-        ttl=args.ttl,
-        now=now,
         camera=args.camera,
         case=args.case,
         requester=args.requester,
         reason=args.reason,
-        upload_url=minted.upload_url if minted else args.upload_url,
-        manifest_url=args.manifest_url or (minted.manifest_url if minted else None),
-        relay_url=relay.ingest_url if relay else args.relay_url,
-        relay_token=relay.publisher_token if relay else args.relay_token,
+        upload_url=args.upload_url,
+        manifest_url=args.manifest_url,
+        relay_url=args.relay_url,
+        relay_token=args.relay_token,
         max_seconds=args.max_seconds,
         target=args.target,
+        ttl=args.ttl,
         **times,
     )
-    if minted is not None:
-        claims["jti"] = minted.request_id  # the id the upload URLs were minted for
-    if relay is not None:
-        SessionStore(home).attach_request(relay.record.id, claims["jti"])
-    trusted = home.trusted_sites()
-    if not args.no_wait and args.site not in trusted:
-        raise UsageError(
-            f"{args.site} is not a trusted site, so its events cannot be checked: "
-            f"`rtcc-hub sites trust {args.site} JWK` (or send with --no-wait)"
-        )
-    token = sign_request(key, claims)
     until = {EventState(args.until)} if args.until else set()
-    follower = _Follower(json_lines=args.json, jti=claims["jti"])
 
-    async def run() -> int:
-        async with hub_client(broker) as client:
-            if not args.no_wait:
-                await client.subscribe(Topics(args.site).evt, qos=1)
-            await send_request(client, args.site, token)
-            follower.sent(args.site, args.cmd)
-            if relay is not None:
-                _show_relay(relay, json_lines=args.json)
-            if args.no_wait:
-                return EXIT_OK
-            timeout = args.timeout.total_seconds() if args.timeout else None
-            try:
-                async with asyncio.timeout(timeout):
-                    async for checked in follow_events(client, args.site, claims["jti"], trusted):
-                        status = follower.show(checked, until)
-                        if status is not None:
+    async def run(follower: _Follower) -> int:
+        hub = await Hub.open(home, database=args.database)
+        try:
+            prepared = prepare_request(home, hub.signing_key(), hub.issuer(), spec, now=now)
+            follower.jti = prepared.jti
+            trusted = hub.trusted()
+            if not args.no_wait and args.site not in trusted:
+                raise UsageError(
+                    f"{args.site} is not a trusted site, so its events cannot be checked: "
+                    f"`rtcc-hub sites trust {args.site} JWK` (or send with --no-wait)"
+                )
+            await record_request(hub.db, prepared)
+            async with hub_client(broker) as client:
+                if not args.no_wait:
+                    await client.subscribe(Topics(args.site).evt, qos=1)
+                await publish(client, prepared)
+                follower.sent(args.site, args.cmd)
+                if prepared.relay is not None:
+                    _show_relay(prepared.relay, json_lines=args.json)
+                if args.no_wait:
+                    return EXIT_OK
+                timeout = args.timeout.total_seconds() if args.timeout else None
+                try:
+                    async with asyncio.timeout(timeout):
+                        async for checked, token in follow_events(
+                            client, args.site, prepared.jti, trusted
+                        ):
+                            recorded = await record_event(hub.db, checked, token)
+                            status = follower.show(checked, until)
+                            if status is None:
+                                continue
+                            if recorded is not None and recorded.request is not None:
+                                await _receive(hub, recorded, prepared, json_lines=args.json)
                             return status
-            except TimeoutError:
-                return follower.timed_out()
-            raise aiomqtt.MqttError("the broker closed the connection")
+                except TimeoutError:
+                    return follower.timed_out()
+                raise aiomqtt.MqttError("the broker closed the connection")
+        finally:
+            await hub.close()
 
+    follower = _Follower(json_lines=args.json, jti="")
     try:
-        status = asyncio.run(run())
+        return asyncio.run(run(follower))
+    except DatabaseError as exc:
+        raise UsageError(str(exc)) from None
     finally:
         follower.close()
-    if minted is not None and follower.last is EventState.COMPLETED:
-        _show_received(minted, json_lines=args.json)
-    return status
 
 
-def _mint_upload(args: argparse.Namespace, home: HubHome, now: datetime) -> MintedUpload | None:
-    """Upload URLs on this hub's receiver for a clip or snapshot request without --upload-url.
-
-    None without --case: the URLs are made per case, and `build_claims` then reports the missing
-    --case together with anything else missing."""
-    if args.cmd not in ("clip", "snapshot") or args.case is None:
-        return None
-    public_url = load_serve_settings(home).public_url
-    if public_url is None:
-        raise UsageError(
-            "no --upload-url, and this hub's receiver has not run yet: start `rtcc-hub serve` "
-            "(it records its public URL) or give --upload-url"
-        )
-    expires = int(now.timestamp() + args.ttl.total_seconds())
-    try:
-        return mint_upload(
-            home,
-            base_url=public_url,
-            cmd=args.cmd,
-            case=args.case,
-            request_id=str(uuid.uuid4()),
-            expires=expires,
-        )
-    except ValueError as exc:
-        raise UsageError(f"--case: {exc}") from None
-
-
-def _mint_relay(args: argparse.Namespace, home: HubHome) -> MintedSession | None:
-    """A live session on this hub's relay for a stream request without --relay-url."""
-    if args.cmd != "stream":
-        return None
-    if args.camera is None:
-        raise UsageError("stream needs --camera")
-    if args.max_seconds is None or args.max_seconds < 1:
-        raise UsageError("stream needs --max-seconds (at least 1)")
-    public_url = load_serve_settings(home).public_url
-    if public_url is None:
-        raise UsageError(
-            "no --relay-url, and this hub's relay has not run yet: start `rtcc-hub serve` "
-            "(it records its public URL) or give --relay-url and --relay-token"
-        )
-    lifetime = args.ttl + timedelta(seconds=args.max_seconds)
-    return SessionStore(home).mint(
-        public_url=public_url,
-        site=args.site,
-        camera=args.camera,
-        case=args.case,
-        lifetime=lifetime,
-    )
+async def _receive(
+    hub: Hub, recorded: Recorded, prepared: PreparedRequest, *, json_lines: bool
+) -> None:
+    """A completed clip or snapshot: into the evidence locker (verified there), and say where."""
+    event, request = recorded.event, recorded.request
+    if event.state is not EventState.COMPLETED or prepared.upload is None or request is None:
+        return
+    if recorded.first and event.manifest is not None:
+        await evidence.receive(hub, request, event.manifest)
+    _show_received(prepared.upload, json_lines=json_lines)
 
 
 def _show_relay(relay: MintedSession, *, json_lines: bool) -> None:
