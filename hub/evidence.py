@@ -29,7 +29,7 @@ from sqlalchemy import select
 from agent.wire import EventState
 from hub.core import Hub
 from hub.csvout import to_csv
-from hub.db import Custody, Evidence, RequestRow
+from hub.db import Custody, EventRow, Evidence, RequestRow
 from hub.db.ops import insert_ignore
 from hub.presign import CLIP_NAME, MANIFEST_NAME, SNAPSHOT_NAME, case_directory
 from hub.verify import Verification, verify_files
@@ -361,3 +361,28 @@ def _write_bundle(target: Path, path: Path, found: EvidenceItem, custody: list[C
             f"check the file against it offline with:\n  rtcc-hub verify {path.name} "
             f"{MANIFEST_NAME}\n",
         )
+
+
+async def register_missing(hub: Hub) -> int:
+    """Register the evidence of completed clip/snapshot requests that have none (the hub
+    stopped between storing the `completed` event and registering it). Returns how many."""
+    async with hub.db.session() as session:
+        rows = (
+            await session.execute(
+                select(RequestRow, EventRow.claims)
+                .join(EventRow, EventRow.request_id == RequestRow.id)
+                .outerjoin(Evidence, Evidence.request_id == RequestRow.id)
+                .where(
+                    RequestRow.state == EventState.COMPLETED.value,
+                    RequestRow.cmd.in_(("clip", "snapshot")),
+                    EventRow.state == EventState.COMPLETED.value,
+                    Evidence.id.is_(None),
+                )
+            )
+        ).all()
+    count = 0
+    for request, claims in rows:
+        manifest = claims.get("manifest") if isinstance(claims, dict) else None
+        if isinstance(manifest, str) and await receive(hub, request, manifest) is not None:
+            count += 1
+    return count
