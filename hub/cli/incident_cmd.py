@@ -157,7 +157,10 @@ def cmd_new(args: argparse.Namespace, home: HubHome) -> int:
                             continue
                         event, request = recorded.event, recorded.request
                         states[event.req] = request.state if request else event.state.value
-                        _line(args, names[event.req], event.state.value, event.message or "")
+                        _line(
+                            args, names[event.req], event.state.value, event.message or "",
+                            event.req,
+                        )  # fmt: skip
                         if (
                             recorded.first
                             and request is not None
@@ -229,9 +232,13 @@ def _show_plan(
         console.print(table)
 
 
-def _line(args: argparse.Namespace, who: str, state: str, detail: str) -> None:
+def _line(
+    args: argparse.Namespace, who: str, state: str, detail: str, request: str | None = None
+) -> None:
     if args.json:
-        json_line({"type": "event", "camera": who, "state": state, "detail": detail})
+        json_line(
+            {"type": "event", "camera": who, "state": state, "detail": detail, "request": request}
+        )
         return
     style = {"completed": "green", "rejected": "red", "failed": "red", "unsent": "red",
              "timeout": "yellow", "pending_approval": "yellow"}.get(state, "")  # fmt: skip
