@@ -206,6 +206,7 @@ class IncidentCamera:
     distance_m: float | None
     lat: float | None
     lon: float | None
+    name: str | None = None  # as the site's registry lists it now
 
     @property
     def waiting_for_owner(self) -> bool:
@@ -244,7 +245,7 @@ async def incident_cameras(hub: Hub, found: Incident) -> list[IncidentCamera]:
     async with hub.db.session() as session:
         rows = (
             await session.execute(
-                select(RequestRow, Evidence, Camera.lat, Camera.lon)
+                select(RequestRow, Evidence, Camera.lat, Camera.lon, Camera.name)
                 .outerjoin(Evidence, Evidence.request_id == RequestRow.id)
                 .outerjoin(
                     Camera,
@@ -254,11 +255,11 @@ async def incident_cameras(hub: Hub, found: Incident) -> list[IncidentCamera]:
             )
         ).all()
     cameras = []
-    for request, evidence, lat, lon in rows:
+    for request, evidence, lat, lon, name in rows:
         distance = None
         if lat is not None and lon is not None:
             distance = round(haversine_m(found.lat, found.lon, lat, lon), 1)
-        cameras.append(IncidentCamera(request, evidence, distance, lat, lon))
+        cameras.append(IncidentCamera(request, evidence, distance, lat, lon, name))
     cameras.sort(
         key=lambda c: (c.request.sharing != "integrated", c.distance_m or 0.0, c.request.site_id)
     )

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,14 @@ from agent.link import RequestService
 from agent.link.compose import Link
 from agent.link.delivery import DeliveryHandlers
 from agent.link.session import MqttSession
+from agent.log import get_logger
 from agent.store import ClipStore
 from agent.wire.registry import SiteInfo
 from sitesim.footage import CameraRecording, Footage
 from sitesim.layout import SiteSpec
 
 FOLLOW_INTERVAL_S = 1.0
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,12 +120,16 @@ class SimSite:
         *,
         footage: Footage | None = None,
         footage_s: float = 0.0,
+        recorder: ThreadPoolExecutor | None = None,
     ) -> None:
         self.spec = spec
         self.config = config
         self.key = DeviceKey.load_or_create(device_key_path(config.state_dir))
         self._footage = footage if footage_s > 0 else None
         self._footage_s = footage_s
+        # The recordings' store connections live on one thread (SQLite objects stay on the
+        # thread that made them): the simulation's recorder thread, or the site's own.
+        self._recorder = recorder or ThreadPoolExecutor(1, thread_name_prefix="sitesim-rec")
         self._started = time.monotonic()
         self._holds: ClipStore | None = None
         self._store: StoreService | None = None
@@ -184,14 +191,19 @@ class SimSite:
                 recordings.append(recording)
             return recordings
 
-        self._recordings = await asyncio.to_thread(backfill)
+        loop = asyncio.get_running_loop()
+        self._recordings = await loop.run_in_executor(self._recorder, backfill)
         self._follow = asyncio.create_task(self._keep_recording(), name=f"sitesim-{self.id}")
 
     async def _keep_recording(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(FOLLOW_INTERVAL_S)
             for recording in self._recordings:
-                await asyncio.to_thread(recording.catch_up)
+                try:
+                    await loop.run_in_executor(self._recorder, recording.catch_up)
+                except Exception:  # a broken simulated camera must not stop the others
+                    log.exception("sitesim_recording_failed", site=self.id)
 
     async def stop(self) -> None:
         if self._follow is not None:
@@ -203,9 +215,10 @@ class SimSite:
         if self.link is not None:
             await self.link.session.stop()
             await self.link.service.close()
+        loop = asyncio.get_running_loop()
         for recording in self._recordings:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(recording.close)
+                await loop.run_in_executor(self._recorder, recording.close)
         if self._store is not None:
             await self._store.stop()
         if self._holds is not None:
@@ -288,9 +301,10 @@ class Simulation:
     ) -> None:
         self.root = root
         footage = Footage.make() if footage_s > 0 else None
+        self._recorder = ThreadPoolExecutor(1, thread_name_prefix="sitesim-rec")
         self.sites = [
             SimSite(spec, site_config(spec, root, broker, rtcc), footage=footage,
-                    footage_s=footage_s)
+                    footage_s=footage_s, recorder=self._recorder)
             for spec in specs
         ]  # fmt: skip
 
@@ -312,6 +326,7 @@ class Simulation:
 
     async def stop(self) -> None:
         await asyncio.gather(*(site.stop() for site in self.sites), return_exceptions=True)
+        self._recorder.shutdown(wait=False)
 
     async def __aenter__(self) -> Simulation:
         try:

@@ -2,9 +2,10 @@
 "use strict";
 (function () {
   const el = document.getElementById("incidentmap");
-  const map = L.map(el, { preferCanvas: true });
+  const map = L.map(el, { preferCanvas: true, maxZoom: 19 });
   if (el.dataset.tiles) L.tileLayer(el.dataset.tiles, { maxZoom: 19 }).addTo(map);
   const centre = [Number(el.dataset.lat), Number(el.dataset.lon)];
+  map.setView(centre, 16);
   const circle = L.circle(centre, { radius: Number(el.dataset.radius), color: "#b3261e", weight: 1, fillOpacity: 0.06 }).addTo(map);
   map.fitBounds(circle.getBounds().pad(0.2));
   const colours = { good: "#1c7c3a", info: "#1f5fbf", wait: "#a86400", bad: "#b3261e", off: "#6b7580" };

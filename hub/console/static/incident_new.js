@@ -16,7 +16,7 @@
   if (!form.elements.end.value) form.elements.end.value = local(new Date());
   if (!form.elements.start.value) form.elements.start.value = local(new Date(Date.now() - 30 * 60000));
 
-  const map = L.map(el, { preferCanvas: true });
+  const map = L.map(el, { preferCanvas: true, maxZoom: 19 });
   if (el.dataset.tiles) L.tileLayer(el.dataset.tiles, { maxZoom: 19 }).addTo(map);
   let pin = null, circle = null;
   function place(latlng, move) {
@@ -29,7 +29,8 @@
     if (move) map.fitBounds(circle.getBounds().pad(0.3));
   }
   const start = lat.value && lon.value ? L.latLng(Number(lat.value), Number(lon.value)) : null;
-  if (start) place(start, true); else map.setView([39.5, -98.35], 4);
+  map.setView(start || [39.5, -98.35], start ? 16 : 4);
+  if (start) place(start, true);
   map.on("click", (e) => {
     lat.value = e.latlng.lat.toFixed(6);
     lon.value = e.latlng.lng.toFixed(6);

@@ -2,7 +2,9 @@
 "use strict";
 (function () {
   const el = document.getElementById("map");
-  const map = L.map(el, { preferCanvas: true, zoomControl: true }).setView([39.5, -98.35], 4);
+  let cameras = [];
+  let shown = [];
+  const map = L.map(el, { preferCanvas: true, zoomControl: true, maxZoom: 19 }).setView([39.5, -98.35], 4);
   const tiles = el.dataset.tiles;
   if (tiles) {
     L.tileLayer(tiles, { maxZoom: 19, attribution: el.dataset.attribution || "" }).addTo(map);
@@ -19,9 +21,6 @@
   const wedges = L.layerGroup().addTo(map);
   const countEl = document.getElementById("count");
   const details = document.getElementById("details");
-  let cameras = [];
-  let shown = [];
-
   function ready() {
     document.body.dataset.mapReady = String(shown.length);
     window.rtccMapReady = performance.now();
