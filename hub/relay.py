@@ -10,9 +10,10 @@ Routes (each session minted by `rtcc-hub request stream`, see `hub.relay_session
   that is not what the protocol says closes the ingest (1003). The session is closed at its
   expiry (1008).
 - `GET /live/{session}.mp4?token=<viewer token>` — progressive fragmented MP4 (chunked) for any
-  number of viewers: the init segment, then fragments from the next keyframe on. Each viewer has
-  its own bounded queue: one that falls behind loses what it has not read and resumes at the next
-  keyframe fragment; one whose socket accepts nothing for `viewer_stall_seconds` is
+  number of viewers: the init segment, then fragments from the last keyframe on (the relay keeps
+  the current group of pictures, bounded, so a viewer who joins sees a picture at once). Each
+  viewer has its own bounded queue: one that falls behind loses what it has not read and resumes
+  at the next keyframe fragment; one whose socket accepts nothing for `viewer_stall_seconds` is
   disconnected. The kernel's send buffer of a viewer's connection is fixed
   (`viewer_send_buffer`) so that falling behind shows up in the queue, not as growing delay.
   The publisher only ever hands fragments to the queues, so no viewer can slow it or the other
@@ -50,6 +51,7 @@ from urllib.parse import quote
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from agent.recorder.live import GopCache
 from hub.relay_media import (
     MAX_FRAGMENT_BYTES,
     InitInfo,
@@ -176,6 +178,8 @@ class LiveSession:
     keyframes_in: int = 0
     last_received: float | None = None
     publisher_since: datetime | None = None
+    # Since the last keyframe: a viewer who joins now starts there (a picture at once).
+    gop: GopCache[Piece] = field(default_factory=GopCache)
     _started: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -187,6 +191,8 @@ class LiveSession:
         self.viewers.append(viewer)
         if self.init is not None:
             viewer.give_init(self.init)
+            for piece in self.gop.items():
+                viewer.offer(piece)
         return viewer
 
     def unsubscribe(self, viewer: Viewer) -> None:
@@ -215,6 +221,7 @@ class LiveSession:
         self.keyframes_in += keyframe
         self.last_received = now
         piece = Piece("media", data, keyframe, now)
+        self.gop.add(piece)
         for viewer in self.viewers:
             viewer.offer(piece)
 
@@ -228,6 +235,7 @@ class LiveSession:
         self.publisher_since = None
         self.init = None
         self.init_info = None
+        self.gop.clear()
         self._started.clear()
         for viewer in list(self.viewers):
             viewer.end(reason)
