@@ -1,7 +1,7 @@
 """Playwright driving Debian's Chromium (`executable_path`, no browser download) for the
 console's pages.
 
-    async with console_browser(hub) as browser:
+    async with console_browser(hub.home, hub.url) as browser:
         page = await browser.signed_in("ana")
         await page.goto(hub.url + "/")
         await browser.shot(page, "map")          # test-artifacts/screenshots/<test>-map.png
@@ -24,13 +24,14 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from hub.state import HubHome
 from tests.support.chromium import ensure_chromium, spki_hash
-from tests.support.console import PASSWORD, SCREENSHOTS, RunningConsole
+from tests.support.console import PASSWORD, SCREENSHOTS
 
 
 @dataclass
 class ConsoleBrowser:
-    hub: RunningConsole
+    url: str
     browser: Browser
     context: BrowserContext
     name: str
@@ -54,7 +55,7 @@ class ConsoleBrowser:
 
     async def signed_in(self, username: str, *, password: str = PASSWORD) -> Page:
         page = await self.new_page()
-        await page.goto(self.hub.url + "/login")
+        await page.goto(self.url + "/login")
         await page.fill('input[name="username"]', username)
         await page.fill('input[name="password"]', password)
         await page.click('button[type="submit"]')
@@ -75,10 +76,11 @@ def _test_name() -> str:
 
 @contextlib.asynccontextmanager
 async def console_browser(
-    hub: RunningConsole, *, viewport: dict[str, Any] | None = None
+    home: HubHome, url: str, *, viewport: dict[str, Any] | None = None
 ) -> AsyncIterator[ConsoleBrowser]:
+    """Chromium pinned to the server certificate `rtcc-hub serve` made in `home`."""
     executable = ensure_chromium()
-    pin = spki_hash((hub.home.root / "tls" / "server.pem").read_bytes())
+    pin = spki_hash((home.root / "tls" / "server.pem").read_bytes())
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=executable,
@@ -95,7 +97,7 @@ async def console_browser(
             context = await browser.new_context(
                 viewport=viewport or {"width": 1400, "height": 900}
             )
-            console = ConsoleBrowser(hub, browser, context, _test_name())
+            console = ConsoleBrowser(url, browser, context, _test_name())
             yield console
             assert not console.errors, "errors in the pages:\n" + "\n".join(console.errors)
         finally:

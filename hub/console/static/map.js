@@ -14,6 +14,7 @@
     note.textContent = "No map tiles configured: cameras are shown on a plain background.";
     el.appendChild(note);
   }
+  L.control.scale({ imperial: false }).addTo(map);
   const cluster = L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false,
                                           maxClusterRadius: 50,
                                           chunkProgress: (done, total) => { if (done === total) ready(); } });
@@ -89,6 +90,32 @@
     details.hidden = false;
   }
 
+  const MAX_LISTED = 40;
+  function listResults() {
+    const list = document.getElementById("results");
+    const note = document.getElementById("results-note");
+    list.replaceChildren();
+    const sorted = shown.slice().sort((a, b) => (a.sn + a.n).localeCompare(b.sn + b.n));
+    for (const c of sorted.slice(0, MAX_LISTED)) {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "result";
+      button.dataset.camera = c.s + "/" + c.c;
+      const dot = document.createElement("span");
+      dot.className = "dot " + (!reachable(c) ? "offline" : c.m);
+      button.append(dot, (c.n || c.c) + " — " + (c.sn || c.s));
+      button.addEventListener("click", () => {
+        map.setView([c.la, c.lo], Math.max(map.getZoom(), 17));
+        showDetails(c);
+      });
+      item.appendChild(button);
+      list.appendChild(item);
+    }
+    note.hidden = sorted.length <= MAX_LISTED;
+    note.textContent = "The first " + MAX_LISTED + " of " + sorted.length + " are listed: type a name to narrow the list.";
+  }
+
   function applyFilters() {
     const q = document.getElementById("q").value.trim().toLowerCase();
     const want = {
@@ -113,6 +140,7 @@
     });
     if (markers.length) cluster.addLayers(markers); else ready();
     drawWedges();
+    listResults();
   }
 
   map.on("zoomend moveend", drawWedges);

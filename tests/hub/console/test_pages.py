@@ -42,7 +42,7 @@ async def test_map_incident_locker_fleet_audit(
         await hub.wait_ingesting()
         async with (
             hub.sites(SITES, broker, tmp_path / "sites", footage_s=120),
-            console_browser(hub) as browser,
+            console_browser(hub.home, hub.url) as browser,
         ):
             page = await browser.signed_in("ana")
             # The map: every shared camera of the three sites (the private one is not shared).
