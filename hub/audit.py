@@ -51,22 +51,37 @@ async def record(
     detail: str = "",
     outcome: str = "ok",
 ) -> None:
+    entry = make_entry(
+        actor, action, case=case, reason=reason, target=target, detail=detail, outcome=outcome
+    )
+    async with db.session() as session:
+        session.add(entry)
+
+
+def make_entry(
+    actor: Actor,
+    action: str,
+    *,
+    case: str | None = None,
+    reason: str | None = None,
+    target: str | None = None,
+    detail: str = "",
+    outcome: str = "ok",
+) -> AuditEntry:
+    """An entry to add in a transaction of the caller's (with what it records)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
-    async with db.session() as session:
-        session.add(
-            AuditEntry(
-                at=datetime.now(UTC),
-                analyst=actor.username,
-                action=action,
-                case=case,
-                reason=reason,
-                target=(target or "")[:200] or None,
-                detail=detail[:4000],
-                ip=actor.ip,
-                outcome=outcome,
-            )
-        )
+    return AuditEntry(
+        at=datetime.now(UTC),
+        analyst=actor.username,
+        action=action,
+        case=case,
+        reason=reason,
+        target=(target or "")[:200] or None,
+        detail=detail[:4000],
+        ip=actor.ip,
+        outcome=outcome,
+    )
 
 
 async def entries(

@@ -12,6 +12,7 @@ thing.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -28,7 +29,14 @@ from hub.presign import check_segment
 from hub.registry import MapCamera, cameras_near
 from hub.request import RequestError
 from hub.units import haversine_m, human_distance
-from hub.workflow import Publisher, RequestSpec, prepare_request, publish, record_request
+from hub.workflow import (
+    PreparedRequest,
+    Publisher,
+    RequestSpec,
+    prepare_request,
+    publish,
+    request_row,
+)
 
 MAX_RADIUS_M = 5_000.0
 MAX_WINDOW = timedelta(hours=24)
@@ -147,6 +155,7 @@ async def open_incident(
     outcome = IncidentOutcome(incident, plan)
     end = min(spec.end, now)
     key, issuer = hub.signing_key(), hub.issuer()
+    batch: list[tuple[MapCamera, PreparedRequest]] = []
     for camera in plan.cameras:
         request_spec = RequestSpec(
             cmd="clip",
@@ -160,34 +169,50 @@ async def open_incident(
             ttl=CLIP_TTL,
         )
         try:
-            prepared = prepare_request(hub.home, key, issuer, request_spec, now=now)
+            batch.append((camera, prepare_request(hub.home, key, issuer, request_spec, now=now)))
         except RequestError as exc:
             outcome.unsent.append((camera, str(exc)))
-            continue
-        row = await record_request(
-            hub.db, prepared, incident_id=incident.id, sharing=camera.sharing
-        )
-        try:
-            if publisher is None:
-                raise HubConnectionError("this hub is not connected to the broker")
-            await publish(publisher, prepared)
-        except (HubConnectionError, aiomqtt.MqttError, OSError) as exc:
-            await _mark_unsent(hub, row.id, f"not sent: {exc}")
-            outcome.unsent.append((camera, f"not sent: {exc}"))
-            continue
-        outcome.sent.append(row)
-        await audit.record(
-            hub.db,
-            actor,
-            "request",
-            case=spec.case,
-            reason=spec.reason,
-            target=f"{camera.site}/{camera.camera}",
-            detail=f"clip {spec.start.isoformat()} to {end.isoformat()}, request {row.id}, "
-            f"{camera.sharing}",
-        )
+    # Every request recorded (with its audit entry) in one transaction before any is sent, so
+    # no event can arrive for an unknown request; then all sent at once.
+    rows = {}
+    async with hub.db.session() as session:
+        for camera, prepared in batch:
+            row = request_row(prepared, incident_id=incident.id, sharing=camera.sharing)
+            session.add(row)
+            rows[prepared.jti] = row
+            session.add(
+                audit.make_entry(
+                    actor,
+                    "request",
+                    case=spec.case,
+                    reason=spec.reason,
+                    target=f"{camera.site}/{camera.camera}",
+                    detail=f"clip {spec.start.isoformat()} to {end.isoformat()}, request "
+                    f"{prepared.jti}, {camera.sharing}",
+                )
+            )
+    results = await asyncio.gather(
+        *(_send(publisher, prepared) for _, prepared in batch), return_exceptions=True
+    )
+    for (camera, prepared), result in zip(batch, results, strict=True):
+        if isinstance(result, BaseException):
+            if not isinstance(result, _SEND_ERRORS):
+                raise result
+            await _mark_unsent(hub, prepared.jti, f"not sent: {result}")
+            outcome.unsent.append((camera, f"not sent: {result}"))
+        else:
+            outcome.sent.append(rows[prepared.jti])
     hub.bus.publish(f"incident:{incident.id}", "incidents")
     return outcome
+
+
+_SEND_ERRORS = (HubConnectionError, aiomqtt.MqttError, OSError)
+
+
+async def _send(publisher: Publisher | None, prepared: PreparedRequest) -> None:
+    if publisher is None:
+        raise HubConnectionError("this hub is not connected to the broker")
+    await publish(publisher, prepared)
 
 
 async def _mark_unsent(hub: Hub, request_id: str, message: str) -> None:

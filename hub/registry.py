@@ -207,8 +207,9 @@ async def map_cameras(
 ) -> list[MapCamera]:
     """Every shared camera from a verified registry (optionally within `bbox` =
     south, west, north, east)."""
+    # Columns, not ORM objects: the map of a city reads thousands of rows at each load.
     query = (
-        select(Camera, Site.name, Site.online)
+        select(*_MAP_COLUMNS, Site.name, Site.online)
         .join(Site, Site.id == Camera.site_id)
         .where(Site.registry_verdict == Verdict.VERIFIED.value)
         .order_by(Camera.site_id, Camera.id)
@@ -224,29 +225,32 @@ async def map_cameras(
         query = query.where(Camera.online.is_(True))
     async with db.session() as session:
         rows = (await session.execute(query)).all()
-    return [_map_camera(camera, name, online) for camera, name, online in rows]
+    return [
+        MapCamera(
+            site=row[0],
+            site_name=row[13],
+            camera=row[1],
+            name=row[2],
+            lat=row[3],
+            lon=row[4],
+            heading=row[5],
+            fov=row[6],
+            sharing=row[7],
+            live=row[8],
+            verdict=row[9],
+            online=row[10],
+            site_online=row[14],
+            footage_hours=row[11],
+        )
+        for row in rows
+    ]
 
 
-def _map_camera(
-    camera: Camera, site_name: str, site_online: bool | None, distance: float | None = None
-) -> MapCamera:
-    return MapCamera(
-        site=camera.site_id,
-        site_name=site_name,
-        camera=camera.id,
-        name=camera.name,
-        lat=camera.lat,
-        lon=camera.lon,
-        heading=camera.heading,
-        fov=camera.fov,
-        sharing=camera.sharing,
-        live=camera.live,
-        verdict=camera.verdict,
-        online=camera.online,
-        site_online=site_online,
-        footage_hours=camera.footage_hours,
-        distance_m=distance,
-    )
+_MAP_COLUMNS = (
+    Camera.site_id, Camera.id, Camera.name, Camera.lat, Camera.lon, Camera.heading, Camera.fov,
+    Camera.sharing, Camera.live, Camera.verdict, Camera.online, Camera.footage_hours,
+    Camera.updated,
+)  # fmt: skip
 
 
 _EARTH_M_PER_DEG = 111_320.0

@@ -173,8 +173,18 @@ async def record_request(
 ) -> RequestRow:
     """The request as sent, before it is published (so no event can arrive for an unknown
     request)."""
+    row = request_row(prepared, incident_id=incident_id, sharing=sharing)
+    async with db.session() as session:
+        session.add(row)
+    return row
+
+
+def request_row(
+    prepared: PreparedRequest, *, incident_id: int | None = None, sharing: str | None = None
+) -> RequestRow:
+    """The database row of a prepared request (to add in a transaction of the caller's)."""
     spec, claims = prepared.spec, prepared.claims
-    row = RequestRow(
+    return RequestRow(
         id=prepared.jti,
         incident_id=incident_id,
         site_id=spec.site,
@@ -196,9 +206,6 @@ async def record_request(
         state="sent",
         updated=datetime.now(UTC),
     )
-    async with db.session() as session:
-        session.add(row)
-    return row
 
 
 async def publish(client: Publisher, prepared: PreparedRequest) -> None:
