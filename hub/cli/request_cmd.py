@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,8 @@ from rich.text import Text
 
 from agent.wire import Event, EventState, Topics
 from agent.wire.requests import COMMANDS
-from hub import evidence
+from hub import audit, evidence
+from hub.audit import Actor
 from hub.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -119,6 +121,15 @@ def cmd_request(args: argparse.Namespace, home: HubHome) -> int:
                     f"`rtcc-hub sites trust {args.site} JWK` (or send with --no-wait)"
                 )
             await record_request(hub.db, prepared)
+            await audit.record(
+                hub.db,
+                Actor(args.requester or f"cli:{getpass.getuser()}"),
+                "live" if args.cmd == "stream" else "request",
+                case=args.case,
+                reason=args.reason,
+                target=f"{args.site}/{args.camera}" if args.camera else args.site,
+                detail=f"{args.cmd} request {prepared.jti} from the command line",
+            )
             async with hub_client(broker) as client:
                 if not args.no_wait:
                     await client.subscribe(Topics(args.site).evt, qos=1)
@@ -163,9 +174,16 @@ async def _receive(
     event, request = recorded.event, recorded.request
     if event.state is not EventState.COMPLETED or prepared.upload is None or request is None:
         return
+    received = None
     if recorded.first and event.manifest is not None:
-        await evidence.receive(hub, request, event.manifest)
+        received = await evidence.receive(hub, request, event.manifest)
     _show_received(prepared.upload, json_lines=json_lines)
+    if received is not None and not json_lines:
+        console.print(
+            f"in the evidence locker (item {received.evidence_id}): "
+            f"{evidence.summary(received.verification)}",
+            highlight=False,
+        )
 
 
 def _show_relay(relay: MintedSession, *, json_lines: bool) -> None:

@@ -102,8 +102,38 @@ async def test_incident_from_the_command_line(
                 pending = await session.get(RequestRow, _request_of(lines, "inc-b/lot"))
             assert actions == ["received", "verified"]
             assert pending is not None and pending.state == "pending_approval"
-            assert (hub.home.root / "cases" / "2026-114523" / found[0].request_id
-                    / "clip.mp4").is_file()  # fmt: skip
+            clip = hub.home.root / "cases" / "2026-114523" / found[0].request_id / "clip.mp4"
+            assert clip.is_file()
+
+            # Someone alters the stored clip: verifying again says so, and the custody shows it.
+            data = bytearray(clip.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            clip.write_bytes(bytes(data))
+            await hub.add_analyst("ana")
+            async with (
+                hub.signed_in("ana") as http,
+                http.post(f"{hub.url}/evidence/{found[0].id}/verify") as response,
+            ):
+                assert response.status == 200
+                page = await response.text()
+            assert 'data-verified="no"' in page and "NOT verified" in page
+            assert "is not the signed" in page  # the SHA-256 check names both hashes
+            async with hub.console.hub.db.session() as session:
+                stored = await session.get(Evidence, found[0].id)
+                last = (
+                    (
+                        await session.execute(
+                            select(Custody)
+                            .where(Custody.evidence_id == found[0].id)
+                            .order_by(Custody.id.desc())
+                        )
+                    )
+                    .scalars()
+                    .first()
+                )
+            assert stored is not None and stored.verified_ok is False
+            assert last is not None and (last.actor, last.action) == ("ana", "re-verified")
+            assert last.detail.startswith("NOT verified")
 
 
 def _request_of(lines: list[dict[str, Any]], camera: str) -> str:
