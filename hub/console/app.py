@@ -7,7 +7,7 @@ role decides what is shown; every POST carries the session's CSRF token.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import hashlib
 import importlib
 import socket
@@ -54,6 +54,9 @@ class Console:
         self.ingestor: Ingestor | None = None
         self.secure_cookies = context.public_url.startswith("https://")
         self.problem: str | None = None  # why the console cannot work (shown on every page)
+        # Set when the server shuts down: the pages' event streams end instead of holding the
+        # shutdown until its timeout.
+        self.closing = asyncio.Event()
 
     @property
     def hub(self) -> Hub:
@@ -87,6 +90,11 @@ class Console:
             await self.ingestor.start()
             await _catch_up(self._hub)
 
+    async def shutdown(self, app: web.Application) -> None:
+        self.closing.set()
+        if self._hub is not None:
+            self._hub.bus.publish("shutdown")
+
     async def cleanup(self, app: web.Application) -> None:
         if self.ingestor is not None:
             await self.ingestor.stop()
@@ -105,8 +113,13 @@ def default_ingest_id(context: ServerContext) -> str:
 
 async def _catch_up(hub: Hub) -> None:
     """Evidence a crash or a stop left unregistered: completed requests with no evidence."""
-    with contextlib.suppress(Exception):
-        await register_missing(hub)
+    try:
+        count = await register_missing(hub)
+    except Exception:  # the console starts regardless; the log says what went wrong
+        log.exception("console_evidence_catch_up_failed")
+        return
+    if count:
+        log.info("console_evidence_registered_late", count=count)
 
 
 CONSOLE = web.AppKey("rtcc_hub_console", Console)
@@ -133,6 +146,7 @@ def install(app: web.Application, context: ServerContext) -> None:
 
     environment.filters.update(view.FILTERS)
     app.on_startup.append(console.startup)
+    app.on_shutdown.append(console.shutdown)
     app.on_cleanup.append(console.cleanup)
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/static/console", STATIC, append_version=True, name="console_static")

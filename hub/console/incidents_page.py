@@ -261,7 +261,7 @@ async def events(request: web.Request, who: Who) -> web.StreamResponse:
         lines = [camera_line(item) for item in await incident_cameras(console.hub, found)]
         return json.dumps({"cameras": lines, "counts": summary(lines)})
 
-    await stream_changes(request, response, console.hub.bus, topics, snapshot)
+    await stream_changes(request, response, console.hub.bus, topics, snapshot, stop=console.closing)
     return response
 
 

@@ -140,7 +140,9 @@ async def events(request: web.Request, who: Who) -> web.StreamResponse:
         tiles = await live.wall(console.hub, relay_stats=stats)
         return json.dumps({"tiles": [tile_json(t) for t in tiles]})
 
-    await stream_changes(request, response, console.hub.bus, ["live"], snapshot)
+    await stream_changes(
+        request, response, console.hub.bus, ["live"], snapshot, stop=console.closing
+    )
     return response
 
 

@@ -8,6 +8,7 @@ proxies from closing an idle stream.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -25,12 +26,15 @@ async def stream_changes(
     bus: ChangeBus,
     topics: Sequence[str],
     snapshot: Callable[[], Awaitable[str]],
+    *,
+    stop: asyncio.Event,
 ) -> None:
-    """Until the browser goes away: send `snapshot()` as a `data:` event when it changes."""
+    """Until the browser goes away (or `stop`: the server shuts down): send `snapshot()` as a
+    `data:` event when it changes."""
     last = ""
     wrote = time.monotonic()
     try:
-        while True:
+        while not stop.is_set():
             version = bus.version
             payload = await snapshot()
             if payload != last:
@@ -39,7 +43,7 @@ async def stream_changes(
             elif time.monotonic() - wrote > KEEPALIVE_S:
                 await response.write(b": still here\n\n")
                 wrote = time.monotonic()
-            await bus.wait(topics, since=version, within=POLL_S)
+            await bus.wait([*topics, "shutdown"], since=version, within=POLL_S)
     except (ConnectionResetError, RuntimeError):
         return  # the page was closed
 
