@@ -17,9 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from agent.wire import Event, EventState
+from agent.wire.codes import FINAL_STATES
 from hub.db import Database, EventRow, RequestRow
 from hub.db.ops import insert_ignore
 from hub.trust import Checked
+
+# The states after which a request's row never moves again ("unsent": the hub could not send it).
+SETTLED = frozenset({state.value for state in FINAL_STATES} | {"unsent"})
 
 
 @dataclass(frozen=True)

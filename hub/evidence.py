@@ -31,6 +31,7 @@ from hub.core import Hub
 from hub.csvout import to_csv
 from hub.db import Custody, EventRow, Evidence, RequestRow
 from hub.db.ops import insert_ignore
+from hub.events import SETTLED
 from hub.presign import CLIP_NAME, MANIFEST_NAME, SNAPSHOT_NAME, case_directory
 from hub.verify import Verification, verify_files
 
@@ -269,22 +270,10 @@ async def cases(hub: Hub) -> list[CaseSummary]:
             entry["items"] += 1
             entry["verified"] += found.verified_ok is True
             entry["failed"] += found.verified_ok is False
-        elif request.state not in _FINAL:
+        elif request.state not in SETTLED:
             entry["waiting"] += 1
     ordered = sorted(summaries.items(), key=lambda kv: kv[1]["last"], reverse=True)
     return [CaseSummary(case, **values) for case, values in ordered]
-
-
-_FINAL = {
-    s.value
-    for s in (
-        EventState.REJECTED,
-        EventState.COMPLETED,
-        EventState.FAILED,
-        EventState.CANCELLED,
-        EventState.ENDED,
-    )
-}
 
 
 def custody_csv(entries: Sequence[Custody]) -> str:
@@ -319,27 +308,17 @@ async def bundle(hub: Hub, evidence_id: int, *, analyst: str, target: Path) -> P
     path = evidence_path(hub, found.evidence)
     if path is None or not await asyncio.to_thread(path.is_file):
         raise EvidenceError("the file of this evidence is not on this hub")
-    now = datetime.now(UTC)
+    download = {
+        "evidence_id": evidence_id,
+        "actor": analyst,
+        "action": "downloaded",
+        "detail": f"bundle {target.name}",
+        "at": datetime.now(UTC),
+    }
     async with hub.db.session() as session:
-        session.add(
-            Custody(
-                evidence_id=evidence_id,
-                actor=analyst,
-                action="downloaded",
-                detail=f"bundle {target.name}",
-                at=now,
-            )
-        )
-    custody = [*found.custody]
-    custody.append(
-        Custody(
-            evidence_id=evidence_id,
-            actor=analyst,
-            action="downloaded",
-            detail=f"bundle {target.name}",
-            at=now,
-        )
-    )
+        session.add(Custody(**download))
+    # The bundle's own custody record ends with this download.
+    custody = [*found.custody, Custody(**download)]
     await asyncio.to_thread(_write_bundle, target, path, found, custody)
     hub.bus.publish(f"case:{found.evidence.case}")
     return target

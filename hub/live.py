@@ -19,6 +19,7 @@ from hub import audit
 from hub.audit import Actor
 from hub.core import Hub
 from hub.db import Camera, RequestRow
+from hub.events import SETTLED
 from hub.request import RequestError
 from hub.workflow import Publisher, RequestSpec, prepare_request, publish, record_request
 
@@ -112,7 +113,7 @@ async def stop_live(
         raise LiveError("there is no such live view")
     if row.requester != actor.username and not may_stop_any:
         raise LiveError("only the analyst who started it, or a supervisor, can stop it")
-    if row.state in _FINAL:
+    if row.state in SETTLED:
         return row
     if publisher is None:
         raise LiveError("this hub is not connected to the broker; the view was not stopped")
@@ -131,18 +132,6 @@ async def stop_live(
     return row
 
 
-_FINAL = {
-    s.value
-    for s in (
-        EventState.REJECTED,
-        EventState.COMPLETED,
-        EventState.FAILED,
-        EventState.CANCELLED,
-        EventState.ENDED,
-    )
-} | {"unsent"}
-
-
 @dataclass(frozen=True)
 class Tile:
     request: RequestRow
@@ -152,7 +141,7 @@ class Tile:
 
     @property
     def ended(self) -> bool:
-        return self.request.state in _FINAL
+        return self.request.state in SETTLED
 
     @property
     def status(self) -> str:
@@ -176,7 +165,7 @@ class Tile:
 
 
 def time_left(row: RequestRow, now: datetime) -> float | None:
-    if row.state in _FINAL:
+    if row.state in SETTLED:
         return None
     if row.started is not None and row.max_seconds is not None:
         return max(0.0, (row.started + timedelta(seconds=row.max_seconds) - now).total_seconds())
@@ -198,7 +187,7 @@ async def wall(
                 .where(RequestRow.cmd == "stream")
                 .where(
                     or_(
-                        RequestRow.state.not_in(_FINAL),
+                        RequestRow.state.not_in(SETTLED),
                         RequestRow.updated >= now - SHOW_ENDED_FOR,
                     )
                 )
@@ -207,7 +196,7 @@ async def wall(
         ).all()
     tiles = []
     for row, name in rows:
-        if row.state not in _FINAL and row.state == "sent" and row.expires < now:
+        if row.state not in SETTLED and row.state == "sent" and row.expires < now:
             continue  # never taken on, and now too old to be
         stats = relay_stats(row.relay_session) if relay_stats and row.relay_session else None
         tiles.append(Tile(row, name or row.camera_id or "", time_left(row, now), stats))

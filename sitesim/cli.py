@@ -16,28 +16,18 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from hub.ca import site_ca, write_private
+from hub.cli.common import arg_type
 from hub.server import load_serve_settings
 from hub.state import HubHome, HubStateError, write_atomic
 from hub.units import parse_distance, parse_duration, parse_point
 from sitesim import __version__
 from sitesim.layout import city
 from sitesim.site import Broker, Rtcc, Simulation
-
-
-def _arg(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,13 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--broker", metavar="URL", help="site broker URL (default: the hub's)")
     run.add_argument("--ca", type=Path, metavar="FILE", help="the broker's CA (default: hub's)")
     run.add_argument("--sites", type=int, default=10, metavar="N")
-    run.add_argument("--near", type=_arg(parse_point), default=(35.0844, -106.6504))
-    run.add_argument("--spread", type=_arg(parse_distance), default=3000.0, metavar="DIST")
+    run.add_argument("--near", type=arg_type(parse_point), default=(35.0844, -106.6504))
+    run.add_argument("--spread", type=arg_type(parse_distance), default=3000.0, metavar="DIST")
     run.add_argument("--prefix", default="sim", help="site ids are PREFIX-0000, PREFIX-0001, …")
     run.add_argument("--dir", type=Path, required=True, metavar="DIR", help="state directories")
     run.add_argument(
         "--footage",
-        type=_arg(parse_duration),
+        type=arg_type(parse_duration),
         default=timedelta(0),
         metavar="DUR",
         help="synthetic footage each camera holds (clips are delivered); default none",

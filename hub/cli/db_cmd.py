@@ -26,30 +26,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def cmd_upgrade(args: argparse.Namespace, home: HubHome) -> int:
     url = database_url(home, args.database)
-
-    async def run() -> str | None:
-        db = await Database.open(url, migrate=True)
-        try:
-            return await db.revision()
-        finally:
-            await db.close()
-
-    revision = asyncio.run(run())
+    revision = asyncio.run(_revision(url, migrate=True))
     console.print(f"{redacted(url)} is at schema {revision}", highlight=False)
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace, home: HubHome) -> int:
     url = database_url(home, args.database)
-
-    async def run() -> str | None:
-        db = await Database.open(url, migrate=False, check=False)
-        try:
-            return await db.revision()
-        finally:
-            await db.close()
-
-    current = asyncio.run(run())
+    current = asyncio.run(_revision(url, migrate=False))
     head = head_revision()
     if args.json:
         json_line({"database": redacted(url), "schema": current, "latest": head})
@@ -61,16 +45,17 @@ def cmd_status(args: argparse.Namespace, home: HubHome) -> int:
 
 def cmd_use(args: argparse.Namespace, home: HubHome) -> int:
     url = str(normalise_url(args.url).render_as_string(hide_password=False))
-
-    async def run() -> str | None:
-        db = await Database.open(url, migrate=True)
-        try:
-            return await db.revision()
-        finally:
-            await db.close()
-
-    revision = asyncio.run(run())
+    revision = asyncio.run(_revision(url, migrate=True))
     config = home.load_config()
     home.save_config(config.model_copy(update={"database": url}))
     console.print(f"the hub now uses {redacted(url)} (schema {revision})", highlight=False)
     return EXIT_OK
+
+
+async def _revision(url: str, *, migrate: bool) -> str | None:
+    """The schema revision of the database at `url` (brought to the latest with `migrate`)."""
+    db = await Database.open(url, migrate=migrate, check=False)
+    try:
+        return await db.revision()
+    finally:
+        await db.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
 
 from rich.table import Table
@@ -36,7 +36,7 @@ from hub.cli.common import (
     run_with_hub,
 )
 from hub.core import Hub
-from hub.events import record_event
+from hub.events import SETTLED, record_event
 from hub.incidents import IncidentError, IncidentSpec, open_incident, plan_incident
 from hub.ingest import ingest_retained
 from hub.mqtt import hub_client
@@ -50,13 +50,6 @@ TAKEN_ON = {
     EventState.PENDING_APPROVAL.value,
     EventState.APPROVED.value,
     EventState.PROGRESS.value,
-}
-FINAL = {
-    EventState.REJECTED.value,
-    EventState.COMPLETED.value,
-    EventState.FAILED.value,
-    EventState.CANCELLED.value,
-    "unsent",
 }
 SAYS = {
     "accepted": "accepted: footage on its way",
@@ -142,7 +135,7 @@ def cmd_new(args: argparse.Namespace, home: HubHome) -> int:
                 _line(args, f"{camera.site}/{camera.camera}", "unsent", why)
             if args.no_wait or not sent:
                 return EXIT_OK if sent else EXIT_FAILED
-            wanted = FINAL if args.until == "completed" else FINAL | TAKEN_ON
+            wanted = SETTLED if args.until == "completed" else SETTLED | TAKEN_ON
             try:
                 async with asyncio.timeout(args.timeout.total_seconds()):
                     async for message in client.messages:
@@ -182,7 +175,7 @@ def cmd_new(args: argparse.Namespace, home: HubHome) -> int:
     return run_with_hub(args, home, work)
 
 
-def _settled(states: Iterable[str], wanted: set[str]) -> bool:
+def _settled(states: Iterable[str], wanted: Collection[str]) -> bool:
     return all(state in wanted for state in states)
 
 

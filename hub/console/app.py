@@ -189,3 +189,8 @@ def render(
     return aiohttp_jinja2.render_template(
         template, request, view.base_context(request) | context, status=status
     )
+
+
+def refusal(request: web.Request, title: str, message: str, *, status: int = 400) -> web.Response:
+    """A page that says, in one sentence, why something was not done."""
+    return render(request, "error.html", {"title": title, "message": message}, status=status)

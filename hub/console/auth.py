@@ -23,7 +23,7 @@ from aiohttp import web
 from hub import analysts, audit
 from hub.analysts import Role, role_at_least
 from hub.audit import Actor
-from hub.console.app import CONSOLE_PAGE, console_of, render
+from hub.console.app import CONSOLE_PAGE, console_of, refusal, render
 from hub.db import Analyst, LoginSession
 
 COOKIE = "rtcc_session"
@@ -99,25 +99,19 @@ def page(role: Role = "analyst") -> Callable[[Handler], Callable[[web.Request], 
             who = Who(analyst, session, client_ip(request))
             request[WHO] = who
             if request.method == "POST" and not await _csrf_ok(request, session.csrf):
-                return render(
+                return refusal(
                     request,
-                    "error.html",
-                    {
-                        "title": "Form expired",
-                        "message": "This form was opened in an earlier session or on another "
-                        "site, so it was not sent. Go back, reload the page and try again.",
-                    },
+                    "Form expired",
+                    "This form was opened in an earlier session or on another "
+                    "site, so it was not sent. Go back, reload the page and try again.",
                     status=403,
                 )
             if not who.can(role):
-                return render(
+                return refusal(
                     request,
-                    "error.html",
-                    {
-                        "title": "Not for your role",
-                        "message": f"This page is for a {role} or above; you are signed in as "
-                        f"{analyst.role}. Ask a supervisor if you need it.",
-                    },
+                    "Not for your role",
+                    f"This page is for a {role} or above; you are signed in as "
+                    f"{analyst.role}. Ask a supervisor if you need it.",
                     status=403,
                 )
             return await handler(request, who)

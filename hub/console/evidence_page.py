@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from hub import audit, evidence
-from hub.console.app import console_of, render
+from hub.console.app import console_of, refusal, render
 from hub.console.auth import Who, page
 from hub.console.incidents_page import REJECTIONS
 from hub.db import Custody, RequestRow
@@ -154,12 +154,7 @@ async def bundle(request: web.Request, who: Who) -> web.StreamResponse:
         )
     except EvidenceError as exc:
         await asyncio.to_thread(_remove, folder)
-        return render(
-            request,
-            "error.html",
-            {"title": "Cannot download", "message": str(exc)},
-            status=404,
-        )
+        return refusal(request, "Cannot download", str(exc), status=404)
     await audit.record(
         console.hub.db,
         who.actor,

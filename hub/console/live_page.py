@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from hub import audit, live
-from hub.console.app import console_of, render
+from hub.console.app import console_of, refusal, render
 from hub.console.auth import Who, page
 from hub.console.sse import event_stream, stream_changes
 from hub.live import LiveError, Tile
@@ -82,10 +82,7 @@ async def start(request: web.Request, who: Who) -> web.StreamResponse:
             actor=who.actor,
         )
     except LiveError as exc:
-        return render(
-            request, "error.html", {"title": "Live view not started", "message": str(exc)},
-            status=400,
-        )  # fmt: skip
+        return refusal(request, "Live view not started", str(exc), status=400)
     raise web.HTTPSeeOther("/wall")
 
 
@@ -101,10 +98,7 @@ async def stop(request: web.Request, who: Who) -> web.StreamResponse:
             may_stop_any=who.can("supervisor"),
         )
     except LiveError as exc:
-        return render(
-            request, "error.html", {"title": "Live view not stopped", "message": str(exc)},
-            status=400,
-        )  # fmt: skip
+        return refusal(request, "Live view not stopped", str(exc), status=400)
     raise web.HTTPSeeOther("/wall?note=stopping")
 
 

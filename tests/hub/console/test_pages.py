@@ -99,10 +99,12 @@ async def test_map_incident_locker_fleet_audit(
             assert "CVE-2021-36260" in await page.inner_text("#fleet")
             await page.click("#fleet th >> text=Site")
             await page.wait_for_url("**/fleet?sort=site*")
-            sites = await page.locator("#fleet tbody tr").evaluate_all(
+            rows = await page.locator("#fleet tbody tr").evaluate_all(
                 "rows => rows.map(r => r.dataset.site)"
             )
-            assert sites in (["pg-a", "pg-b", "pg-c"], ["pg-c", "pg-b", "pg-a"])
+            # (The session's broker may still hold other tests' sites: untrusted, listed too.)
+            ours = [site for site in rows if site.startswith("pg-")]
+            assert ours in (["pg-a", "pg-b", "pg-c"], ["pg-c", "pg-b", "pg-a"])
             await browser.shot(page, "fleet")
 
             # The audit log, for a supervisor: ana's search, incident and download are in it.
