@@ -332,8 +332,12 @@ class LiveHub:
         source = self._sources[camera]
         if sub in source.subscribers:
             source.subscribers.remove(sub)
-            if not source.subscribers and self.on_demand is not None and not self._closed:
-                self.on_demand(camera, False)
+            if not source.subscribers:
+                # The worker stops forwarding: what is cached would soon be stale. The next
+                # viewer gets the worker's own current GOP instead.
+                source.gop.clear()
+                if self.on_demand is not None and not self._closed:
+                    self.on_demand(camera, False)
 
     # -- the producer (the supervisor, from its workers) ------------------------------------
 

@@ -235,9 +235,14 @@ async def test_a_new_viewer_starts_at_the_last_keyframe_at_once() -> None:
     hub.interrupt("cam")
     hub.publish_init("cam", _init(320), session=2)
     hub.publish_fragment("cam", b"p" * 100, keyframe=False, wall_us=_wall(5))
+    joiner = hub.subscribe("cam")
+    assert joiner.queued_bytes == 0
+    # Everyone leaves (the worker stops forwarding): nothing stale is kept for the next viewer.
+    hub.publish_fragment("cam", b"k" * 100, keyframe=True, wall_us=_wall(6))
+    for feed in (first, late, joiner):
+        await feed.aclose()
+    assert not hub.wanted("cam")
     assert hub.subscribe("cam").queued_bytes == 0
-    await first.aclose()
-    await late.aclose()
 
 
 def test_gop_cache_is_bounded() -> None:
