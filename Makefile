@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-SYSPKGS := mosquitto ffmpeg
+SYSPKGS := mosquitto ffmpeg chromium postgresql
 # The suite mostly waits on real-time video and real servers: three workers on two cores take
 # it from about 14 to about 6 minutes. Each worker has its own broker and cameras.
 TEST_WORKERS ?= 3
@@ -41,12 +41,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# Installs the system packages the demo and the tests drive (a real broker, ffprobe as the
-# independent clip checker) when they are missing.
+# Installs the system packages the demo and the tests drive when they are missing: a real
+# broker, ffprobe as the independent clip checker, Chromium for the console's pages (driven by
+# playwright, never a downloaded browser) and PostgreSQL (the tests start their own cluster).
 sysdeps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory APT_PKGS="$$missing" apt; fi
 
 apt:

@@ -1,11 +1,11 @@
-"""Live view: request → first fragment at the relay, and the agent's CPU per live session
-against the recorder alone, in the same run (issue 7).
+"""Live view: request → first frame at the viewer, and the agent's CPU per live session
+against the recorder alone, in the same run (issues 7 and 16).
 
     python -m bench.live_bench [--seconds 30] [--sessions 1] [--repeat 10] [--json]
 
 Everything is real and in its own process except the relay:
 
-* camsim (`camsim run`, one generic camera: 1920x1080 H.264 15 fps 4 Mbit/s, GOP 30);
+* camsim (`camsim run`, one generic camera: 1920x1080 H.264 15 fps 4 Mbit/s, GOP 30 = 2 s);
 * a TLS mosquitto (the test broker: client certificates, ACL);
 * `rtcc-edge run`, the real daemon (recorder worker, link, tunnel), recording the camera;
 * the hub's relay (`hub.relay` on HTTPS, the application `rtcc-hub serve` runs) in this process,
@@ -13,15 +13,19 @@ Everything is real and in its own process except the relay:
 
 1. **Recorder alone**: after a warm-up, CPU (user + system, psutil) of the agent's whole process
    tree over `--seconds`.
-2. **Request → first fragment**, `--repeat` times: a `stream` request (fresh relay session) is
-   published at a random moment; the time from the publish to the relay receiving the first
-   media fragment. Each session lasts 2 s and has ended before the next request.
-3. **Live**: `--sessions` sessions streaming at once; the agent tree's CPU over `--seconds`.
+2. **Request → first frame**, `--repeat` times: a viewer is already waiting on a fresh relay
+   session (an analyst who pressed "watch live"); a `stream` request is published at a random
+   moment; measured from the publish: the relay's first media fragment, and the viewer holding
+   the init segment and a fragment that starts with a keyframe (then decoded with PyAV, to be
+   sure). Each session lasts 2 s and has ended before the next request.
+3. **The peer**: `ffmpeg` opening the camera's RTSP itself, time to its first decoded frame.
+4. **Live**: `--sessions` sessions streaming at once; the agent tree's CPU over `--seconds`.
 
-Printed: each latency and the median; CPU recorder alone, with the sessions, the difference per
-session and the ratio live / alone. The first fragment cannot reach the relay before the
-camera's next keyframe and the end of that fragment (≤ 1 s), so with a 2 s GOP expect about
-1–3 s, most of it waiting for the camera.
+Printed: each latency and the median, the ratio to ffmpeg direct; CPU recorder alone, with the
+sessions, the difference per session and the ratio live / alone. Without a cache the first
+fragment cannot leave the site before the camera's next keyframe (up to a GOP, 2 s); the
+recorder keeps the current GOP, so it leaves at once and the viewer starts up to a GOP behind
+live.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import io
 import json
 import random
 import shutil
@@ -42,10 +47,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import av
+
 from agent.identity import DeviceKey, device_key_path
 from agent.log import configure_logging
+from agent.store import fmp4
 from agent.wire import Topics
 from bench.record_cpu import PASSWORD, Camsim, cpu_seconds, machine, tree
+from hub.relay_media import fragment_keyframe, parse_init
 from hub.relay_sessions import MintedSession
 from tests.support.broker import MosquittoBroker
 from tests.support.relay import RunningRelay, running_relay
@@ -138,8 +148,20 @@ class Requester:
 
     async def first_fragment(self, max_seconds: int) -> tuple[MintedSession, float]:
         """Publish one stream request; seconds until the relay has its first media fragment."""
+        minted, at_relay, _ = await self.first_frame(max_seconds, viewer=False)
+        return minted, at_relay
+
+    async def first_frame(
+        self, max_seconds: int, *, viewer: bool = True
+    ) -> tuple[MintedSession, float, float | None]:
+        """Publish one stream request with a viewer already waiting on the relay (as an analyst
+        who pressed "watch live" is); seconds until the relay has its first media fragment, and
+        until the viewer holds a decodable first frame (the init segment and a fragment that
+        starts with a keyframe). The frame is then decoded with PyAV to be sure it is one."""
         minted = self.relay.mint(site=SITE, camera=CAMERA, lifetime=timedelta(minutes=10))
         payload = self.token(minted, max_seconds)
+        watching = asyncio.create_task(self._view(minted)) if viewer else None
+        await asyncio.sleep(0.05)  # the viewer's request is at the relay
         async with self.broker.client() as hub:
             sent = time.time()
             await hub.publish(Topics(SITE).req, payload, qos=1)
@@ -147,8 +169,34 @@ class Requester:
             while True:
                 live = self.relay.relay.session(minted.record.id)
                 if live is not None and live.fragments_in and live.last_received is not None:
-                    return minted, live.last_received - sent
+                    at_relay = live.last_received - sent
+                    break
                 await asyncio.sleep(0.002)
+        at_viewer = None
+        if watching is not None:
+            arrived, data = await asyncio.wait_for(watching, 60)
+            at_viewer = arrived - sent
+            await asyncio.to_thread(_decode_first_frame, data)
+        return minted, at_relay, at_viewer
+
+    async def _view(self, minted: MintedSession) -> tuple[float, bytes]:
+        """Read the viewer URL until a decodable first frame is in; (wall time, the bytes)."""
+        buffer = bytearray()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(minted.viewer_url, ssl=self.relay.client_ssl()) as response,
+        ):
+            response.raise_for_status()
+            async for chunk in response.content.iter_any():
+                buffer += chunk
+                split = fmp4.split_stream(buffer, have_init=False)
+                if split.init_end and split.fragments:
+                    info = parse_init(bytes(buffer[: split.init_end]))
+                    moof, mdat = split.fragments[0]
+                    first = bytes(buffer[moof.offset : mdat.end])
+                    if fragment_keyframe(first, info):
+                        return time.time(), bytes(buffer[: mdat.end])
+        raise RuntimeError("the viewer's stream ended before a keyframe")
 
     async def wait_gone(self, minted: MintedSession) -> None:
         deadline = time.monotonic() + 60
@@ -156,6 +204,26 @@ class Requester:
             if time.monotonic() > deadline:
                 raise TimeoutError("the live session did not end")
             await asyncio.sleep(0.05)
+
+
+def _decode_first_frame(data: bytes) -> None:
+    with av.open(io.BytesIO(data), "r", format="mp4") as container:
+        for _frame in container.decode(video=0):
+            return
+    raise RuntimeError("the viewer's first fragment holds no decodable frame")
+
+
+def ffmpeg_first_frame(camera: Any) -> float:
+    """The peer: `ffmpeg` opening the camera's RTSP stream itself (as a VMS client would), time
+    to its first decoded frame (it, too, must wait for a keyframe)."""
+    url = camera["rtsp"]["main"].replace("rtsp://", f"rtsp://{camera['username']}:{PASSWORD}@")
+    started = time.monotonic()
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-frames:v", "1",
+         "-f", "null", "-"],
+        check=True, timeout=60, capture_output=True,
+    )  # fmt: skip
+    return time.monotonic() - started
 
 
 def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -198,13 +266,21 @@ async def bench(seconds: float, sessions: int, repeat: int, warmup: float) -> di
 
                 requester = Requester(broker, key, relay)
                 latencies: list[float] = []
+                frames: list[float] = []
                 for _ in range(repeat):
-                    # A random pause: the wait for the camera's next keyframe depends on when
-                    # the request lands in its GOP, so sample that phase rather than lock to it.
+                    # A random pause: without the GOP cache the wait for the camera's next
+                    # keyframe depends on when the request lands in its GOP, so sample that
+                    # phase rather than lock to it.
                     await asyncio.sleep(random.uniform(0, 2.5))
-                    minted, latency = await requester.first_fragment(max_seconds=2)
+                    minted, latency, frame = await requester.first_frame(max_seconds=2)
                     latencies.append(latency)
+                    assert frame is not None
+                    frames.append(frame)
                     await requester.wait_gone(minted)
+                direct = [
+                    await asyncio.to_thread(ffmpeg_first_frame, camsim.cameras[0])
+                    for _ in range(min(repeat, 5))
+                ]
 
                 running = [
                     await requester.first_fragment(max_seconds=int(seconds + warmup + 30))
@@ -230,6 +306,10 @@ async def bench(seconds: float, sessions: int, repeat: int, warmup: float) -> di
         "sessions": sessions,
         "first_fragment_s": [round(x, 3) for x in latencies],
         "first_fragment_median_s": round(statistics.median(latencies), 3),
+        "first_frame_at_viewer_s": [round(x, 3) for x in frames],
+        "first_frame_at_viewer_median_s": round(statistics.median(frames), 3),
+        "ffmpeg_direct_first_frame_s": [round(x, 3) for x in direct],
+        "ffmpeg_direct_first_frame_median_s": round(statistics.median(direct), 3),
         "cpu_recorder_alone_percent": round(alone, 2),
         "cpu_with_live_percent": round(live, 2),
         "cpu_per_session_percent": round(per_session, 2),
@@ -256,6 +336,19 @@ def main(argv: list[str] | None = None) -> int:
         "request → first fragment at the relay: "
         + ", ".join(f"{x:.2f} s" for x in result["first_fragment_s"])
         + f" (median {result['first_fragment_median_s']:.2f} s)"
+    )
+    viewer, direct = (
+        result["first_frame_at_viewer_median_s"],
+        result["ffmpeg_direct_first_frame_median_s"],
+    )
+    print(
+        "request → first frame at the viewer: "
+        + ", ".join(f"{x:.2f} s" for x in result["first_frame_at_viewer_s"])
+        + f" (median {viewer:.2f} s)"
+    )
+    print(
+        f"ffmpeg opening the camera's RTSP itself → first decoded frame: median {direct:.2f} s; "
+        f"ratio viewer / ffmpeg direct: {viewer / direct:.2f}"
     )
     alone, live = result["cpu_recorder_alone_percent"], result["cpu_with_live_percent"]
     print(

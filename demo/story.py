@@ -20,6 +20,7 @@ from typing import Any
 
 from rich.table import Table
 
+from demo.console import console_tour
 from demo.shell import BIN, DemoError, Shell, console
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ LAT, LON = 35.0844, -106.6504  # Central Ave NW, Albuquerque
 CAMERA_PASSWORD = "Demo-Cam-2026"  # noqa: S105 - the simulated cameras' own password
 ISSUER = "https://rtcc.demo.city"
 CASE = "2026-114523"
+INCIDENT_CASE = "2026-114530"
 
 CAMERAS = [
     # id, persona, address, what the owner shares
@@ -403,6 +405,7 @@ def main() -> int:
         story.approval()
         story.live()
         story.audit()
+        shots = console_tour(story, lat=LAT, lon=LON, case=INCIDENT_CASE)
         story.shutdown()
     except DemoError as exc:
         console.print(f"\n[bold red]demo failed:[/] {sh.shown(str(exc))}")
@@ -416,5 +419,9 @@ def main() -> int:
     elapsed = time.monotonic() - sh.started
     console.print(
         f"\n[bold green]demo complete in {elapsed:.0f} s[/]; everything it made is in demo-run/"
+    )
+    console.print(
+        f"The RTCC console was at {story.hub_url}/ (run `rtcc-hub --home demo-run/hub serve` to "
+        "open it again); screenshots: " + ", ".join(sh.shown(str(s)) for s in shots)
     )
     return 0

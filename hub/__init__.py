@@ -1,8 +1,11 @@
-"""rtcc-hub: the reference RTCC side of rtcc-edge (DESIGN §2).
+"""rtcc-hub: the RTCC side of rtcc-edge (DESIGN §2).
 
-A library under the `rtcc-hub` CLI: the hub's home (configuration, signing key, JWKS, trusted
-site keys), building and signing requests, following their events, the retained registry as a
-camera map, and watching every site's messages, each checked against the site's device key.
+One library with three clients: the console (`hub.console`, the analysts' web application),
+the command line (`hub.cli`, `rtcc-hub`) and the MQTT event ingestion (`hub.ingest`). It holds
+the hub's home (configuration, signing key, JWKS, trusted site keys: files), its database
+(`hub.db`: sites and cameras, requests and events, incidents, evidence, analysts, the audit log),
+the request workflow (`hub.workflow`), incidents, the evidence locker, the live wall, fleet
+health, and the checks of every site message against the site's device key (`hub.trust`).
 """
 
 __version__ = "0.1.0"

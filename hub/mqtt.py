@@ -34,15 +34,20 @@ def tls_context(config: BrokerConfig) -> ssl.SSLContext:
     return context
 
 
-def hub_client(config: BrokerConfig, *, timeout: float = 15.0) -> aiomqtt.Client:
-    """An aiomqtt client for `config` (enter it with `async with`)."""
+def hub_client(
+    config: BrokerConfig, *, timeout: float = 15.0, identifier: str | None = None
+) -> aiomqtt.Client:
+    """An aiomqtt client for `config` (enter it with `async with`). With an `identifier` the
+    session is persistent (the broker queues QoS 1 messages while the client is away: the
+    event ingestion of `serve`); otherwise it is a clean session with a random id."""
     parts = urlsplit(config.url)
     secure = parts.scheme == "mqtts"
     return aiomqtt.Client(
         parts.hostname or "",
         parts.port or (8883 if secure else 1883),
-        identifier=f"rtcc-hub-{uuid.uuid4().hex[:12]}",
-        clean_session=True,
+        identifier=identifier or f"rtcc-hub-{uuid.uuid4().hex[:12]}",
+        clean_session=identifier is None,
+        protocol=aiomqtt.ProtocolVersion.V311,
         tls_context=tls_context(config) if secure else None,
         username=config.username,
         password=config.password.get_secret_value() if config.password else None,

@@ -10,17 +10,23 @@ Routes (each session minted by `rtcc-hub request stream`, see `hub.relay_session
   that is not what the protocol says closes the ingest (1003). The session is closed at its
   expiry (1008).
 - `GET /live/{session}.mp4?token=<viewer token>` — progressive fragmented MP4 (chunked) for any
-  number of viewers: the init segment, then fragments from the next keyframe on. Each viewer has
-  its own bounded queue: one that falls behind loses what it has not read and resumes at the next
-  keyframe fragment; one whose socket accepts nothing for `viewer_stall_seconds` is
+  number of viewers: the init segment, then fragments from the last keyframe on (the relay keeps
+  the current group of pictures, bounded, so a viewer who joins sees a picture at once). Each
+  viewer has its own bounded queue: one that falls behind loses what it has not read and resumes
+  at the next keyframe fragment; one whose socket accepts nothing for `viewer_stall_seconds` is
   disconnected. The kernel's send buffer of a viewer's connection is fixed
   (`viewer_send_buffer`) so that falling behind shows up in the queue, not as growing delay.
   The publisher only ever hands fragments to the queues, so no viewer can slow it or the other
   viewers. A viewer arriving before the stream waits up to `wait_for_publisher` seconds (then
   503); when the publisher leaves, every viewer's response ends.
-- `GET /live/{session}?token=…` — a minimal page playing the stream in a `<video>` element.
-- `GET /live/{session}/stats?token=…` — JSON: publisher state, bytes and fragments received,
-  each viewer's bytes sent and fragments skipped.
+- `GET /live/{session}?token=…` — a page playing the stream in a `<video>` element that says
+  what is going on: waiting for the site, live, ended and why, or that this browser cannot
+  play the camera's codec (H.265 in Chromium), instead of a dead player.
+- `GET /live/{session}/stats?token=…` — JSON: `state` (`waiting`, `live`, `ended`), the end
+  `reason` (the site's own word from its close frame: `max_seconds`, `cancelled`,
+  `owner_stopped`, …, or the relay's: `publisher_closed`, `expired`, `bad_media`), the `codec`
+  (`h264`, `hevc`), publisher state, bytes and fragments received, each viewer's bytes sent and
+  fragments skipped.
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ import asyncio
 import contextlib
 import html
 import itertools
+import json
+import re
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +51,7 @@ from urllib.parse import quote
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from agent.recorder.live import GopCache
 from hub.relay_media import (
     MAX_FRAGMENT_BYTES,
     InitInfo,
@@ -57,6 +66,8 @@ log = structlog.get_logger(__name__)
 
 SESSION_PATTERN = "{session:[A-Za-z0-9_-]{22}}"
 MAX_VIEWERS = 64
+MAX_ENDED_KEPT = 1000
+_REASON = re.compile(r"^[a-z][a-z_]{1,39}$")
 
 
 @dataclass(frozen=True)
@@ -167,6 +178,8 @@ class LiveSession:
     keyframes_in: int = 0
     last_received: float | None = None
     publisher_since: datetime | None = None
+    # Since the last keyframe: a viewer who joins now starts there (a picture at once).
+    gop: GopCache[Piece] = field(default_factory=GopCache)
     _started: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -178,6 +191,8 @@ class LiveSession:
         self.viewers.append(viewer)
         if self.init is not None:
             viewer.give_init(self.init)
+            for piece in self.gop.items():
+                viewer.offer(piece)
         return viewer
 
     def unsubscribe(self, viewer: Viewer) -> None:
@@ -206,6 +221,7 @@ class LiveSession:
         self.keyframes_in += keyframe
         self.last_received = now
         piece = Piece("media", data, keyframe, now)
+        self.gop.add(piece)
         for viewer in self.viewers:
             viewer.offer(piece)
 
@@ -219,6 +235,7 @@ class LiveSession:
         self.publisher_since = None
         self.init = None
         self.init_info = None
+        self.gop.clear()
         self._started.clear()
         for viewer in list(self.viewers):
             viewer.end(reason)
@@ -234,6 +251,7 @@ class LiveSession:
             "publisher": self.publisher,
             "publisher_since": self.publisher_since.isoformat() if self.publisher_since else None,
             "expires": self.record.expires.isoformat(),
+            "codec": self.init_info.codec_name if self.init_info else None,
             "bytes_in": self.bytes_in,
             "fragments_in": self.fragments_in,
             "keyframes_in": self.keyframes_in,
@@ -258,6 +276,9 @@ class Relay:
         self._sessions: dict[str, LiveSession] = {}
         self._publishers: set[web.WebSocketResponse] = set()
         self._closing = False
+        # Why each recent session's stream ended (the site's words when it said why), so a
+        # page can say "ended: the owner stopped it" instead of spinning.
+        self._ended: OrderedDict[str, tuple[str, datetime, str | None]] = OrderedDict()
 
     def session(self, session_id: str) -> LiveSession | None:
         """The session if the relay holds it now (a publisher or a viewer is connected)."""
@@ -314,6 +335,7 @@ class Relay:
             self._release(live)
             raise web.HTTPConflict(text="another publisher is streaming this session\n")
         live.attach_publisher()
+        self._ended.pop(record.id, None)
         self._publishers.add(ws)
         reason = "publisher_closed"
         log.info(
@@ -330,7 +352,9 @@ class Relay:
                 await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session expired")
         finally:
             self._publishers.discard(ws)
+            codec = live.init_info.codec_name if live.init_info else None
             live.detach_publisher(reason)
+            self._note_ended(record.id, reason, codec)
             self._release(live)
             log.info(
                 "relay_publisher_gone",
@@ -341,8 +365,34 @@ class Relay:
             )
         return ws
 
+    def _note_ended(self, session_id: str, reason: str, codec: str | None) -> None:
+        self._ended[session_id] = (reason, datetime.now(UTC), codec)
+        while len(self._ended) > MAX_ENDED_KEPT:
+            self._ended.popitem(last=False)
+
+    def status(self, session_id: str) -> dict[str, object] | None:
+        """What a page needs to say about a session this relay knows of: `waiting` (no video
+        yet), `live`, or `ended` (with why); None if it never saw it."""
+        live = self._sessions.get(session_id)
+        ended = self._ended.get(session_id)
+        if live is not None and live.init is not None:
+            return {"state": "live", "codec": live.init_info.codec_name if live.init_info else None,
+                    "viewers": len(live.viewers), "since": live.publisher_since}  # fmt: skip
+        if ended is not None:
+            reason, at, codec = ended
+            return {"state": "ended", "reason": reason, "ended_at": at, "codec": codec}
+        if live is not None:
+            return {"state": "waiting", "codec": None, "viewers": len(live.viewers)}
+        return None
+
     async def _read_publisher(self, ws: web.WebSocketResponse, live: LiveSession) -> str:
-        async for message in ws:
+        while True:
+            message = await ws.receive()
+            if message.type is WSMsgType.CLOSE:
+                # The site says why it stops (max_seconds, cancelled, owner_stopped, ...).
+                return _site_reason(message.extra) or "publisher_closed"
+            if message.type in (WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return "publisher_closed"
             if message.type is WSMsgType.BINARY:
                 try:
                     live.receive(message.data)
@@ -359,12 +409,17 @@ class Relay:
                 return "bad_media"
             elif message.type is WSMsgType.ERROR:
                 return "publisher_error"
-        return "publisher_closed"
 
     # -- viewers --------------------------------------------------------------------------
 
     async def view(self, request: web.Request) -> web.StreamResponse:
-        record = self._record(request, viewer=True)
+        return await self.serve_viewer(request, self._record(request, viewer=True))
+
+    async def serve_viewer(self, request: web.Request, record: SessionRecord) -> web.StreamResponse:
+        """Stream `record`'s session to this request (its access already checked: a viewer
+        token here, a signed-in analyst on the console's live wall)."""
+        if record.expired(self._clock()):
+            raise web.HTTPGone(text="this live session has expired\n")
         live = self._hold(record)
         if len(live.viewers) >= self.settings.max_viewers:
             self._release(live)
@@ -438,12 +493,14 @@ class Relay:
         record = self._record(request, viewer=True)
         token = request.query.get("token", "")
         video = f"{record.id}.mp4?token={quote(token, safe='')}"
+        stats = f"{record.id}/stats?token={quote(token, safe='')}"
         text = _page_template().substitute(
             title=html.escape(f"Live: {record.camera} at {record.site}"),
             camera=html.escape(record.camera),
             site=html.escape(record.site),
             case=html.escape(record.case or "-"),
             video_url=html.escape(video, quote=True),
+            stats_url=html.escape(stats, quote=True),
         )
         return web.Response(
             text=text,
@@ -454,7 +511,7 @@ class Relay:
                 "X-Content-Type-Options": "nosniff",
                 "X-Frame-Options": "DENY",
                 "Content-Security-Policy": "default-src 'none'; media-src 'self'; "
-                "style-src 'unsafe-inline'",
+                "script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'",
             },
         )
 
@@ -462,7 +519,10 @@ class Relay:
         record = self._record(request, viewer=True)
         live = self._sessions.get(record.id)
         data = live.stats() if live is not None else LiveSession(record).stats()
-        return web.json_response(data, headers={"Cache-Control": "no-store"})
+        status = self.status(record.id) or {"state": "waiting"}
+        data.update({key: status.get(key) for key in ("state", "reason", "ended_at")})
+        data["codec"] = data.get("codec") or status.get("codec")
+        return web.json_response(data, headers={"Cache-Control": "no-store"}, dumps=_dumps)
 
     async def close(self, app: web.Application | None = None) -> None:
         """End every stream (the server is shutting down)."""
@@ -474,11 +534,30 @@ class Relay:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"relay shutting down")
 
 
+def _site_reason(extra: object) -> str | None:
+    """The reason a site gave in its close frame, if it is one of the protocol's words."""
+    text = str(extra or "").strip()
+    return text if _REASON.match(text) else None
+
+
+def _dumps(data: object) -> str:
+    return json.dumps(data, default=str)
+
+
 def _bearer(header: str) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+async def _viewer_script(request: web.Request) -> web.Response:
+    text = resources.files("hub").joinpath("live_page.js").read_text(encoding="utf-8")
+    return web.Response(
+        text=text,
+        content_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 def _page_template() -> Template:
@@ -496,4 +575,5 @@ def setup(app: web.Application, context: ServerContext) -> None:
     app.router.add_get(f"/live/{SESSION_PATTERN}.mp4", relay.view, allow_head=False)
     app.router.add_get(f"/live/{SESSION_PATTERN}/stats", relay.stats, allow_head=False)
     app.router.add_get(f"/live/{SESSION_PATTERN}", relay.page, allow_head=False)
+    app.router.add_get("/live/viewer.js", _viewer_script, allow_head=False)
     app.on_shutdown.append(relay.close)

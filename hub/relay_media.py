@@ -1,43 +1,27 @@
 """Checking what a publisher sends the relay: an fMP4 init segment, then one fragment per message.
 
-The relay must know which fragments start with a keyframe (a viewer may only start there) and
-must not pass on garbage to viewers, so every message is parsed here before it is served. The
-publisher is a site the RTCC asked to stream, but its bytes are still input from outside: every
-size is checked against the message, and anything malformed is a `MediaError` (the relay then
-closes the ingest), never an exception from deep inside the parser.
+The relay must know which fragments start with a keyframe (a viewer may only start there), which
+codec the stream carries (a browser that cannot play it is told so) and must not pass on garbage
+to viewers, so every message is parsed before it is served. The publisher is a site the RTCC
+asked to stream, but its bytes are still input from outside: anything malformed is a
+`MediaError` (the relay then closes the ingest), never an exception from deep inside a parser.
 
-Only what the relay needs is read: the init segment's top-level boxes (it must hold a `moov`
-and no media) and the track defaults in `moov/mvex/trex`; per fragment, its `moof`+`mdat` pair and
-the sync flag of the first sample (`trun` first-sample or per-sample flags, else `tfhd`
-defaults, else `trex` defaults).
+The parsing is the agent's own (`agent.store.fmp4`, the parser its store checks its segments
+with), so the relay accepts exactly the fragmented MP4 the agent writes: an init segment of
+`ftyp` + `moov` (with `mvex`, a video track), then fragments of one `moof` and its `mdat`.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
+
+from agent.store.fmp4 import Box, BoxError, TrackInfo, iter_boxes, parse_fragment, parse_moov
 
 MAX_INIT_BYTES = 1024 * 1024
 MAX_FRAGMENT_BYTES = 16 * 1024 * 1024
 
-_HEADER = struct.Struct(">I4s")
-_U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
-_NON_SYNC = 0x10000
-_TFHD_BASE_DATA_OFFSET = 0x1
-_TFHD_SAMPLE_DESCRIPTION = 0x2
-_TFHD_DEFAULT_DURATION = 0x8
-_TFHD_DEFAULT_SIZE = 0x10
-_TFHD_DEFAULT_FLAGS = 0x20
-_TRUN_DATA_OFFSET = 0x1
-_TRUN_FIRST_FLAGS = 0x4
-_TRUN_DURATION = 0x100
-_TRUN_SIZE = 0x200
-_TRUN_FLAGS = 0x400
-_INIT_BOXES = {b"ftyp", b"moov", b"free", b"skip", b"uuid", b"styp"}
-_FRAGMENT_PREFIX_BOXES = {b"styp", b"sidx", b"prft", b"emsg", b"free", b"skip"}
-_MEDIA_BOXES = {b"moof", b"mdat"}
+_INIT_BOXES = {"ftyp", "moov", "free", "skip", "uuid", "styp"}
+_FRAGMENT_PREFIX_BOXES = {"styp", "sidx", "prft", "emsg", "free", "skip"}
 
 
 class MediaError(ValueError):
@@ -45,132 +29,50 @@ class MediaError(ValueError):
 
 
 @dataclass(frozen=True)
-class Box:
-    kind: bytes
-    start: int  # offset of the header
-    body: int  # offset of the payload
-    end: int
-
-
-@dataclass(frozen=True)
 class InitInfo:
-    """What the relay keeps from an init segment: track id → default sample flags (trex)."""
+    """What the relay keeps from an init segment: the video track (id, codec, size, defaults)."""
 
-    default_flags: dict[int, int]
+    track: TrackInfo
 
+    @property
+    def codec(self) -> str:
+        """The sample entry (`avc1`, `hvc1`, …)."""
+        return self.track.codec
 
-def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Box]:
-    """Boxes in data[start:end], which they must fill exactly (MediaError otherwise)."""
-    end = len(data) if end is None else end
-    pos = start
-    while pos < end:
-        if end - pos < 8:
-            raise MediaError(f"{end - pos} stray bytes at offset {pos}")
-        size, kind = _HEADER.unpack_from(data, pos)
-        header = 8
-        if size == 1:
-            if end - pos < 16:
-                raise MediaError(f"truncated large box header at offset {pos}")
-            (size,) = _U64.unpack_from(data, pos + 8)
-            header = 16
-        elif size == 0:
-            size = end - pos  # "to the end of the enclosing space"
-        if size < header or pos + size > end:
-            raise MediaError(f"box {kind!r} at offset {pos} claims {size} bytes")
-        yield Box(kind, pos, pos + header, pos + size)
-        pos += size
+    @property
+    def codec_name(self) -> str:
+        """`h264`, `hevc`, …"""
+        return self.track.codec_name
 
 
-def _child(data: bytes, parent: Box, kind: bytes) -> Box | None:
-    boxes = iter_boxes(data, parent.body, parent.end)
-    return next((box for box in boxes if box.kind == kind), None)
-
-
-def _full_box(data: bytes, box: Box) -> tuple[int, int]:
-    if box.end - box.body < 4:
-        raise MediaError(f"{box.kind!r} box too short")
-    word = _U32.unpack_from(data, box.body)[0]
-    return word >> 24, word & 0xFFFFFF
+def _boxes(data: bytes) -> list[Box]:
+    try:
+        return list(iter_boxes(data))
+    except BoxError as exc:
+        raise MediaError(str(exc)) from None
 
 
 def parse_init(data: bytes) -> InitInfo:
-    """Check an init segment (ftyp + moov, no media); its trex defaults."""
+    """Check an init segment (ftyp + moov with mvex, no media); its video track."""
     if len(data) > MAX_INIT_BYTES:
         raise MediaError(f"init segment of {len(data)} bytes (limit {MAX_INIT_BYTES})")
     moov: Box | None = None
-    for box in iter_boxes(data):
-        if box.kind in _MEDIA_BOXES:
-            raise MediaError(f"media box {box.kind!r} in the init segment")
-        if box.kind not in _INIT_BOXES:
-            raise MediaError(f"unexpected box {box.kind!r} in the init segment")
-        if box.kind == b"moov":
+    for box in _boxes(data):
+        if box.type in ("moof", "mdat"):
+            raise MediaError(f"media box {box.type!r} in the init segment")
+        if box.type not in _INIT_BOXES:
+            raise MediaError(f"unexpected box {box.type!r} in the init segment")
+        if box.type == "moov":
             moov = box
     if moov is None:
         raise MediaError("the init segment has no moov box")
-    defaults: dict[int, int] = {}
-    mvex = _child(data, moov, b"mvex")
-    if mvex is None:
-        raise MediaError("the init segment is not fragmented (no mvex box)")
-    for trex in iter_boxes(data, mvex.body, mvex.end):
-        if trex.kind != b"trex":
-            continue
-        if trex.end - trex.body < 24:
-            raise MediaError("trex box too short")
-        track_id = _U32.unpack_from(data, trex.body + 4)[0]
-        defaults[track_id] = _U32.unpack_from(data, trex.body + 20)[0]
-    if not any(box.kind == b"trak" for box in iter_boxes(data, moov.body, moov.end)):
-        raise MediaError("the init segment has no track")
-    return InitInfo(defaults)
-
-
-def _first_sample_flags(data: bytes, traf: Box, init: InitInfo) -> int | None:
-    tfhd = _child(data, traf, b"tfhd")
-    trun = _child(data, traf, b"trun")
-    if tfhd is None:
-        raise MediaError("traf without tfhd")
-    _, tf_flags = _full_box(data, tfhd)
-    pos = tfhd.body + 4
-    if tfhd.end - pos < 4:
-        raise MediaError("tfhd box too short")
-    track_id = _U32.unpack_from(data, pos)[0]
-    pos += 4
-    for flag, size in (
-        (_TFHD_BASE_DATA_OFFSET, 8),
-        (_TFHD_SAMPLE_DESCRIPTION, 4),
-        (_TFHD_DEFAULT_DURATION, 4),
-        (_TFHD_DEFAULT_SIZE, 4),
-    ):
-        if tf_flags & flag:
-            pos += size
-    default = init.default_flags.get(track_id)
-    if tf_flags & _TFHD_DEFAULT_FLAGS:
-        if tfhd.end - pos < 4:
-            raise MediaError("tfhd box too short")
-        default = _U32.unpack_from(data, pos)[0]
-    if trun is None:
-        return None  # a track fragment without samples
-    _, tr_flags = _full_box(data, trun)
-    pos = trun.body + 4
-    if trun.end - pos < 4:
-        raise MediaError("trun box too short")
-    count = _U32.unpack_from(data, pos)[0]
-    pos += 4
-    if count == 0:
-        return None
-    if tr_flags & _TRUN_DATA_OFFSET:
-        pos += 4
-    if tr_flags & _TRUN_FIRST_FLAGS:
-        if trun.end - pos < 4:
-            raise MediaError("trun box too short")
-        return int(_U32.unpack_from(data, pos)[0])
-    if tr_flags & _TRUN_FLAGS:
-        offset = pos + (4 if tr_flags & _TRUN_DURATION else 0) + (4 if tr_flags & _TRUN_SIZE else 0)
-        if trun.end - offset < 4:
-            raise MediaError("trun box too short")
-        return int(_U32.unpack_from(data, offset)[0])
-    if default is None:
-        raise MediaError(f"no sample flags for track {track_id}")
-    return default
+    try:
+        children = {child.type for child in iter_boxes(data, moov.payload, moov.end)}
+        if "mvex" not in children:
+            raise MediaError("the init segment is not fragmented (no mvex box)")
+        return InitInfo(parse_moov(data, moov))
+    except BoxError as exc:
+        raise MediaError(f"the init segment's moov: {exc}") from None
 
 
 def fragment_keyframe(data: bytes, init: InitInfo) -> bool:
@@ -178,27 +80,23 @@ def fragment_keyframe(data: bytes, init: InitInfo) -> bool:
     if len(data) > MAX_FRAGMENT_BYTES:
         raise MediaError(f"fragment of {len(data)} bytes (limit {MAX_FRAGMENT_BYTES})")
     moof: Box | None = None
-    mdat_after_moof = False
-    for box in iter_boxes(data):
-        if box.kind == b"moof":
+    mdat: Box | None = None
+    for box in _boxes(data):
+        if box.type == "moof":
             if moof is not None:
                 raise MediaError("more than one moof in a message")
             moof = box
-        elif box.kind == b"mdat":
+        elif box.type == "mdat":
             if moof is None:
                 raise MediaError("mdat before moof")
-            mdat_after_moof = True
-        elif box.kind not in _FRAGMENT_PREFIX_BOXES or moof is not None:
-            raise MediaError(f"unexpected box {box.kind!r} in a fragment")
-    if moof is None or not mdat_after_moof:
+            if mdat is not None:
+                raise MediaError("more than one mdat in a message")
+            mdat = box
+        elif box.type not in _FRAGMENT_PREFIX_BOXES or moof is not None:
+            raise MediaError(f"unexpected box {box.type!r} in a fragment")
+    if moof is None or mdat is None:
         raise MediaError("a fragment needs a moof and its mdat")
-    keyframe: bool | None = None
-    for traf in iter_boxes(data, moof.body, moof.end):
-        if traf.kind != b"traf":
-            continue
-        flags = _first_sample_flags(data, traf, init)
-        if flags is not None and keyframe is None:
-            keyframe = not flags & _NON_SYNC
-    if keyframe is None:
-        raise MediaError("the fragment has no samples")
-    return keyframe
+    try:
+        return parse_fragment(data, moof, mdat, init.track).keyframe
+    except BoxError as exc:
+        raise MediaError(f"the fragment: {exc}") from None

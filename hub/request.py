@@ -139,15 +139,16 @@ async def send_request(client: aiomqtt.Client, site: str, token: str) -> None:
 
 async def follow_events(
     client: aiomqtt.Client, site: str, jti: str, trusted: Mapping[str, TrustedSite]
-) -> AsyncIterator[Checked]:
-    """Every message on `site`'s event topic that concerns request `jti`, checked: verified
-    events of that request, and anything that failed verification (whatever it claims, it
-    cannot be attributed, so it is shown rather than believed). Subscribe to the event topic
-    before sending the request so nothing is missed."""
+) -> AsyncIterator[tuple[Checked, str]]:
+    """Every message on `site`'s event topic that concerns request `jti`, checked, with its
+    token: verified events of that request, and anything that failed verification (whatever it
+    claims, it cannot be attributed, so it is shown rather than believed). Subscribe to the
+    event topic before sending the request so nothing is missed."""
     topic = Topics(site).evt
     async for message in client.messages:
         if message.topic.value != topic:
             continue
-        checked = check_message(topic, bytes(message.payload), trusted)
+        payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+        checked = check_message(topic, payload, trusted)
         if not checked.ok or (checked.claims or {}).get("req") == jti:
-            yield checked
+            yield checked, payload.decode("ascii", "replace")

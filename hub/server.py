@@ -22,7 +22,7 @@ import socket
 import ssl
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,10 +32,11 @@ from cryptography.x509.oid import ExtensionOID
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.ca import CaError, site_ca, write_private
+from hub.console.settings import ConsoleSettings
 from hub.state import HubHome, HubStateError, write_atomic
 
 # Route modules, each with `setup(app, context)`.
-ROUTE_MODULES: tuple[str, ...] = ("hub.enroll", "hub.receiver", "hub.relay")
+ROUTE_MODULES: tuple[str, ...] = ("hub.enroll", "hub.receiver", "hub.relay", "hub.console")
 
 SERVE_FILE = "serve.toml"
 _ANY_ADDRESS = ("0.0.0.0", "::", "")  # noqa: S104 - names compared, nothing bound
@@ -112,10 +113,13 @@ def update_serve_settings(home: HubHome, **changes: str | None) -> ServeSettings
 
 @dataclass(frozen=True)
 class ServerContext:
-    """What every route module gets: the hub's home and the URL the server is reached at."""
+    """What every route module gets: the hub's home and the URL the server is reached at, the
+    database URL given to `serve` (None: the home's), and the console's settings."""
 
     home: HubHome
     public_url: str
+    database: str | None = None
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
 
 def create_app(
@@ -209,6 +213,8 @@ class HubServer:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         modules: Sequence[str] = ROUTE_MODULES,
+        database: str | None = None,
+        console: ConsoleSettings | None = None,
     ) -> None:
         if (tls_cert is None) != (tls_key is None):
             raise HubStateError("--tls-cert and --tls-key go together")
@@ -218,6 +224,8 @@ class HubServer:
         self._public_url = public_url.rstrip("/") if public_url else None
         self._tls = (tls_cert, tls_key)
         self._modules = modules
+        self._database = database
+        self._console = console or ConsoleSettings()
         self._runner: web.AppRunner | None = None
         self.listening: Listening | None = None
 
@@ -230,7 +238,10 @@ class HubServer:
             public_url = self._public_url or f"https://{_url_host(self.host)}:{port}"
             tls = await asyncio.to_thread(self._tls_context, public_url)
             await asyncio.to_thread(update_serve_settings, self.home, public_url=public_url)
-            app = create_app(ServerContext(self.home, public_url), modules=self._modules)
+            context = ServerContext(
+                self.home, public_url, database=self._database, console=self._console
+            )
+            app = create_app(context, modules=self._modules)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             await web.SockSite(self._runner, sock, ssl_context=tls).start()

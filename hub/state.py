@@ -70,6 +70,11 @@ class BrokerConfig(_Model):
 
 class HubConfig(_Model):
     issuer: str | None = Field(None, title="Issuer (iss of every request)")
+    database: str | None = Field(
+        None,
+        title="Database URL",
+        description="postgresql+asyncpg://user@host/name; default: SQLite in the hub's home",
+    )
     broker: BrokerConfig | None = Field(None, title="Broker connection")
 
 
@@ -166,8 +171,7 @@ class HubHome:
 
     def save_config(self, config: HubConfig) -> None:
         text = "# rtcc-hub configuration (written by `rtcc-hub init` / `keys new`)\n"
-        if config.issuer is not None:
-            text += _toml_table({"issuer": config.issuer})
+        text += _toml_table({"issuer": config.issuer, "database": config.database})
         if config.broker is not None:
             broker = config.broker.model_dump()
             password = config.broker.password

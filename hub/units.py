@@ -18,7 +18,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 10m, 2h, 7d)")
-    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any duration can be") from None
 
 
 def parse_distance(text: str) -> float:

@@ -138,10 +138,14 @@ class LinkComponent:
     def _facts(self, camera: str) -> CameraFacts:
         state = self._daemon.board.snapshot().get(camera)
         footage = self._footage.get(camera)
+        checked = self._checked.get(camera)
         return CameraFacts(
             online=bool(state and state.online),
             footage_hours=round(footage.hours, 2) if footage else 0.0,
-            verdict=checked.verdict if (checked := self._checked.get(camera)) else "unknown",
+            verdict=checked.verdict if checked else "unknown",
+            vendor=checked.vendor if checked else None,
+            model=checked.model if checked else None,
+            firmware=checked.firmware if checked else None,
         )
 
     async def _registry(self) -> dict[str, Any]:

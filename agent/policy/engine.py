@@ -67,6 +67,9 @@ class CameraFacts:
     online: bool = False
     footage_hours: float = 0.0
     verdict: Verdict = "unknown"
+    vendor: str | None = None
+    model: str | None = None
+    firmware: str | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,9 @@ class Policy:
                     verdict=known.verdict,
                     online=known.online,
                     footage_hours=known.footage_hours,
+                    vendor=known.vendor,
+                    model=known.model,
+                    firmware=known.firmware,
                 )
             )
         return out

@@ -9,7 +9,10 @@ daemon — only while someone subscribes — and `LiveHub` hands them to each su
             send(chunk.data)
 
 A feed yields the init segment (ftyp + moov) first, then media fragments (moof + mdat) starting
-at the next fragment that begins with a keyframe. Concatenated, they are one playable
+at the last fragment that began with a keyframe: the recorder and the hub keep the current group
+of pictures (`GopCache`, bounded), so a new viewer gets a picture at once rather than waiting up
+to a GOP for the camera's next keyframe (when nobody watched, the worker replays its own cache
+as it starts forwarding). Concatenated, they are one playable
 fragmented MP4. Across the recorder's segment boundaries the timeline stays continuous and the
 init segment is not repeated unless the codec parameters change. When the recorder loses the
 camera and reconnects, the next init segment is delivered again with `discontinuity=True`:
@@ -28,16 +31,19 @@ import asyncio
 import struct
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Literal
+from typing import Generic, Literal, Protocol, TypeVar
 
 from agent.log import get_logger
 
 log = get_logger(__name__)
 
 DEFAULT_QUEUE_BYTES = 8 * 1024 * 1024  # ~16 s of a 4 Mbit/s stream
+# The fragments since the last keyframe are kept for a viewer who joins now; a camera whose
+# keyframes are further apart than this (in bytes) is not cached: its viewers wait as before.
+DEFAULT_GOP_BYTES = 4 * 1024 * 1024
 
 
 class UnknownCamera(KeyError):
@@ -103,6 +109,50 @@ def codec_signature(init: bytes) -> bytes:
         offset = 4 + (16 if mdhd[0] == 1 else 8)
         parts += [mdhd[offset : offset + 4], stsd]
     return b"".join(parts) if parts else init
+
+
+class _Fragment(Protocol):
+    @property
+    def keyframe(self) -> bool: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+
+_F = TypeVar("_F", bound=_Fragment)
+
+
+class GopCache(Generic[_F]):
+    """The fragments since the last keyframe (the current group of pictures), bounded.
+
+    A live viewer that joins gets these at once and sees a picture now, instead of waiting up
+    to a whole GOP for the camera's next keyframe; it then plays a moment behind live (at most
+    one GOP), which is what every live service does to start fast. Memory: at most `max_bytes`
+    per camera; a GOP that outgrows it is dropped until the next keyframe."""
+
+    def __init__(self, max_bytes: int = DEFAULT_GOP_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._items: list[_F] = []
+        self._bytes = 0
+
+    def add(self, item: _F) -> None:
+        if item.keyframe:
+            self._items, self._bytes = [item], len(item.data)
+        elif self._items:
+            self._items.append(item)
+            self._bytes += len(item.data)
+        if self._bytes > self.max_bytes:
+            self.clear()
+
+    def clear(self) -> None:
+        self._items, self._bytes = [], 0
+
+    def items(self) -> list[_F]:
+        return list(self._items)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
 
 
 class _Subscriber:
@@ -223,6 +273,7 @@ class _Source:
     epoch: int = 0
     session: int | None = None  # the producer's own session id of the current init
     bytes_in: int = 0  # everything the producer forwarded, for accounting
+    gop: GopCache[LiveChunk] = field(default_factory=GopCache)
 
 
 class LiveHub:
@@ -255,6 +306,10 @@ class LiveHub:
             feed._sub.end()
             return feed
         source.subscribers.append(feed._sub)
+        if source.init is not None:
+            # Someone already watches: this feed starts at the last keyframe, now.
+            for chunk in source.gop.items():
+                feed._sub.offer(chunk, source.init, source.signature, source.epoch)
         if len(source.subscribers) == 1 and self.on_demand is not None:
             self.on_demand(camera, True)
         return feed
@@ -277,8 +332,12 @@ class LiveHub:
         source = self._sources[camera]
         if sub in source.subscribers:
             source.subscribers.remove(sub)
-            if not source.subscribers and self.on_demand is not None and not self._closed:
-                self.on_demand(camera, False)
+            if not source.subscribers:
+                # The worker stops forwarding: what is cached would soon be stale. The next
+                # viewer gets the worker's own current GOP instead.
+                source.gop.clear()
+                if self.on_demand is not None and not self._closed:
+                    self.on_demand(camera, False)
 
     # -- the producer (the supervisor, from its workers) ------------------------------------
 
@@ -292,6 +351,7 @@ class LiveHub:
             source.epoch += 1
         elif signature == source.signature and source.init is not None:
             return  # a new segment file with the same parameters: nothing changes for viewers
+        source.gop.clear()
         source.session = session
         source.init = LiveChunk("init", data, keyframe=True)
         source.signature = signature
@@ -305,6 +365,7 @@ class LiveHub:
             return  # no init segment yet for this session: nothing a viewer could decode
         wall_time = datetime.fromtimestamp(wall_us / 1e6, UTC)
         chunk = LiveChunk("media", data, keyframe, wall_time, duration_us)
+        source.gop.add(chunk)
         for sub in source.subscribers:
             sub.offer(chunk, source.init, source.signature, source.epoch)
 
@@ -314,6 +375,7 @@ class LiveHub:
         source = self._sources[camera]
         source.init = None
         source.session = None
+        source.gop.clear()
 
     def close_camera(self, camera: str) -> None:
         """End every feed of `camera` (its recorder stopped for good)."""
@@ -323,6 +385,7 @@ class LiveHub:
         source.subscribers.clear()
         source.init = None
         source.session = None
+        source.gop.clear()
 
     def close(self) -> None:
         """End every feed; later subscriptions end at once."""

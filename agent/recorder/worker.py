@@ -44,6 +44,7 @@ from agent.recorder.ipc import (
     WorkerChannel,
     WorkerPhase,
 )
+from agent.recorder.live import GopCache
 from agent.recorder.source import StreamSource
 from agent.store import ClipStore, DiskFullError, MediaChunk, SegmentWriter, StoreError
 
@@ -147,6 +148,9 @@ class Recorder:
         self.source = spec.source
         self.stop_requested = False
         self.live = False
+        # The fragments since the last keyframe of this session, so that a live viewer asking
+        # now gets a picture at once instead of waiting for the camera's next keyframe.
+        self.gop: GopCache[MediaFragment] = GopCache()
         self.phase: WorkerPhase = "connecting"
         self.error: str | None = None
         self.epoch = 0  # bumped with each writer session (timestamps may restart there)
@@ -198,6 +202,8 @@ class Recorder:
             self.live = message.wanted
             if self.live and self.init is not None:
                 self.channel.send(InitSegment(epoch=self.epoch, data=self.init))
+                for fragment in self.gop.items():
+                    self.channel.send(fragment)
 
     def wait(self, seconds: float) -> None:
         """Sleep, heartbeating and obeying control messages."""
@@ -214,7 +220,10 @@ class Recorder:
         if chunk.session != self._session:
             self._session = chunk.session
             self.epoch += 1
+            self.gop.clear()
         if chunk.kind == "init":
+            if chunk.data != self.init:
+                self.gop.clear()  # fragments of other parameters cannot follow this init
             self.init = chunk.data
             if self.live:
                 self.channel.send(InitSegment(epoch=self.epoch, data=chunk.data))
@@ -223,16 +232,16 @@ class Recorder:
             self.segment = chunk.segment
             self.bytes_written += len(self.init or b"")  # each segment file starts with it
         self.bytes_written += len(chunk.data)
+        fragment = MediaFragment(
+            epoch=self.epoch,
+            keyframe=chunk.keyframe,
+            wall_us=chunk.wall_us,
+            duration_us=chunk.duration_us,
+            data=chunk.data,
+        )
+        self.gop.add(fragment)
         if self.live:
-            self.channel.send(
-                MediaFragment(
-                    epoch=self.epoch,
-                    keyframe=chunk.keyframe,
-                    wall_us=chunk.wall_us,
-                    duration_us=chunk.duration_us,
-                    data=chunk.data,
-                )
-            )
+            self.channel.send(fragment)
 
     # -- recording --------------------------------------------------------------------------
 

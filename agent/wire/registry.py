@@ -38,6 +38,11 @@ class CameraListing(_Model):
     verdict: Verdict = "unknown"
     online: bool
     footage_hours: float = Field(ge=0, description="hours of footage actually held")
+    # What the last compatibility check read from the camera, so the RTCC can see firmware
+    # with a published vulnerability across its fleet. None when never checked.
+    vendor: str | None = Field(None, max_length=128)
+    model: str | None = Field(None, max_length=128)
+    firmware: str | None = Field(None, max_length=128)
 
 
 class RegistryClaims(_Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from tests.support.broker import (
     MosquittoBroker,
     broker,  # noqa: F401 - pytest fixture
 )
+from tests.support.postgres import PostgresCluster, postgres_cluster  # noqa: F401
 from tests.support.rtcc import ISSUER
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,3 +107,18 @@ def hub_cli(
 ) -> HubRunner:
     """A hub home in tmp_path, configured for the session broker, with a fresh signing key."""
     return init_home(tmp_path / "hub", broker, capsys)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database for one test, on each backend the hub supports: SQLite in
+    tmp_path, and a database of its own on the session's PostgreSQL cluster."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.new_database()
+    try:
+        yield url
+    finally:
+        cluster.drop_database(url)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.store.fmp4 import TrackInfo
 from hub.relay_media import InitInfo, MediaError, fragment_keyframe, parse_init
 from tests.support.media import MediaSpec, encode_stamped
 from tests.support.relay import Fmp4Stream, fmp4_stream
@@ -22,6 +23,7 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> Fmp4Stream:
 
 def test_real_fmp4_passes_with_its_keyframes(stream: Fmp4Stream) -> None:
     info = parse_init(stream.init)
+    assert (info.codec_name, info.track.width, info.track.height) == ("h264", 160, 120)
     flags = [fragment_keyframe(data, info) for data, _ in stream.fragments]
     assert flags == [keyframe for _, keyframe in stream.fragments]
     assert flags[0] and not all(flags), "expected both keyframe and other fragments"
@@ -50,7 +52,7 @@ def _check(data: bytes, info: InitInfo | None) -> None:
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=4096), st.booleans())
 def test_random_bytes_are_refused_cleanly(data: bytes, as_init: bool) -> None:
-    _check(data, None if as_init else InitInfo({1: 0x10000}))
+    _check(data, None if as_init else InitInfo(TrackInfo(1, 90000, "avc1", 160, 120)))
 
 
 @settings(
@@ -86,7 +88,7 @@ def test_size_limits(stream: Fmp4Stream) -> None:
     with pytest.raises(MediaError, match="limit"):
         fragment_keyframe(huge, info)
     # A box that claims more than the message holds.
-    with pytest.raises(MediaError, match="claims"):
+    with pytest.raises(MediaError, match="truncated"):
         parse_init(b"\x00\x00\x10\x00moov" + bytes(16))
     # A 64-bit size smaller than its header.
     with pytest.raises(MediaError):

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import pytest
 
-from agent.recorder.live import LiveChunk, LiveHub, UnknownCamera, codec_signature
+from agent.recorder.live import GopCache, LiveChunk, LiveHub, UnknownCamera, codec_signature
 from camsim.sei import stamps_in_file
 from tests.recorder.conftest import (
     camera_config,
@@ -217,3 +217,72 @@ async def test_last_subscriber_leaving_turns_forwarding_off() -> None:
     late = hub.subscribe("cam")
     with pytest.raises(StopAsyncIteration):
         await anext(late)
+
+
+async def test_a_new_viewer_starts_at_the_last_keyframe_at_once() -> None:
+    hub = LiveHub(["cam"])
+    first = hub.subscribe("cam")
+    hub.publish_init("cam", _init(320), session=1)
+    for n, key in enumerate((True, False, True, False, False)):
+        hub.publish_fragment("cam", bytes([n]) * 100, keyframe=key, wall_us=_wall(n))
+    # A second viewer joins between keyframes: it gets the init and the GOP so far, now.
+    late = hub.subscribe("cam")
+    assert late.queued_bytes == len(_init(320)) + 300
+    assert (await anext(late)).kind == "init"
+    got = [(await anext(late)).wall_time for _ in range(3)]
+    assert got == [datetime.fromtimestamp(_wall(n) / 1e6, UTC) for n in (2, 3, 4)]
+    # A reconnect forgets the old GOP: a joiner then waits for the new session's keyframe.
+    hub.interrupt("cam")
+    hub.publish_init("cam", _init(320), session=2)
+    hub.publish_fragment("cam", b"p" * 100, keyframe=False, wall_us=_wall(5))
+    joiner = hub.subscribe("cam")
+    assert joiner.queued_bytes == 0
+    # Everyone leaves (the worker stops forwarding): nothing stale is kept for the next viewer.
+    hub.publish_fragment("cam", b"k" * 100, keyframe=True, wall_us=_wall(6))
+    for feed in (first, late, joiner):
+        await feed.aclose()
+    assert not hub.wanted("cam")
+    assert hub.subscribe("cam").queued_bytes == 0
+
+
+def test_gop_cache_is_bounded() -> None:
+    cache: GopCache[LiveChunk] = GopCache(max_bytes=250)
+    cache.add(LiveChunk("media", b"p" * 100, False))
+    assert cache.items() == []  # nothing before the first keyframe
+    cache.add(LiveChunk("media", b"k" * 100, True))
+    cache.add(LiveChunk("media", b"p" * 100, False))
+    assert len(cache.items()) == 2 and cache.bytes == 200
+    cache.add(LiveChunk("media", b"p" * 100, False))  # over the bound: given up until a keyframe
+    assert cache.items() == [] and cache.bytes == 0
+    cache.add(LiveChunk("media", b"p" * 100, False))
+    assert cache.items() == []
+    cache.add(LiveChunk("media", b"k" * 10, True))
+    assert [c.data for c in cache.items()] == [b"k" * 10]
+
+
+async def test_first_viewer_gets_the_recorders_cached_gop(
+    run_camsim: Callable[..., CamsimRun], tmp_path: Path
+) -> None:
+    """Nobody watched, so nothing crossed from the worker; a viewer subscribing now gets the
+    worker's current GOP replayed: a keyframe fragment recorded *before* it subscribed, and
+    the fragments after it, so a player shows a picture without waiting for the camera's next
+    keyframe (the camera here has a keyframe every 2 s)."""
+    spec = low_res_camera()
+    spec["main"]["gop"] = 30
+    cam = run_camsim(spec)[0]
+    async with recording([camera_config(cam)], tmp_path) as rig:
+        hub = rig.supervisor.live
+        await wait_for(is_recording(rig), 30, what="recording")
+        await asyncio.sleep(3.0)
+        assert hub.bytes_received("cam1") == 0
+        subscribed = datetime.now(UTC)
+        feed = hub.subscribe("cam1")
+        chunks = [await asyncio.wait_for(anext(feed), 30) for _ in range(3)]
+        await feed.aclose()
+    assert chunks[0].kind == "init"
+    first = chunks[1]
+    assert first.keyframe and first.wall_time is not None
+    # From the cache: its frames were recorded before the subscription.
+    assert first.wall_time < subscribed
+    path = _write(tmp_path / "joined.mp4", chunks)
+    assert _decode_all(path) > 0

@@ -1,0 +1,3 @@
+from sitesim.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""The relay's viewer page and the console's live wall say what is happening instead of showing
+a dead player: H.265 in a browser that cannot play it, a session that ended and why. Real
+Chromium (Playwright, Debian's build) against the real relay fed real fMP4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp import WSCloseCode
+
+from hub.db import RequestRow
+from hub.workflow import RequestSpec, prepare_request, record_request
+from tests.hub.conftest import HubRunner
+from tests.support.browser import console_browser
+from tests.support.console import running_console
+from tests.support.media import MediaSpec, encode_stamped
+from tests.support.relay import Fmp4Stream, fmp4_stream, publisher, running_relay
+
+HEVC = MediaSpec(codec="hevc", width=320, height=240, fps=10, gop=10, seconds=3)
+H264 = MediaSpec(width=320, height=240, fps=10, gop=10, seconds=3)
+
+
+@pytest.fixture(scope="module")
+def hevc(tmp_path_factory: pytest.TempPathFactory) -> Fmp4Stream:
+    media = tmp_path_factory.mktemp("relay-page-hevc")
+    return fmp4_stream(encode_stamped(media, HEVC), media)
+
+
+@pytest.fixture(scope="module")
+def h264(tmp_path_factory: pytest.TempPathFactory) -> Fmp4Stream:
+    media = tmp_path_factory.mktemp("relay-page-h264")
+    return fmp4_stream(encode_stamped(media, H264), media)
+
+
+async def test_viewer_page_says_h265_cannot_play(tmp_path: Path, hevc: Fmp4Stream) -> None:
+    async with running_relay(tmp_path / "hub") as relay:
+        minted = relay.mint(camera="hevc-cam")
+        async with publisher(relay, minted.ingest_url, minted.publisher_token) as ws:
+            await ws.send_bytes(hevc.init)
+            for data, _ in hevc.fragments[:4]:
+                await ws.send_bytes(data)
+            stats = await relay.stats(minted)
+            assert (stats["state"], stats["codec"]) == ("live", "hevc")
+            async with console_browser(relay.home, relay.url, strict=False) as browser:
+                page = await browser.new_page()
+                await page.goto(minted.page_url)
+                await page.wait_for_selector("#status.problem")
+                status = await page.inner_text("#status")
+                assert "H.265 (HEVC)" in status and "cannot play" in status
+                assert await page.locator("video[hidden]").count() == 1
+                await browser.shot(page, "relay-hevc")
+
+
+async def test_viewer_page_says_why_it_ended(tmp_path: Path, h264: Fmp4Stream) -> None:
+    async with running_relay(tmp_path / "hub") as relay:
+        minted = relay.mint(camera="front-door")
+        async with console_browser(relay.home, relay.url, strict=False) as browser:
+            page = await browser.new_page()
+            async with publisher(relay, minted.ingest_url, minted.publisher_token) as ws:
+                await ws.send_bytes(h264.init)
+                for data, _ in h264.fragments:
+                    await ws.send_bytes(data)
+                await page.goto(minted.page_url)
+                await page.wait_for_selector("#status.live, #status.waiting")
+                await ws.close(code=WSCloseCode.OK, message=b"owner_stopped")
+            await page.wait_for_selector("#status.ended", timeout=30_000)
+            assert "the camera's owner stopped it" in await page.inner_text("#status")
+            await browser.shot(page, "relay-ended")
+        stats = await relay.stats(minted)
+        assert (stats["state"], stats["reason"], stats["codec"]) == (
+            "ended",
+            "owner_stopped",
+            "h264",
+        )
+
+
+async def test_live_wall_tile_says_h265_cannot_play(
+    hub_cli: HubRunner, tmp_path: Path, hevc: Fmp4Stream
+) -> None:
+    async with running_console(hub_cli, f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}") as hub:
+        await hub.add_analyst("ana")
+        core = hub.console.hub
+        spec = RequestSpec(cmd="stream", site="site-h", camera="hevc-cam", case="2026-7",
+                           requester="ana", reason="check", max_seconds=120)  # fmt: skip
+        prepared = prepare_request(hub.home, core.signing_key(), core.issuer(), spec)
+        await record_request(core.db, prepared)
+        async with core.db.session() as session:
+            row = await session.get(RequestRow, prepared.jti)
+            assert row is not None
+            row.state = "streaming"
+        assert prepared.relay is not None
+        relay = prepared.relay
+        async with publisher(hub, relay.ingest_url, relay.publisher_token) as ws:  # type: ignore[arg-type]
+            await ws.send_bytes(hevc.init)
+            for data, _ in hevc.fragments[:4]:
+                await ws.send_bytes(data)
+            async with console_browser(hub.home, hub.url, strict=False) as browser:
+                page = await browser.signed_in("ana")
+                await page.goto(hub.url + "/wall")
+                await page.wait_for_selector(".tile[data-unplayable='hevc']", timeout=30_000)
+                assert "H.265 (HEVC)" in await page.inner_text(".tile .message")
+                await browser.shot(page, "wall-hevc")
