@@ -8,8 +8,11 @@ stale one (nothing listening) is replaced. Each connection may send several requ
 peer's uid (SO_PEERCRED) is recorded in the ledger as who approved, denied or changed what.
 
 Live sessions in progress (`LiveControl`, the tunnel's manager — given, or found as the request
-service's `stream` handler) are listed by `status`, ended by `live_stop`, and all ended when the
-owner pauses sharing.
+service's `stream` handler) are listed by `status`, ended by `live_stop`, all ended when the
+owner pauses sharing, and a camera's ended when a sharing change takes live view away from it.
+No command waits behind a session: ending one only tells it to stop (its close and ledger entry
+follow on their own), and each connection is served by its own task, so a slow command on one
+connection never holds up `status` on another.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from agent.config import SharingMode
 from agent.control.protocol import (
     MAX_LINE,
     ApproveArgs,
@@ -61,6 +65,8 @@ class LiveControl(Protocol):
     async def stop_session(self, request_id: str, *, by: str) -> dict[str, Any]: ...
 
     async def pause(self, *, by: str) -> int: ...
+
+    async def camera_unshared(self, camera: str, *, by: str) -> int: ...
 
 
 def _sharing_json(sharing: CameraSharing) -> dict[str, Any]:
@@ -222,6 +228,9 @@ class ControlServer:
         if cmd == "sharing_set":
             assert isinstance(args, SharingSetArgs)
             changed = await service.set_sharing(args.camera, args.mode, live=args.live, by=by)
+            live_allowed = changed.mode is SharingMode.INTEGRATED and changed.live
+            if self.live is not None and not live_allowed:
+                await self.live.camera_unshared(changed.camera, by=by)
             return _sharing_json(changed)
         if cmd == "pause":
             assert isinstance(args, PauseArgs)

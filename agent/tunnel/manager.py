@@ -1,5 +1,6 @@
 """Live sessions in progress: the request service's `stream` delivery handler, and what the owner
-sees (`rtcc-edge status`) and ends (`rtcc-edge live stop ID`, `rtcc-edge pause`).
+sees (`rtcc-edge status`) and ends (`rtcc-edge live stop ID`, `rtcc-edge pause`, a sharing
+change that takes live view away from a camera).
 
     manager = TunnelManager.from_config(config, live=daemon.live)
     handlers = DeliveryHandlers(stream=manager)          # the request service starts sessions
@@ -8,12 +9,17 @@ sees (`rtcc-edge status`) and ends (`rtcc-edge live stop ID`, `rtcc-edge pause`)
 
 Each session runs in its own task (`agent.tunnel.session.LiveSession`), apart from the
 recorders: nothing a tunnel does can block or slow recording.
+
+The owner's commands and the RTCC's cancel never wait on a session's network I/O: they tell the
+session to stop and wait only until it has stopped sending (a task switch, bounded by
+`STOP_WAIT_S`), never for the websocket's close or the relay; the session closes and writes its
+ledger entry on its own. Only `close()` (the daemon stopping) waits for every session to have
+ended *and* reported, so their `live_session` entries are in the ledger before it is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +37,7 @@ from agent.tunnel.session import (
     CANCELLED,
     OWNER_STOPPED,
     PAUSED,
+    SHARING_CHANGED,
     LiveSession,
     TunnelSettings,
 )
@@ -41,6 +48,8 @@ from agent.wire.requests import StreamRequest
 log = get_logger(__name__)
 
 _MIN_PREFIX = 4
+STOP_WAIT_S = 0.5  # an owner's stop waits this long at most for the pump to stop
+CLOSE_WAIT_S = 20.0  # the daemon's stop waits this long for sessions to end and report
 
 
 class TunnelManager:
@@ -135,16 +144,20 @@ class TunnelManager:
         self._tasks.pop(request_id, None)
 
     async def cancel(self, request_id: str) -> None:
-        await self._end(request_id, CANCELLED, by=None)
-
-    async def _end(self, request_id: str, reason: str, *, by: str | None) -> None:
+        """The RTCC cancelled the request: stop the session; its close and report follow."""
         session = self._sessions.get(request_id)
-        task = self._tasks.get(request_id)
-        if session is None or task is None:
-            return
-        session.stop(reason, by=by)
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
+        if session is not None:
+            session.stop(CANCELLED)
+
+    async def _stop_all(
+        self, sessions: list[LiveSession], reason: str, *, by: str | None
+    ) -> list[LiveSession]:
+        """Tell `sessions` to stop; wait (briefly) until none sends any more."""
+        for session in sessions:
+            session.stop(reason, by=by)
+        if sessions:
+            await asyncio.gather(*(s.wait_sending_stopped(STOP_WAIT_S) for s in sessions))
+        return sessions
 
     # -- the owner ----------------------------------------------------------------------------
 
@@ -170,28 +183,46 @@ class TunnelManager:
             )
         return matches[0]
 
+    def _running(self) -> list[LiveSession]:
+        return [s for s in self._sessions.values() if s.state not in ("ending", "ended")]
+
     async def stop_session(self, request_id: str, *, by: str) -> dict[str, Any]:
-        """End one session (`owner_stopped`); its summary once it has ended."""
+        """End one session (`owner_stopped`); its summary once it stopped sending (its close
+        and ledger entry follow on their own)."""
         session = self._find(request_id)
         log.info("live_stop_by_owner", request=session.id, by=by)
-        await self._end(session.id, OWNER_STOPPED, by=by)
+        await self._stop_all([session], OWNER_STOPPED, by=by)
         return session.summary()
 
     async def pause(self, *, by: str) -> int:
         """The owner paused sharing: end every session (`paused`); how many there were."""
-        return await self._end_all(PAUSED, by=by)
+        return len(await self._stop_all(self._running(), PAUSED, by=by))
 
-    async def _end_all(self, reason: str, *, by: str | None) -> int:
-        ids = list(self._sessions)
-        await asyncio.gather(*(self._end(jti, reason, by=by) for jti in ids))
-        return len(ids)
+    async def camera_unshared(self, camera: str, *, by: str) -> int:
+        """The owner took live view away from `camera` (private, registry, or live off): end
+        its sessions (`sharing_changed`); how many there were."""
+        sessions = [s for s in self._running() if s.request.camera == camera]
+        if sessions:
+            log.info("live_stop_sharing_changed", camera=camera, sessions=len(sessions), by=by)
+        return len(await self._stop_all(sessions, SHARING_CHANGED, by=by))
 
     async def close(self) -> None:
-        """The daemon is stopping: end every session (`agent_stopped`); take no new one."""
+        """The daemon is stopping: end every session (`agent_stopped`), take no new one, and
+        return once each has closed and written its ledger entry (or `CLOSE_WAIT_S` passed:
+        then its task is cancelled, which still writes the entry before it lets go)."""
         self._closing = True
-        count = await self._end_all(AGENT_STOPPED, by=None)
-        if count:
-            log.info("live_sessions_stopped", count=count)
+        sessions = await self._stop_all(self._running(), AGENT_STOPPED, by=None)
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        _done, late = await asyncio.wait(tasks, timeout=CLOSE_WAIT_S)
+        for task in late:
+            log.error("live_session_slow_to_end", task=task.get_name())
+            task.cancel()
+        if late:
+            await asyncio.gather(*late, return_exceptions=True)
+        if sessions:
+            log.info("live_sessions_stopped", count=len(sessions))
 
 
 class TunnelComponent:

@@ -11,9 +11,12 @@
 4. The init segment and the first (keyframe) fragment must come from the camera within
    `first_video_timeout`, else → `failed` `camera_offline`. Once both are sent: `streaming`
    {started}, and the session runs for `max_seconds` (already capped at `policy.max_live` by
-   the request service) from then.
+   the request service) from then, by the site's own monotonic clock: the deadline is the
+   session's, armed as a timer when the first fragment is sent and checked again before every
+   fragment, so neither the relay, nor the viewers, nor a slow socket can stretch it.
 5. It ends — `ended` {reason} — at the first of: `max_seconds`; `cancelled` (the RTCC's cancel);
    `owner_stopped` (`rtcc-edge live stop`); `paused` (the owner paused sharing);
+   `sharing_changed` (the owner made the camera private, registry-only or not live);
    `agent_stopped` (the daemon is stopping); `relay_closed` (the relay closed the websocket
    normally, e.g. at its session's expiry); `relay_error` (the connection broke, a heartbeat
    went unanswered, the relay refused the data); `camera_offline` (no fragment for
@@ -27,9 +30,16 @@ keyframe fragment (`skipped` counts the fragments lost) instead of growing. On t
 fragment being sent, aiohttp's buffer (~64 KiB) and the fixed socket send buffer are held. The
 recorder is never slowed: the fan-out only ever appends to the queue.
 
+Ending is in two steps. `stop()` only sets a flag: the fragment pump is cancelled at once (no
+byte is handed to the socket after it, `sending_stopped` is set), then the websocket is closed
+with the reason as its close message (the relay's word for why), waiting at most
+`close_timeout` for the relay, and the connection is dropped. Whoever asked to stop (the owner's
+socket, a cancel) never waits for that I/O; only the daemon's shutdown waits for the whole end.
+
 The ledger gets the bytes sent (`upload` with the relay host) and the session (`live_session`
-with its length and reason) through the request's `Job`; who asked (requester, issuer, case) is
-in the request's own `request_received` entry.
+with its length, from the first fragment to the moment sending stopped, and reason) through the
+request's `Job`, also when the session is cut by the daemon stopping or its task is cancelled;
+who asked (requester, issuer, case) is in the request's own `request_received` entry.
 """
 
 from __future__ import annotations
@@ -66,6 +76,7 @@ MAX_SECONDS = "max_seconds"
 CANCELLED = "cancelled"
 OWNER_STOPPED = "owner_stopped"
 PAUSED = "paused"
+SHARING_CHANGED = "sharing_changed"
 AGENT_STOPPED = "agent_stopped"
 RELAY_CLOSED = "relay_closed"
 RELAY_ERROR = "relay_error"
@@ -75,6 +86,7 @@ END_REASONS = (
     CANCELLED,
     OWNER_STOPPED,
     PAUSED,
+    SHARING_CHANGED,
     AGENT_STOPPED,
     RELAY_CLOSED,
     RELAY_ERROR,
@@ -123,6 +135,7 @@ class LiveSession:
         allowed_hosts: Sequence[str],
         settings: TunnelSettings,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.request = request
         self.job = job
@@ -131,6 +144,7 @@ class LiveSession:
         self.allowed_hosts = list(allowed_hosts)
         self.settings = settings
         self._clock = clock
+        self._monotonic = monotonic
         self.relay_host = urlsplit(request.relay.url).hostname or ""
         self.state: State = "starting"
         self.origin: str | None = None
@@ -144,6 +158,13 @@ class LiveSession:
         self._conn: RelayConnection | None = None
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
+        # The session's own clock: when the first fragment left, when sending must stop, when it
+        # did. Monotonic, so a wall-clock step (NTP) neither shortens nor stretches a session.
+        self._streaming_since: float | None = None
+        self._deadline: float | None = None
+        self._sent_until: float | None = None
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self.sending_stopped = asyncio.Event()
 
     @property
     def id(self) -> str:
@@ -161,8 +182,18 @@ class LiveSession:
     def queued_bytes(self) -> int:
         return self._feed.queued_bytes if self._feed is not None else 0
 
+    @property
+    def seconds(self) -> float:
+        """How long video has been going out: from the first fragment to now, or to the moment
+        sending stopped (by the monotonic clock)."""
+        if self._streaming_since is None:
+            return 0.0
+        until = self._sent_until if self._sent_until is not None else self._monotonic()
+        return max(0.0, until - self._streaming_since)
+
     def stop(self, reason: str, *, by: str | None = None) -> bool:
-        """Ask the session to end with `reason`; False if it is already ending."""
+        """Ask the session to end with `reason`; False if it is already ending. Returns at once:
+        the pump stops at its next step (see `sending_stopped`), the close follows."""
         if self._stop_reason is not None or self.state in ("ending", "ended"):
             return False
         self._stop_reason = reason
@@ -170,9 +201,18 @@ class LiveSession:
         self._stop.set()
         return True
 
+    async def wait_sending_stopped(self, within: float) -> bool:
+        """Until no more video leaves for the relay (at most `within` s); whether it stopped."""
+        try:
+            async with asyncio.timeout(within):
+                await self.sending_stopped.wait()
+        except TimeoutError:
+            return False
+        return True
+
     def summary(self) -> dict[str, Any]:
         request = self.request
-        seconds = (datetime.now(UTC) - self.started).total_seconds() if self.started else 0.0
+        seconds = self.seconds
         return {
             "id": request.jti,
             "camera": request.camera,
@@ -191,30 +231,71 @@ class LiveSession:
             "fragments_sent": self.fragments_sent,
             "skipped": self.skipped,
             "queued_bytes": self.queued_bytes,
-            "reason": self.reason,
+            "reason": self.reason or self._stop_reason,
+            "stopped_by": self.stopped_by,
         }
 
     # -- the run --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """The whole session; reports through the job. Never raises (but CancelledError)."""
+        """The whole session; reports through the job. Never raises (but CancelledError: even
+        then the close and the report are finished first, so the ledger has the session)."""
         outcome: _Failed | _Ended
+        cancelled = False
         try:
             outcome = await self._stream()
         except _Stop:
             outcome = _Ended(self._stop_reason or AGENT_STOPPED)
         except asyncio.CancelledError:
-            await self._cleanup("cancelled")
-            raise
+            cancelled = True
+            outcome = self._cut_outcome()
         except Exception:
             log.exception("live_session_crashed", request=self.id)
             if self.started:
                 outcome = _Ended(RELAY_ERROR)
             else:
                 outcome = _Failed(RejectCode.INTERNAL, "the live session failed")
+        self._stopped_sending()
         self.state = "ending"
-        await self._cleanup(outcome.reason if isinstance(outcome, _Ended) else "failed")
-        await self._report(outcome)
+        finish = asyncio.ensure_future(self._finish(outcome))
+        try:
+            await asyncio.shield(finish)
+        except asyncio.CancelledError:
+            cancelled = True
+            await finish  # the report must reach the ledger before the task lets go
+        if cancelled:
+            raise asyncio.CancelledError
+
+    def _cut_outcome(self) -> _Failed | _Ended:
+        """The outcome of a session whose task was cancelled (the daemon is going away)."""
+        if self.started is not None:
+            return _Ended(self._stop_reason or AGENT_STOPPED)
+        return _Failed(RejectCode.INTERNAL, "the agent stopped before the session started")
+
+    def _stopped_sending(self) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        if self._sent_until is None and self._streaming_since is not None:
+            self._sent_until = self._monotonic()
+        self.sending_stopped.set()
+
+    def _expire(self) -> None:
+        """The deadline timer: `max_seconds` are over."""
+        self._deadline_timer = None
+        self.stop(MAX_SECONDS)
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and self._monotonic() >= self._deadline
+
+    async def _finish(self, outcome: _Failed | _Ended) -> None:
+        try:
+            await self._cleanup(outcome.reason if isinstance(outcome, _Ended) else "failed")
+        finally:
+            try:
+                await self._report(outcome)
+            except Exception:  # the ledger refused it: said loudly, the task still ends
+                log.exception("live_session_report_failed", request=self.id)
 
     async def _until_stopped(self, awaitable: Awaitable[_T]) -> _T:
         """`awaitable`'s result, unless the session is told to stop first (then _Stop)."""
@@ -281,9 +362,15 @@ class LiveSession:
         except RelayGone as exc:
             return _Failed(RejectCode.UPLOAD_FAILED, f"the relay ended the connection ({exc})")
         self.fragments_sent = 1
+        self._streaming_since = self._monotonic()
+        self._deadline = self._streaming_since + request.max_seconds
+        self._deadline_timer = asyncio.get_running_loop().call_later(
+            request.max_seconds, self._expire
+        )
         self.started = datetime.fromtimestamp(self._clock(), UTC)
         self.ends_at = datetime.fromtimestamp(self._clock() + request.max_seconds, UTC)
         self.state = "streaming"
+        # Shielded: the event must not be half-sent; the deadline timer already runs.
         await asyncio.shield(self.job.streaming(self.started))
         log.info(
             "live_streaming",
@@ -293,7 +380,7 @@ class LiveSession:
             source=self.origin,
             max_seconds=request.max_seconds,
         )
-        return _Ended(await self._run_for(conn, feed, float(request.max_seconds)))
+        return _Ended(await self._run_for(conn, feed))
 
     async def _first_video(self, feed: LiveFeed) -> list[LiveChunk]:
         """The init segment and the first media fragment (a keyframe: the feed starts there)."""
@@ -310,20 +397,22 @@ class LiveSession:
                     chunks.append(chunk)
             return chunks
 
-    async def _run_for(self, conn: RelayConnection, feed: LiveFeed, seconds: float) -> str:
+    async def _run_for(self, conn: RelayConnection, feed: LiveFeed) -> str:
+        """Pump fragments until the deadline, a stop, the relay's end or the camera's."""
         pump = asyncio.create_task(self._pump(conn, feed), name=f"live-pump-{self.id[:8]}")
         stopper = asyncio.create_task(self._stop.wait())
         try:
             done, _ = await asyncio.wait(
-                {pump, conn.ended, stopper}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+                {pump, conn.ended, stopper}, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             for task in (pump, stopper):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(pump, stopper, return_exceptions=True)
-        if stopper in done:
-            return self._stop_reason or AGENT_STOPPED
+            self._stopped_sending()
+        if stopper in done or self._past_deadline():
+            return self._stop_reason or MAX_SECONDS
         if conn.ended in done:
             return conn.ended.result()
         if pump in done:
@@ -348,6 +437,9 @@ class LiveSession:
                 raise _CameraLost("the camera's stream ended") from None
             if chunk.kind == "init":
                 raise _CameraLost("the camera's stream restarted")
+            if self._past_deadline():
+                self.stop(MAX_SECONDS)  # the timer is late (a busy loop): the clock decides
+                return
             await conn.send(chunk.data)
             self.fragments_sent += 1
 
@@ -371,7 +463,7 @@ class LiveSession:
             await asyncio.shield(self.job.failed(outcome.code, outcome.message))
             return
         self.reason = outcome.reason
-        seconds = (datetime.now(UTC) - self.started).total_seconds() if self.started else 0.0
+        seconds = self.seconds
         self.state = "ended"
         log.info(
             "live_session_ended",
