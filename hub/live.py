@@ -33,6 +33,7 @@ END_REASONS = {
     "cancelled": "stopped from the hub",
     "owner_stopped": "the camera's owner stopped it",
     "paused": "the owner paused sharing",
+    "sharing_changed": "the owner stopped sharing this camera live",
     "agent_stopped": "the site's agent is shutting down",
     "camera_offline": "the camera stopped sending video",
     "relay_closed": "the relay closed the session (its time ran out)",

@@ -24,9 +24,12 @@ Routes (each session minted by `rtcc-hub request stream`, see `hub.relay_session
   play the camera's codec (H.265 in Chromium), instead of a dead player.
 - `GET /live/{session}/stats?token=…` — JSON: `state` (`waiting`, `live`, `ended`), the end
   `reason` (the site's own word from its close frame: `max_seconds`, `cancelled`,
-  `owner_stopped`, …, or the relay's: `publisher_closed`, `expired`, `bad_media`), the `codec`
-  (`h264`, `hevc`), publisher state, bytes and fragments received, each viewer's bytes sent and
-  fragments skipped.
+  `owner_stopped`, `paused`, `sharing_changed`, …, or the relay's: `publisher_closed`,
+  `expired`, `bad_media`), the `codec` (`h264`, `hevc`) and `codecs` (its RFC 6381 string, what
+  the page asks `MediaSource.isTypeSupported`), publisher state, bytes and fragments received,
+  each viewer's bytes sent and fragments skipped. After the end, `started` / `ended_at` (when the
+  first fragment and the end reached the relay) and the bytes and fragments received stay
+  available, so what the relay got can be compared with what the site's ledger says it sent.
 """
 
 from __future__ import annotations
@@ -178,6 +181,7 @@ class LiveSession:
     keyframes_in: int = 0
     last_received: float | None = None
     publisher_since: datetime | None = None
+    first_fragment: datetime | None = None
     # Since the last keyframe: a viewer who joins now starts there (a picture at once).
     gop: GopCache[Piece] = field(default_factory=GopCache)
     _started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -216,6 +220,8 @@ class LiveSession:
             self._started.set()
             return
         keyframe = fragment_keyframe(data, self.init_info)
+        if self.first_fragment is None:
+            self.first_fragment = datetime.fromtimestamp(now, UTC)
         self.bytes_in += len(data)
         self.fragments_in += 1
         self.keyframes_in += keyframe
@@ -252,12 +258,27 @@ class LiveSession:
             "publisher_since": self.publisher_since.isoformat() if self.publisher_since else None,
             "expires": self.record.expires.isoformat(),
             "codec": self.init_info.codec_name if self.init_info else None,
+            "codecs": self.init_info.codecs if self.init_info else None,
+            "started": self.first_fragment.isoformat() if self.first_fragment else None,
             "bytes_in": self.bytes_in,
             "fragments_in": self.fragments_in,
             "keyframes_in": self.keyframes_in,
             "last_fragment_age": age,
             "viewers": [viewer.stats() for viewer in self.viewers],
         }
+
+
+@dataclass(frozen=True)
+class EndedStream:
+    """What the relay keeps of a stream that ended: why, when, and what it received."""
+
+    reason: str
+    at: datetime
+    codec: str | None
+    codecs: str | None
+    started: datetime | None  # when the first media fragment arrived
+    bytes_in: int
+    fragments_in: int
 
 
 class Relay:
@@ -278,7 +299,7 @@ class Relay:
         self._closing = False
         # Why each recent session's stream ended (the site's words when it said why), so a
         # page can say "ended: the owner stopped it" instead of spinning.
-        self._ended: OrderedDict[str, tuple[str, datetime, str | None]] = OrderedDict()
+        self._ended: OrderedDict[str, EndedStream] = OrderedDict()
 
     def session(self, session_id: str) -> LiveSession | None:
         """The session if the relay holds it now (a publisher or a viewer is connected)."""
@@ -352,9 +373,8 @@ class Relay:
                 await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session expired")
         finally:
             self._publishers.discard(ws)
-            codec = live.init_info.codec_name if live.init_info else None
+            self._note_ended(record.id, reason, live)
             live.detach_publisher(reason)
-            self._note_ended(record.id, reason, codec)
             self._release(live)
             log.info(
                 "relay_publisher_gone",
@@ -365,8 +385,17 @@ class Relay:
             )
         return ws
 
-    def _note_ended(self, session_id: str, reason: str, codec: str | None) -> None:
-        self._ended[session_id] = (reason, datetime.now(UTC), codec)
+    def _note_ended(self, session_id: str, reason: str, live: LiveSession) -> None:
+        info = live.init_info
+        self._ended[session_id] = EndedStream(
+            reason=reason,
+            at=datetime.now(UTC),
+            codec=info.codec_name if info else None,
+            codecs=info.codecs if info else None,
+            started=live.first_fragment,
+            bytes_in=live.bytes_in,
+            fragments_in=live.fragments_in,
+        )
         while len(self._ended) > MAX_ENDED_KEPT:
             self._ended.popitem(last=False)
 
@@ -376,11 +405,14 @@ class Relay:
         live = self._sessions.get(session_id)
         ended = self._ended.get(session_id)
         if live is not None and live.init is not None:
-            return {"state": "live", "codec": live.init_info.codec_name if live.init_info else None,
+            info = live.init_info
+            return {"state": "live", "codec": info.codec_name if info else None,
+                    "codecs": info.codecs if info else None,
                     "viewers": len(live.viewers), "since": live.publisher_since}  # fmt: skip
         if ended is not None:
-            reason, at, codec = ended
-            return {"state": "ended", "reason": reason, "ended_at": at, "codec": codec}
+            return {"state": "ended", "reason": ended.reason, "ended_at": ended.at,
+                    "codec": ended.codec, "codecs": ended.codecs, "started": ended.started,
+                    "bytes_in": ended.bytes_in, "fragments_in": ended.fragments_in}  # fmt: skip
         if live is not None:
             return {"state": "waiting", "codec": None, "viewers": len(live.viewers)}
         return None
@@ -522,6 +554,9 @@ class Relay:
         status = self.status(record.id) or {"state": "waiting"}
         data.update({key: status.get(key) for key in ("state", "reason", "ended_at")})
         data["codec"] = data.get("codec") or status.get("codec")
+        data["codecs"] = data.get("codecs") or status.get("codecs")
+        if status["state"] == "ended":
+            data.update({key: status[key] for key in ("started", "bytes_in", "fragments_in")})
         return web.json_response(data, headers={"Cache-Control": "no-store"}, dumps=_dumps)
 
     async def close(self, app: web.Application | None = None) -> None:

@@ -30,9 +30,12 @@ class MediaError(ValueError):
 
 @dataclass(frozen=True)
 class InitInfo:
-    """What the relay keeps from an init segment: the video track (id, codec, size, defaults)."""
+    """What the relay keeps from an init segment: the video track (id, codec, size, defaults)
+    and its RFC 6381 codec string (`codecs`), what a browser's `MediaSource.isTypeSupported`
+    is asked about."""
 
     track: TrackInfo
+    codecs: str = ""
 
     @property
     def codec(self) -> str:
@@ -70,7 +73,8 @@ def parse_init(data: bytes) -> InitInfo:
         children = {child.type for child in iter_boxes(data, moov.payload, moov.end)}
         if "mvex" not in children:
             raise MediaError("the init segment is not fragmented (no mvex box)")
-        return InitInfo(parse_moov(data, moov))
+        track = parse_moov(data, moov)
+        return InitInfo(track, codec_string(data, track.codec))
     except BoxError as exc:
         raise MediaError(f"the init segment's moov: {exc}") from None
 
@@ -100,3 +104,46 @@ def fragment_keyframe(data: bytes, init: InitInfo) -> bool:
         return parse_fragment(data, moof, mdat, init.track).keyframe
     except BoxError as exc:
         raise MediaError(f"the fragment: {exc}") from None
+
+
+def _config_record(data: bytes, tag: bytes) -> bytes | None:
+    """The payload of the first `tag` box (avcC, hvcC) in `data`: it sits inside the sample
+    entry, whose fixed fields are not boxes, so it is found by its size-and-type header."""
+    start = 0
+    while (at := data.find(tag, start)) >= 4:
+        size = int.from_bytes(data[at - 4 : at], "big")
+        end = at - 4 + size
+        if size > 8 and end <= len(data):
+            return data[at + 4 : end]
+        start = at + 1
+    return None
+
+
+def _hevc_string(fourcc: str, record: bytes) -> str:
+    """ISO/IEC 14496-15 annex E: hvc1.<space><profile>.<compat, bit-reversed>.<tier><level>
+    .<constraint bytes, trailing zeros dropped>."""
+    space = "" if record[1] >> 6 == 0 else "ABC"[(record[1] >> 6) - 1]
+    profile = record[1] & 0x1F
+    tier = "H" if record[1] & 0x20 else "L"
+    compat = int.from_bytes(record[2:6], "big")
+    reversed_compat = int(f"{compat:032b}"[::-1], 2)
+    constraints = list(record[6:12])
+    while constraints and constraints[-1] == 0:
+        constraints.pop()
+    parts = [fourcc, f"{space}{profile}", f"{reversed_compat:X}", f"{tier}{record[12]}"]
+    parts += [f"{byte:X}" for byte in constraints]
+    return ".".join(parts)
+
+
+def codec_string(init: bytes, fourcc: str) -> str:
+    """The RFC 6381 `codecs` value of the init segment's video (`avc1.64001F`,
+    `hvc1.1.6.L93.B0`); the bare four-cc when its configuration record is missing."""
+    if fourcc in ("avc1", "avc3"):
+        record = _config_record(init, b"avcC")
+        if record is not None and len(record) >= 4:
+            return f"{fourcc}.{record[1]:02X}{record[2]:02X}{record[3]:02X}"
+    elif fourcc in ("hvc1", "hev1"):
+        record = _config_record(init, b"hvcC")
+        if record is not None and len(record) >= 13:
+            return _hevc_string(fourcc, record)
+    return fourcc

@@ -3,6 +3,9 @@ anything else, random or a mutation of the real thing, is a MediaError and nothi
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +30,30 @@ def test_real_fmp4_passes_with_its_keyframes(stream: Fmp4Stream) -> None:
     flags = [fragment_keyframe(data, info) for data, _ in stream.fragments]
     assert flags == [keyframe for _, keyframe in stream.fragments]
     assert flags[0] and not all(flags), "expected both keyframe and other fragments"
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_codec_string_matches_ffprobe(tmp_path_factory: pytest.TempPathFactory, codec: str) -> None:
+    """The RFC 6381 string a browser is asked about, against ffprobe's reading of the same
+    stream (profile and level), both H.264 and H.265."""
+    media = tmp_path_factory.mktemp(f"codecs-{codec}")
+    spec = MediaSpec(codec=codec, width=160, height=120, fps=10, gop=5, seconds=1)
+    made = fmp4_stream(encode_stamped(media, spec), media)
+    codecs = parse_init(made.init).codecs
+    path = next(media.glob("*-frag.mp4"))
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_tag_string,profile,level", "-of", "json", str(path)],
+        capture_output=True, check=True, text=True,
+    )  # fmt: skip
+    [facts] = json.loads(probe.stdout)["streams"]
+    parts = codecs.split(".")
+    assert parts[0] == facts["codec_tag_string"]
+    if codec == "h264":
+        assert len(parts) == 2 and int(parts[1][4:], 16) == facts["level"]
+    else:
+        # hvc1.<profile>.<compat>.L<level>[.<constraints>]: Main profile (1), its level.
+        assert parts[1] == "1" and parts[3] == f"L{facts['level']}", codecs
 
 
 def test_init_and_fragment_are_not_interchangeable(stream: Fmp4Stream) -> None:

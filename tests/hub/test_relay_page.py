@@ -42,17 +42,35 @@ async def test_viewer_page_says_h265_cannot_play(tmp_path: Path, hevc: Fmp4Strea
                 await ws.send_bytes(data)
             stats = await relay.stats(minted)
             assert (stats["state"], stats["codec"]) == ("live", "hevc")
+            # The exact RFC 6381 string from the init segment's hvcC, for isTypeSupported.
+            assert stats["codecs"].split(".")[0] in ("hvc1", "hev1"), stats["codecs"]
             async with console_browser(relay.home, relay.url, strict=False) as browser:
                 page = await browser.new_page()
+                type_ = f'video/mp4; codecs="{stats["codecs"]}"'
                 await page.goto(minted.page_url)
+                # This Chromium really cannot: the page asks the same question.
+                assert not await page.evaluate(f"MediaSource.isTypeSupported({type_!r})")
                 await page.wait_for_selector("#status.problem")
                 status = await page.inner_text("#status")
                 assert "H.265 (HEVC)" in status and "cannot play" in status
                 assert await page.locator("video[hidden]").count() == 1
+                # Decided before any video was loaded: no dead player, no request for it.
+                assert await page.get_attribute("#live", "src") is None
+                assert await page.get_attribute("#live", "data-unplayable") == stats["codecs"]
                 await browser.shot(page, "relay-hevc")
 
 
-async def test_viewer_page_says_why_it_ended(tmp_path: Path, h264: Fmp4Stream) -> None:
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        ("owner_stopped", "the camera's owner stopped it"),
+        ("sharing_changed", "the owner stopped sharing this camera live"),
+        ("max_seconds", "the time asked for is up"),
+    ],
+)
+async def test_viewer_page_says_why_it_ended(
+    tmp_path: Path, h264: Fmp4Stream, reason: str, said: str
+) -> None:
     async with running_relay(tmp_path / "hub") as relay:
         minted = relay.mint(camera="front-door")
         async with console_browser(relay.home, relay.url, strict=False) as browser:
@@ -63,16 +81,20 @@ async def test_viewer_page_says_why_it_ended(tmp_path: Path, h264: Fmp4Stream) -
                     await ws.send_bytes(data)
                 await page.goto(minted.page_url)
                 await page.wait_for_selector("#status.live, #status.waiting")
-                await ws.close(code=WSCloseCode.OK, message=b"owner_stopped")
+                # H.264 is playable here: the page loads the video.
+                assert await page.get_attribute("#live", "src") is not None
+                await ws.close(code=WSCloseCode.OK, message=reason.encode())
             await page.wait_for_selector("#status.ended", timeout=30_000)
-            assert "the camera's owner stopped it" in await page.inner_text("#status")
-            await browser.shot(page, "relay-ended")
+            assert said in await page.inner_text("#status")
+            assert await page.locator("video[hidden]").count() == 1
+            await browser.shot(page, f"relay-ended-{reason}")
         stats = await relay.stats(minted)
-        assert (stats["state"], stats["reason"], stats["codec"]) == (
-            "ended",
-            "owner_stopped",
-            "h264",
-        )
+        assert (stats["state"], stats["reason"], stats["codec"]) == ("ended", reason, "h264")
+        # What the relay received stays on record after the end.
+        sent = len(h264.init) + sum(len(data) for data, _ in h264.fragments)
+        assert stats["bytes_in"] == sent
+        assert stats["fragments_in"] == len(h264.fragments)
+        assert stats["started"] is not None and stats["codecs"].startswith("avc1.")
 
 
 async def test_live_wall_tile_says_h265_cannot_play(
