@@ -112,9 +112,9 @@ def _at(text: str) -> float:
 
 @asynccontextmanager
 async def rig(
-    tmp_path: Path, broker: MosquittoBroker, cams: CamsimRun, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, mqtt: MosquittoBroker, cams: CamsimRun, capsys: pytest.CaptureFixture[str]
 ) -> AsyncIterator[tuple[Rig, Callable[[], Awaitable[None]]]]:
-    deployed = deploy(tmp_path, broker, cams[0], capsys)
+    deployed = deploy(tmp_path, mqtt, cams[0], capsys)
     tls = ssl.create_default_context(cafile=str(site_ca(deployed.hub.home).cert_path))
     owner = ControlClient(load_config(deployed.config).control.socket)
     async with (

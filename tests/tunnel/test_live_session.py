@@ -467,6 +467,46 @@ async def test_a_relay_that_never_reads_cannot_hold_the_session(
         await wait_until(lambda: not site.manager._tasks, 10, what="the session's task to end")
 
 
+@pytest.mark.parametrize("how", ["owner_stopped", "agent_stopped"])
+async def test_a_wedged_relay_never_holds_up_the_owner_or_the_ledger(
+    run_camsim: Any, tmp_path: Path, how: str
+) -> None:
+    """A relay that reads nothing: the owner's `live stop` is answered within the issue's
+    second (the socket does not wait for the close handshake the relay will never answer),
+    `status` answers meanwhile, nothing is sent after the stop, and the ledger gets the
+    session's real length and bytes, also when the daemon stops (`manager.close`)."""
+    cams = run_camsim(busy_camera())
+    async with (
+        reluctant_relay(asyncio.Event(), []) as port,
+        live_site(tmp_path, cams, settings=PATIENT) as site,
+        control(site) as owner,
+    ):
+        jti = await site.request_stream(
+            max_seconds=120, url=f"ws://127.0.0.1:{port}/ingest/{'N' * 22}"
+        )
+        await site.wait_for(jti, "streaming")
+        await asyncio.sleep(3)  # the socket's buffers are full by now: sends wait
+        [session] = list(site.manager._sessions.values())
+        if how == "owner_stopped":
+            asked = time.monotonic()
+            stopped = await asyncio.to_thread(owner.call, "live_stop", id=jti[:8])
+            answered = time.monotonic() - asked
+            assert answered <= 1.0, f"live stop answered after {answered:.2f} s"
+            assert stopped["reason"] == "owner_stopped"
+            status = await asyncio.to_thread(owner.call, "status")
+            assert [s["state"] for s in status["live"]] in ([], ["ending"])
+        else:
+            await site.manager.close()  # returns once the session has reported
+        assert session.sending_stopped.is_set()
+        at_stop = session.bytes_sent
+        ended = await site.wait_for(jti, "ended", within=30)
+        assert ended.reason == how
+        await wait_until(lambda: not site.manager._tasks, 10, what="the session's task to end")
+        [entry] = [e for e in site.ledger("live_session") if e["jti"] == jti]
+        assert entry["reason"] == how and entry["bytes"] == at_stop == session.bytes_sent
+        assert 3 <= entry["seconds"] <= session.seconds + 0.01
+
+
 async def test_slow_viewer_at_the_relay_does_not_slow_the_site(
     run_camsim: Any, tmp_path: Path
 ) -> None:
