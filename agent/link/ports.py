@@ -62,6 +62,11 @@ class Job(Protocol):
     @property
     def is_final(self) -> bool: ...
 
+    @property
+    def was_streaming(self) -> bool:
+        """The request was already `streaming` when this job was made: a live session cut by
+        a crash of the agent, handed over again at its restart."""
+
     async def progress(self, bytes_sent: int, bytes_total: int) -> None: ...
 
     async def streaming(self, started: datetime) -> None: ...

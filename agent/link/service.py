@@ -832,6 +832,10 @@ class _Job:
         current = self._service.book.get(self._record.jti)
         return current is None or current.final
 
+    @property
+    def was_streaming(self) -> bool:
+        return self._record.state is EventState.STREAMING
+
     async def progress(self, bytes_sent: int, bytes_total: int) -> None:
         await self._service._report(
             self.request_id, EventState.PROGRESS, bytes_sent=bytes_sent, bytes_total=bytes_total

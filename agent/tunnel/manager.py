@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent.config import AgentConfig
 from agent.link.ports import FootageRequest, Job
@@ -117,6 +118,14 @@ class TunnelManager:
             return
         if request.jti in self._sessions:
             return  # already running (a repeated start after a restart of the service)
+        if job.was_streaming:
+            # The agent died mid-session (kill -9, power loss): starting again would grant a
+            # fresh max_seconds the RTCC never asked for. Its length and bytes died with it.
+            log.warning("live_session_not_resumed", request=request.jti, camera=request.camera)
+            await job.ended(
+                AGENT_STOPPED, seconds=0.0, relay_host=urlsplit(request.relay.url).hostname
+            )
+            return
         session = LiveSession(
             request,
             job,

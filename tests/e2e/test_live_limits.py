@@ -265,3 +265,44 @@ async def test_the_owner_ends_live_view_and_the_ledger_says_what_left(
     )
     assert abs(total["live_seconds"] - relay_seconds) <= len(relay_seen) * 0.5
     assert total["bytes_uploaded"] == relay_bytes
+
+
+async def test_a_session_cut_by_a_crash_is_not_resumed_with_a_fresh_grant(
+    tmp_path: Path,
+    broker: MosquittoBroker,  # noqa: F811
+    run_camsim: Any,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`kill -9` of the daemon mid-session, then a restart: the request is handed over again,
+    and starting it afresh would stream another `max_seconds`. It is ended instead."""
+    cams: CamsimRun = run_camsim(
+        camera("generic", main={"width": 320, "height": 240, "fps": 15, "gop": 15})
+    )
+    deployed = deploy(tmp_path, broker, cams[0], capsys)
+    tls = ssl.create_default_context(cafile=str(site_ca(deployed.hub.home).cert_path))
+    owner = ControlClient(load_config(deployed.config).control.socket)
+    async with (
+        deployed.serving(),
+        aiohttp.ClientSession() as http,
+        console_browser(deployed.hub.home, "https://unused", strict=False) as browser,
+    ):
+        site = Rig(deployed, http, tls, owner, browser)
+        async with deployed.running() as daemon:
+            stream = await site.stream(120)
+            await site.until_live(stream)
+            daemon.kill()
+            await daemon.wait()
+        assert stream.proc.stdout is not None
+        cut = await site.stats(stream)
+        async with deployed.running(log="agent-again.log"):
+            event = await next_json(stream.proc.stdout, "event", within=90)
+            assert (event["state"], event["reason"]) == ("ended", "agent_stopped"), event
+            assert await asyncio.wait_for(stream.proc.wait(), 30) == 0
+            await asyncio.sleep(2)
+            again = await site.stats(stream)
+            assert again["state"] == "ended" and not again["publisher"], again
+            assert again["bytes_in"] == cut["bytes_in"], "the site streamed again"
+            status = await asyncio.to_thread(owner.call, "status")
+            assert status["live"] == []
+    [entry] = [e.data for e in read_entries(deployed.state / "ledger") if e.kind == "live_session"]
+    assert (entry["jti"], entry["reason"]) == (stream.jti, "agent_stopped")
