@@ -43,6 +43,8 @@
   }
 
   const videoSrc = video.dataset.src;
+  const patience = Number(video.dataset.patience || 30) * 1000;
+  const opened = Date.now();
   const Source = window.MediaSource || window.ManagedMediaSource;
 
   // Whether this browser can decode the stream: asked with the stream's own codec string;
@@ -113,6 +115,11 @@
         startVideo();
         if (video.readyState >= 2 && !video.paused) say("live", "Live");
         else say("waiting", "Video arriving…");
+      } else if (Date.now() - opened > patience) {
+        // No endless spinner: after as long as the relay itself waits, say what it may mean.
+        say("waiting", "Still waiting for the site to start the video…",
+            "The site may be offline, or it may have refused or not yet approved the request " +
+            "(the hub shows the request's state). This page keeps checking.");
       } else {
         say("waiting", "Waiting for the site to start the video…");
       }

@@ -533,6 +533,7 @@ class Relay:
             case=html.escape(record.case or "-"),
             video_url=html.escape(video, quote=True),
             stats_url=html.escape(stats, quote=True),
+            patience=f"{self.settings.wait_for_publisher:g}",
         )
         return web.Response(
             text=text,

@@ -10,6 +10,7 @@ import pytest
 from aiohttp import WSCloseCode
 
 from hub.db import RequestRow
+from hub.relay import RelaySettings
 from hub.workflow import RequestSpec, prepare_request, record_request
 from tests.hub.conftest import HubRunner
 from tests.support.browser import console_browser
@@ -95,6 +96,23 @@ async def test_viewer_page_says_why_it_ended(
         assert stats["bytes_in"] == sent
         assert stats["fragments_in"] == len(h264.fragments)
         assert stats["started"] is not None and stats["codecs"].startswith("avc1.")
+
+
+async def test_viewer_page_never_just_spins(tmp_path: Path) -> None:
+    """No publisher ever comes (the site is offline, or refused): after as long as the relay
+    itself waits for a publisher, the page says what that may mean, and keeps checking."""
+    settings = RelaySettings(wait_for_publisher=2)
+    async with running_relay(tmp_path / "hub", settings=settings) as relay:
+        minted = relay.mint(camera="front-door")
+        async with console_browser(relay.home, relay.url) as browser:
+            page = await browser.new_page()
+            await page.goto(minted.page_url)
+            assert "Waiting for the site" in await page.inner_text("#status")
+            await page.wait_for_selector("#status small", timeout=30_000)
+            said = await page.inner_text("#status")
+            assert "Still waiting" in said and "refused" in said
+            assert await page.get_attribute("#live", "src") is None
+            await browser.shot(page, "relay-still-waiting")
 
 
 async def test_live_wall_tile_says_h265_cannot_play(
