@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from aiohttp import ClientWSTimeout, WSCloseCode, WSMsgType
 from agent.log import get_logger
 
 log = get_logger(__name__)
+
+_LINGER_ABORT = struct.pack("ii", 1, 0)
 
 # Close codes after which the relay is said to have closed the session (not failed it).
 _CLEAN_CLOSE = {WSCloseCode.OK, WSCloseCode.GOING_AWAY, WSCloseCode.POLICY_VIOLATION}
@@ -173,15 +176,21 @@ class RelayConnection:
         """Close (politely if the relay still listens, for at most `close_timeout`), then drop
         the connection — also when the relay reads nothing any more: a plain close would wait
         for the unsent bytes to drain, forever."""
+        polite = False
         with contextlib.suppress(Exception):
             if not self._ws.closed:
                 async with asyncio.timeout(self._close_timeout):
                     await self._ws.close(code=WSCloseCode.OK, message=message.encode()[:120])
+            polite = True
         self.ended.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self.ended
         for sock in self._sockets:
             with contextlib.suppress(OSError):
+                if not polite:
+                    # The relay did not take the close: what still waits in the send buffer is
+                    # video after the end, so it is discarded (RST on close), not delivered.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ABORT)
                 sock.shutdown(socket.SHUT_RDWR)  # the transport then fails and lets go
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._close_timeout):
