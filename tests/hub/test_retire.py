@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from agent.cli import main as agent_main
 from agent.cli.keys_cmd import device_key_path
 from agent.config import load_config
 from agent.enroll import EnrollResult, enroll
@@ -41,7 +42,9 @@ async def hub(tmp_path: Path) -> AsyncIterator[EnrollHub]:
 
 
 async def _enroll(hub: EnrollHub, root: Path, name: str) -> tuple[EnrollResult, Path]:
-    config = write_agent_config(root / "etc" / "agent.toml", root / "state", extra=CAMERA)
+    # Its own control socket: `retract` asks whether a daemon answers there.
+    control = f'\n[control]\nsocket = "{root}/control.sock"\n'
+    config = write_agent_config(root / "etc" / "agent.toml", root / "state", extra=CAMERA + control)
     result = await enroll(
         config,
         hub_url=hub.url,
@@ -157,3 +160,49 @@ async def test_retire_with_a_certificate_file_and_refusals(hub: EnrollHub, tmp_p
     assert status == 2
     crl = x509.load_pem_x509_crl((hub.broker_files.directory / "ca.crl").read_bytes())
     assert len(list(crl)) == 0
+
+
+def _agent_cli(config: Path, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = agent_main(["--config", str(config), *argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+async def test_a_site_leaving_takes_itself_off_the_map(hub: EnrollHub, tmp_path: Path) -> None:
+    """`rtcc-edge retract` (what the uninstaller runs): the site's own identity deletes its
+    retained registry and status; the map and the console no longer show it."""
+    a, a_config = await _enroll(hub, tmp_path / "a", "Corner Grocery")
+    b, b_config = await _enroll(hub, tmp_path / "b", "Bakery")
+    await _publish_presence(a_config)
+    await _publish_presence(b_config)
+    assert await _console_map(hub) == {a.site_id, b.site_id}
+    status, out, err = await asyncio.to_thread(_agent_cli, a_config, "retract")
+    assert status == 0, err
+    assert f"Site {a.site_id} is off the RTCC's map" in out
+    assert await _map(hub) == {b.site_id}
+    assert await _console_map(hub) == {b.site_id}
+
+
+async def test_retract_says_why_it_could_not(tmp_path: Path) -> None:
+    """No broker there: a sentence naming what to do instead, exit 1, no traceback."""
+    from tests.support.broker import free_port
+
+    root = tmp_path / "site"
+    config = write_agent_config(
+        root / "agent.toml",
+        root / "state",
+        extra=f'\n[control]\nsocket = "{root}/control.sock"\n',
+    )
+    text = config.read_text().replace('id = "unenrolled"', 'id = "corner-1"')
+    jwks = root / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    config.write_text(
+        text + f'\n[rtcc]\nbroker_url = "mqtt://127.0.0.1:{free_port()}"\nissuer = "x"\n'
+        f'jwks_file = "{jwks}"\nusername = "corner-1"\npassword = "not-used-9"\n'
+    )
+    status, _, err = await asyncio.to_thread(_agent_cli, config, "retract", "--timeout", "5")
+    assert status == 1
+    assert "Could not take site corner-1 off the RTCC's map" in err
+    assert "nothing listens on that port" in err
+    assert "rtcc-hub sites retire corner-1" in " ".join(err.split()) and "Traceback" not in err
