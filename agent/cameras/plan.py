@@ -197,7 +197,7 @@ def refuse_duplicates(config: AgentConfig, cameras: Sequence[NewCamera]) -> None
     for camera in cameras:
         existing = _already(config, camera)
         if existing is not None:
-            what = camera.rtsp_url or camera.onvif_url
+            what = redact_url(camera.rtsp_url or camera.onvif_url or "")
             channel = f" channel {camera.channel}" if camera.channel else ""
             raise AddError(
                 f"{what}{channel} is already configured as camera {existing!r}", code="usage"

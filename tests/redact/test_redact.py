@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from agent.config import AgentConfig, config_warnings
 from agent.redact import REDACTED, is_secret_name, redact, redact_url
 
 SECRET_NAMES = ["password", "pwd", "pass", "passwd", "auth", "token", "key", "secret"]
@@ -134,3 +136,17 @@ def test_known_shapes() -> None:
     )
     assert redact("bad secret enc:v1:QUJD_-x in the file") == "bad secret [redacted] in the file"
     assert redact("rtsp://cam/live?user=admin") == "rtsp://cam/live?user=admin"
+
+
+def test_config_check_warns_of_a_password_in_a_url_query(tmp_path: Path) -> None:
+    """`?user=admin&password=…` is a password in clear, as much as `admin:…@` is."""
+    config = AgentConfig(
+        state_dir=tmp_path,
+        site={"id": "site-1", "name": "x"},
+        cameras=[
+            {"id": "a", "name": "A", "rtsp_url": "rtsp://cam/live?user=admin&pwd=Hunter-2"},
+            {"id": "b", "name": "B", "rtsp_url": "rtsp://cam/live?channel=1"},
+        ],
+    )
+    fields = {p.field for p in config_warnings(config) if "in clear" in p.message}
+    assert "cameras[0].rtsp_url" in fields and "cameras[1].rtsp_url" not in fields
