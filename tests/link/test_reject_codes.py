@@ -46,8 +46,12 @@ class Case:
     cmd: str
     # The valid twin's claims (on top of make_claims' complete, valid set).
     base: dict[str, Any] = field(default_factory=dict)
-    # The one change: claim overrides, or a function from the valid claims to a payload.
-    change: dict[str, Any] = field(default_factory=dict)
+    # The one change: claim overrides (or a function of the valid claims giving them, for
+    # times, so they are taken when the test runs, not when the module was imported), or a
+    # function from the valid claims to a payload.
+    change: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]] = field(
+        default_factory=dict
+    )
     sign: Callable[[dict[str, Any]], bytes] | None = None
     # Or an owner action between the two requests (the second is then the twin, fresh jti).
     before_second: Callable[[Site], Awaitable[object]] | None = None
@@ -71,9 +75,15 @@ CASES: list[Case] = [
     Case(RejectCode.BAD_SIGNATURE, "clip", sign=forged),
     Case(RejectCode.UNKNOWN_KEY, "clip", sign=lambda c: OTHER_KEY.sign(c).encode()),
     Case(RejectCode.BAD_ALGORITHM, "clip", sign=hs256_with_public_key),
-    Case(RejectCode.EXPIRED, "clip", change={"iat": _now() - 1200, "exp": _now() - 600}),
-    Case(RejectCode.NOT_YET_VALID, "clip", change={"iat": _now() + 600, "exp": _now() + 1200}),
-    Case(RejectCode.LIFETIME_TOO_LONG, "stream", change={"exp": _now() + 16 * 60}),
+    Case(
+        RejectCode.EXPIRED, "clip", change=lambda v: {"iat": v["iat"] - 1200, "exp": v["iat"] - 600}
+    ),
+    Case(
+        RejectCode.NOT_YET_VALID,
+        "clip",
+        change=lambda v: {"iat": v["iat"] + 600, "exp": v["iat"] + 1200},
+    ),
+    Case(RejectCode.LIFETIME_TOO_LONG, "stream", change=lambda v: {"exp": v["iat"] + 16 * 60}),
     Case(RejectCode.WRONG_AUDIENCE, "clip", change={"aud": "site-2"}),
     Case(RejectCode.WRONG_ISSUER, "clip", change={"iss": "https://other-rtcc.test"}),
     # The issue's case: a relay token one character short of the table's minimum.
@@ -87,11 +97,11 @@ CASES: list[Case] = [
     Case(RejectCode.UNKNOWN_CAMERA, "clip", change={"camera": "no-such-camera"}),
     Case(RejectCode.NOT_SHARED, "stream", change={"camera": "stockroom"}),
     Case(RejectCode.LIVE_NOT_ALLOWED, "stream", change={"camera": "side-door"}),
-    Case(RejectCode.WINDOW_TOO_LONG, "clip", change={"start": _ago(120)}),
+    Case(RejectCode.WINDOW_TOO_LONG, "clip", change=lambda _v: {"start": _ago(120)}),
     Case(
         RejectCode.WINDOW_IN_FUTURE,
         "clip",
-        change={"start": _ago(-55), "end": _ago(-60)},
+        change=lambda _v: {"start": _ago(-55), "end": _ago(-60)},
     ),
     Case(
         RejectCode.UPLOAD_NOT_ALLOWED,
@@ -157,8 +167,8 @@ async def test_one_change_gives_exactly_its_code(tmp_path: Path, case: Case) -> 
         if case.before_second is not None:
             await case.before_second(site)
         broken = _fresh(valid)
-        for name, value in case.change.items():
-            broken[name] = value
+        change = case.change(valid) if callable(case.change) else case.change
+        broken.update(change)
         payload = _payload(case, broken)
         jti = jti_of(payload)
         await site.service.handle(payload)
