@@ -7,8 +7,13 @@ fact is None and the verdict unknown — a manifest never invents one.
 The file is a JSON object keyed by camera id:
 
     {"front-door": {"vendor": "Hikvision", "model": "DS-2CD2143G2-I",
-                    "firmware": "V5.7.3", "clock_offset_s": -1.4, "verdict": "pass",
+                    "firmware": "V5.7.3", "clock_offset_s": -1.4,
+                    "clock_measured": "2026-11-22T02:10:00Z", "verdict": "pass",
                     "checked": "2026-11-22T02:00:00Z"}}
+
+`clock_offset_s` is measured by the check and, while the daemon runs, again periodically and at
+each reconnect of the camera's recorder (`agent.cameras.clock_watch`); `clock_measured` says
+when (an entry without it was measured by the check, at `checked`).
 
 Unknown keys are ignored; a value of the wrong type counts as unknown.
 """
@@ -20,6 +25,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +46,7 @@ class CameraFacts:
     model: str | None = None
     firmware: str | None = None
     clock_offset_s: float | None = None  # camera clock minus agent clock
+    clock_measured: datetime | None = None  # when clock_offset_s was measured (agent clock)
     verdict: Verdict = "unknown"  # the last compatibility check's overall result
 
 
@@ -80,15 +87,28 @@ def _read_all(state_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 def _facts(entry: Any) -> CameraFacts:
     if not isinstance(entry, dict):
         return CameraFacts()
     verdict = entry.get("verdict")
+    offset = _number(entry.get("clock_offset_s"))
+    measured = _time(entry.get("clock_measured")) or _time(entry.get("checked"))
     return CameraFacts(
         vendor=_text(entry.get("vendor")),
         model=_text(entry.get("model")),
         firmware=_text(entry.get("firmware")),
-        clock_offset_s=_number(entry.get("clock_offset_s")),
+        clock_offset_s=offset,
+        clock_measured=measured if offset is not None else None,
         verdict=cast(Verdict, verdict) if verdict in _VERDICTS else "unknown",
     )
 
@@ -101,9 +121,32 @@ def read_all_camera_facts(state_dir: Path) -> dict[str, CameraFacts]:
 def remember_camera_facts(state_dir: Path, camera: str, facts: CameraFacts) -> None:
     """Record what a check learned about `camera` (atomically; other cameras kept). Owned like
     the state directory, so a check run as root leaves a file the daemon's user can read."""
-    state = Path(state_dir)
+    now = datetime.now(UTC)
+    entry = {**asdict(facts), "checked": now.isoformat()}
+    measured = facts.clock_measured or (now if facts.clock_offset_s is not None else None)
+    entry["clock_measured"] = measured.isoformat() if measured is not None else None
+    _update(Path(state_dir), camera, lambda _old: entry)
+
+
+def remember_clock_offset(
+    state_dir: Path, camera: str, offset_s: float, *, measured: datetime
+) -> None:
+    """Record a new measurement of `camera`'s clock offset, keeping every other fact."""
+
+    def merge(old: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **old,
+            "clock_offset_s": round(offset_s, 3),
+            "clock_measured": measured.astimezone(UTC).isoformat(),
+        }
+
+    _update(Path(state_dir), camera, merge)
+
+
+def _update(state: Path, camera: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     data = _read_all(state)
-    data[camera] = {**asdict(facts), "checked": datetime.now(UTC).isoformat()}
+    old = data.get(camera)
+    data[camera] = change(old if isinstance(old, dict) else {})
     state.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=state, prefix=f".{CAMERA_INFO_FILE}.", suffix=".tmp")
     tmp = Path(name)

@@ -36,6 +36,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from agent.redact import url_secrets
+
 DEFAULT_CONFIG_PATH = Path("/etc/rtcc-edge/agent.toml")
 CONFIG_ENV = "RTCC_EDGE_CONFIG"
 DEFAULT_STATE_DIR = Path("/var/lib/rtcc-edge")
@@ -461,7 +463,8 @@ def config_warnings(config: AgentConfig) -> list[ConfigProblem]:
                     severity="warning",
                 )
             )
-        if camera.rtsp_url is not None and urlsplit(camera.rtsp_url).password:
+        # In its userinfo or its query (`?user=admin&password=…`, common on cheap cameras).
+        if camera.rtsp_url is not None and url_secrets(camera.rtsp_url):
             problems.append(
                 ConfigProblem(
                     field=f"cameras[{index}].rtsp_url",

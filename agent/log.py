@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import structlog
 
+from agent.redact import redact_tree
+
 LogFormat = Literal["auto", "json", "console"]
 
 _LEVELS = {
@@ -42,6 +44,14 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass  # the stream is always the current sys.stderr
 
 
+def _redact_event(
+    _logger: object, _name: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Last step before rendering, for structlog and stdlib records alike (the libraries'
+    messages, tracebacks): no camera password, URL secret or `enc:v1:` token reaches the log."""
+    return {key: redact_tree(value) for key, value in event.items()}
+
+
 def configure_logging(
     level: str = "info", *, fmt: LogFormat = "auto", stream: object = None
 ) -> None:
@@ -65,6 +75,7 @@ def configure_logging(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _redact_event,
             renderer,
         ],
     )

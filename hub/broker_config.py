@@ -15,7 +15,9 @@ What it writes in DIR (run it with `mosquitto -c DIR/mosquitto.conf`):
   identity `rtcc.hub` on all of `rtcc/v1/sites/#`; a site id never contains a dot, so no site
   can be that user;
 - `ca.pem`, `operators.pem`, `server.pem`, `server.key` (0600): the CA certificates and a
-  server certificate from the site CA naming `--host` (and any `--name`).
+  server certificate from the site CA naming `--host` (and any `--name`);
+- `ca.crl`: the site CA's revocation list, the site listener's `crlfile`; `rtcc-hub sites
+  retire` rewrites it here (see `hub.revocation`), and mosquitto reads it at start and reload.
 
 It also records the site-facing broker URL in `<home>/serve.toml` (enrollment hands it to
 sites) and, unless `--no-hub-client`, issues the hub's own client certificate into
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.ca import HUB_IDENTITY, operator_ca, site_ca, write_private
+from hub.revocation import add_crl_copy
 from hub.server import update_serve_settings
 from hub.state import BrokerConfig, HubHome, HubStateError, write_atomic
 
@@ -83,6 +86,8 @@ def mosquitto_conf(directory: Path, *, bind: str, port: int, hub_bind: str, hub_
         f"listener {port} {bind}\n"
         f"{tls}"
         f"cafile {d / 'ca.pem'}\n"
+        # Retired sites' certificates (`rtcc-hub sites retire`); read at start and on reload.
+        f"crlfile {d / 'ca.crl'}\n"
         "require_certificate true\n"
         "use_identity_as_username true\n"
         "use_username_as_clientid true\n"
@@ -140,6 +145,7 @@ def write_broker_config(
     write_atomic(out / "server.pem", server.cert_pem.decode())
     write_private(out / "server.key", server.key_pem)
     write_atomic(out / "acl", acl_text())
+    add_crl_copy(home, out / "ca.crl")  # the CRL, kept current by `sites retire`
     config = out / "mosquitto.conf"
     write_atomic(
         config, mosquitto_conf(out, bind=bind, port=port, hub_bind=hub_bind, hub_port=hub_port)

@@ -229,6 +229,30 @@ class CertificateAuthority:
         )
         return IssuedPair(cert.public_bytes(serialization.Encoding.PEM), private_pem(key))
 
+    # --- revoking ------------------------------------------------------------------------------
+
+    def sign_crl(self, revoked: Sequence[tuple[int, datetime.datetime]], *, number: int) -> bytes:
+        """A PEM CRL of this CA listing each (serial, revocation time). Its next update is the
+        CA's own expiry: OpenSSL (so mosquitto) refuses *every* client while a CRL is past its
+        next update, and the hub rewrites the CRL whenever a site is retired anyway."""
+        now = _now()
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.cert.subject)
+            .last_update(now - _BACKDATE)
+            .next_update(max(self.cert.not_valid_after_utc, now + datetime.timedelta(days=1)))
+            .add_extension(x509.CRLNumber(number), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False
+            )
+        )
+        for serial, when in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
+            )
+        crl = builder.sign(self._key, hashes.SHA256())
+        return crl.public_bytes(serialization.Encoding.PEM)
+
 
 def csr_public_key(csr_pem: bytes | str) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
     """The public key of a well-formed, self-signed CSR with a key good enough for TLS."""

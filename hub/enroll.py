@@ -47,6 +47,7 @@ from agent.identity import JwsError, jwk_thumbprint, verify_device_jws
 from agent.identity.jwk import public_key_from_jwk
 from hub.ca import CaError, csr_public_key, site_ca
 from hub.keys import read_jwks
+from hub.revocation import record_issued
 from hub.server import ServerContext, load_serve_settings
 from hub.state import HubHome, HubStateError
 from hub.tokens import TokenError, TokenRecord, TokenRefusal, TokenStore
@@ -219,6 +220,7 @@ class _Routes:
         except TokenError as exc:
             raise _token_refusal(exc) from None
         cert = ca.sign_site_csr(body.csr, site_id=record.site_id)
+        record_issued(self.home, record.site_id, cert)  # so `sites retire` can revoke it
         self.home.trust_site(record.site_id, body.device_jwk)
         return EnrollResponse(
             site_id=record.site_id,

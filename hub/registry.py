@@ -7,7 +7,9 @@ fleet page: a camera is only ever shown on the word of its site's own key.
 
 Messages are applied in the order they arrive (the broker delivers a topic in order), so a
 site's last will (`online: false`, signed when it connected, so with an older `iat`) still
-marks it offline. A copy identical to what is stored changes nothing.
+marks it offline. A copy identical to what is stored changes nothing. An empty message (the
+broker deleting a retained one: a site uninstalled, or retired by `rtcc-hub sites retire`)
+withdraws what the site had said.
 """
 
 from __future__ import annotations
@@ -56,11 +58,45 @@ async def record_presence(
         return None
     async with db.session() as session:
         site = await _site(session, checked.site)
-        if checked.kind == "registry":
+        if not token:
+            changed = await _withdraw(session, site, checked.kind)
+        elif checked.kind == "registry":
             changed = await _apply_registry(session, site, checked, token, received)
         else:
             changed = _apply_status(site, checked, token, received, retained=retained)
     return PresenceChange(checked.site, checked.kind, changed)
+
+
+async def withdraw_site(db: Database, site_id: str) -> bool:
+    """Forget a retired site's registry and status (what `rtcc-hub sites retire` does to the
+    database at once; a running ingestion does the same when the empty messages arrive)."""
+    async with db.session() as session:
+        site = await session.get(Site, site_id, with_for_update=True, populate_existing=True)
+        if site is None:
+            return False
+        registry = await _withdraw(session, site, "registry")
+        status = await _withdraw(session, site, "status")
+    return registry or status
+
+
+async def _withdraw(session: AsyncSession, site: Site, kind: str) -> bool:
+    """An empty retained message: the site (uninstalling) or the hub (`sites retire`) deleted
+    it from the broker. Only those two may write there (the broker's ACL), so the map forgets
+    what it said rather than flagging the site as malformed."""
+    if kind == "registry":
+        if site.registry_token is None and site.registry_verdict is None:
+            return False
+        site.registry_token = site.registry_verdict = site.registry_iat = None
+        site.registry_reason = ""
+        site.registry_received = None
+        await session.execute(delete(Camera).where(Camera.site_id == site.id))
+        return True
+    if site.status_verdict is None and site.online is None:
+        return False
+    site.status_verdict, site.status_reason = None, ""
+    site.status_iat = site.status_received = None
+    site.online = None
+    return True
 
 
 async def _apply_registry(

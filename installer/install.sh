@@ -45,7 +45,8 @@ Install (or upgrade) the rtcc-edge site agent and enroll it with an RTCC hub.
   --no-discover     do not run camera discovery at the end
   --scan CIDR       also probe this address range during discovery (e.g. 192.168.1.0/24)
   --dry-run         print every step, change nothing
-  --uninstall       remove the program and the unit; keep configuration, keys, ledger, footage
+  --uninstall       take the site off the RTCC's map, remove the program and the unit;
+                    keep configuration, keys, ledger, footage
   --purge           remove everything, footage and ledger included (asks unless --yes)
   --yes             do not ask for confirmation
   -h, --help        this text
@@ -846,6 +847,30 @@ keep_manifest_rows() {
     cp "$WORK/kept-manifest" "$(p "$MANIFEST")" || warn "cannot update $(p "$MANIFEST")"
 }
 
+retract_site() {
+    # Off the RTCC's map before anything is removed: the agent deletes its retained registry
+    # and status at the broker. The daemon was stopped just before, so nothing publishes them
+    # again (hence --force: a stale control socket must not stop the uninstall).
+    enrolled || return 0
+    site=$(sed -n 's/^id = "\(.*\)"$/\1/p' "$(p "$CONFIG")" | head -n 1)
+    step "taking site $site off the RTCC's map"
+    if [ "$DRY_RUN" = 1 ]; then
+        note "would run: rtcc-edge retract --force"
+        return 0
+    fi
+    if [ ! -x "$(p "$OPT")/bin/rtcc-edge" ]; then
+        note "the program went with an earlier --uninstall, which took the site off the map"
+        note "(if it said it could not, ask the RTCC to run: rtcc-hub sites retire $site)"
+        return 0
+    fi
+    if COLUMNS=1000 rtcc_edge retract --force >"$WORK/retract.out" 2>&1; then
+        sed 's/^/    /' "$WORK/retract.out"
+    else
+        # The owner may leave even when the RTCC's broker cannot be reached: said, not fatal.
+        warn "$(tail -n 1 "$WORK/retract.out")"
+    fi
+}
+
 do_uninstall() {
     check_root
     confirm_purge
@@ -856,6 +881,7 @@ do_uninstall() {
     if [ -z "$ROOT" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
         act systemctl disable --now "$UNIT_NAME" >/dev/null 2>&1 || true
     fi
+    retract_site
     remove "$UNIT_PATH" "the unit"
     if [ -z "$ROOT" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
         act systemctl daemon-reload || true

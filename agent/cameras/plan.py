@@ -14,6 +14,7 @@ from agent.compat.probe import ProbeOptions, probe_stream_async
 from agent.config import ID_PATTERN, AgentConfig, SharingMode
 from agent.onvif.errors import quoted
 from agent.recorder.source import SourceError, rtsp_source
+from agent.redact import redact_url
 
 MAX_CHANNELS = 256
 # A recorder serves a few sessions at once: channels are opened a few at a time.
@@ -138,11 +139,11 @@ def split_rtsp_url(text: str) -> tuple[str, str | None, str | None]:
 
 
 def shown_url(url: str) -> str:
-    """`url` as it may be printed: without the password in its userinfo."""
+    """`url` as it may be printed: without its userinfo or any secret parameter."""
     try:
         return rtsp_source(url, username=None, password=None).display_url
     except SourceError:
-        return quoted(url.rpartition("@")[2], 120)
+        return quoted(redact_url(url.rpartition("@")[2]), 120)
 
 
 # -- ids, names and what is already there -------------------------------------------------------
@@ -196,7 +197,7 @@ def refuse_duplicates(config: AgentConfig, cameras: Sequence[NewCamera]) -> None
     for camera in cameras:
         existing = _already(config, camera)
         if existing is not None:
-            what = camera.rtsp_url or camera.onvif_url
+            what = redact_url(camera.rtsp_url or camera.onvif_url or "")
             channel = f" channel {camera.channel}" if camera.channel else ""
             raise AddError(
                 f"{what}{channel} is already configured as camera {existing!r}", code="usage"

@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "store_cmd",
     "run_cmd",
     "enroll_cmd",
+    "retract_cmd",
     "discover_cmd",
     "check_cmd",
     "cameras_cmd",

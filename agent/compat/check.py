@@ -62,6 +62,7 @@ from agent.onvif import (
 )
 from agent.quirks import QuirkId, describe
 from agent.recorder.source import SourceError, rtsp_source
+from agent.redact import redact_url
 from agent.secretbox import SecretError, reveal
 from agent.store import ClipStore, StoreError
 
@@ -474,7 +475,9 @@ def _display(url: str) -> str:
     try:
         return rtsp_source(url, username=None, password=None).display_url
     except SourceError:
-        return urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[2]).geturl()
+        return redact_url(
+            urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[2]).geturl()
+        )
 
 
 def _stream_quirks(facts: _Facts) -> None:

@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from urllib.parse import quote
 
 import tomlkit
 
@@ -69,12 +68,12 @@ from agent.control.client import ControlClient, ControlError, DaemonNotRunning
 from agent.link.session import BrokerSettings
 from agent.link.tls import TlsConfigError, client_tls_context
 from agent.log import get_logger
-from agent.secretbox import PREFIX, SecretError, reveal
+from agent.redact import REDACTED, redact, redact_tree, secret_forms, url_secrets
+from agent.secretbox import SecretError, reveal
 
 log = get_logger(__name__)
 
 UNIT = "rtcc-edge"
-REDACTED = "[redacted]"
 # Keys whose values are secrets wherever they appear in the configuration.
 _SECRET_KEY = re.compile(r"secret|password|passwd|token|passphrase|private", re.IGNORECASE)
 # `password = "…"` in a file too broken to parse: everything after the `=` goes.
@@ -83,7 +82,6 @@ _SECRET_LINE = re.compile(
     r"[ \t]*=[ \t]*).*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/@\s:]*:)(?P<pw>[^/@\s]*)(?=@)", re.I)
 MQTT_CONNACK_CODES = {
     1: "unacceptable protocol version",
     2: "client identifier rejected",
@@ -441,6 +439,8 @@ def known_secrets(config: AgentConfig | None) -> list[str]:
     if config.rtcc.password is not None:
         found.append(config.rtcc.password.get_secret_value())
     for camera in config.cameras:
+        for url in (camera.rtsp_url, camera.onvif_url):
+            found += url_secrets(url or "")
         if camera.secret is None:
             continue
         value = camera.secret.get_secret_value()
@@ -449,18 +449,12 @@ def known_secrets(config: AgentConfig | None) -> list[str]:
             plain = reveal(value, config.state_dir)
             if plain:
                 found.append(plain)
-    forms: list[str] = []
-    for secret in found:
-        forms += [secret, quote(secret, safe="")]
-    # Longest first, so a secret containing another is replaced whole.
-    return sorted({f for f in forms if len(f) >= 3}, key=len, reverse=True)
+    return secret_forms(found)
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
-    return re.sub(re.escape(PREFIX) + r"[A-Za-z0-9_-]+", REDACTED, text)
+    """`text` as it may go into the bundle: `agent.redact`, the one redaction there is."""
+    return redact(text, secrets)
 
 
 def _redact(node: object) -> None:
@@ -519,10 +513,12 @@ def write_bundle(
             "logs.txt     the last 24 hours of the rtcc-edge unit's log (journalctl)\n"
             "versions.json  versions of the agent and its libraries\n"
         ),
-        "report.json": report.model_dump_json(indent=2),
+        # Structured members are redacted value by value: replacing text in their serialised
+        # form could break them (a password "true" or "1234").
+        "report.json": json.dumps(redact_tree(report.model_dump(mode="json"), secrets), indent=2),
         "agent.toml": config_text,
         "logs.txt": recent_logs(),
-        "versions.json": json.dumps(report.versions, indent=2),
+        "versions.json": json.dumps(redact_tree(report.versions, secrets), indent=2),
     }
     directory = path.parent if str(path.parent) else Path()
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
@@ -530,7 +526,7 @@ def write_bundle(
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             now = time.time()
             for name, text in members.items():
-                data = scrub(text, secrets).encode()
+                data = (text if name.endswith(".json") else scrub(text, secrets)).encode()
                 info = tarfile.TarInfo(f"rtcc-edge-support/{name}")
                 info.size, info.mtime, info.mode = len(data), now, 0o600
                 tar.addfile(info, io.BytesIO(data))

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.daemon.app import Component, ComponentFactory, Daemon, DaemonError
+from agent.daemon.clock_watch import ClockWatch
 from agent.daemon.link import LinkComponent, link_component
 from agent.delivery import DeliveryService, TlsSetupError, outbound_tls_context
 from agent.ledger import Kind, LedgerError
@@ -51,5 +52,9 @@ def tunnel_component(daemon: Daemon) -> Component:
     return TunnelComponent(manager)
 
 
+def clock_watch_component(daemon: Daemon) -> Component:
+    return ClockWatch(daemon.config.cameras, state_dir=daemon.config.state_dir, board=daemon.board)
+
+
 def default_components() -> tuple[ComponentFactory, ...]:
-    return (link_component, delivery_component, tunnel_component)
+    return (link_component, delivery_component, tunnel_component, clock_watch_component)

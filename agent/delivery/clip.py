@@ -136,7 +136,11 @@ class ClipDelivery:
             camera=manifest_camera(camera, facts),
             requested=(request.start, request.end),
             clip=clip,
-            clock=ClockFacts(ntp_synchronized=synchronized, camera_offset_s=facts.clock_offset_s),
+            clock=ClockFacts(
+                ntp_synchronized=synchronized,
+                camera_offset_s=facts.clock_offset_s,
+                camera_offset_measured=facts.clock_measured,
+            ),
             issued=int(service.clock()),
         )
         log.info(

@@ -177,7 +177,11 @@ class SnapshotDelivery:
             width=still.width,
             height=still.height,
             segments=still.segments,
-            clock=ClockFacts(ntp_synchronized=synchronized, camera_offset_s=facts.clock_offset_s),
+            clock=ClockFacts(
+                ntp_synchronized=synchronized,
+                camera_offset_s=facts.clock_offset_s,
+                camera_offset_measured=facts.clock_measured,
+            ),
             issued=int(service.clock()),
             notes=still.notes,
         )

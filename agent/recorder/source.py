@@ -4,7 +4,8 @@
 its stream URI over ONVIF (`onvif_stream_uri`). Credentials come from the
 configuration (`enc:v1:` secrets are decrypted with the device key), go into the URL's userinfo
 percent-encoded, and never into a log line: everything logged about a source goes through
-`StreamSource.redact`.
+`StreamSource.redact` (built on `agent.redact`, which also takes secret query parameters such
+as `?user=admin&password=…` out of `display_url`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from agent.config import CameraConfig
+from agent.redact import redact, redact_url, remember, url_secrets
 from agent.secretbox import SecretError, reveal
 
 
@@ -29,10 +31,7 @@ class StreamSource:
 
     def redact(self, text: str) -> str:
         """`text` (an error message, say) with the URL's credentials taken out."""
-        out = text.replace(self.url, self.display_url)
-        for secret in self.secrets:
-            out = out.replace(secret, "***")
-        return out
+        return redact(text.replace(self.url, self.display_url), self.secrets)
 
 
 def _host_part(netloc: str) -> str:
@@ -48,17 +47,18 @@ def rtsp_source(url: str, *, username: str | None, password: str | None) -> Stre
     if username is None and (parts.username is not None or parts.password is not None):
         username = unquote(parts.username or "")
         password = unquote(parts.password) if parts.password is not None else None
-    display = urlunsplit(parts._replace(netloc=host))
+    bare = urlunsplit(parts._replace(netloc=host))
+    display = redact_url(bare)
+    in_query = tuple(url_secrets(bare))  # `?user=admin&password=…`, decoded
     if username is None:
-        return StreamSource(url=display, display_url=display)
+        return StreamSource(url=bare, display_url=display, secrets=in_query)
     userinfo = quote(username, safe="")
     if password is not None:
         userinfo += ":" + quote(password, safe="")
     full = urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
-    secrets = [f"{userinfo}@", userinfo]
+    secrets = [f"{userinfo}@", userinfo, *in_query]
     if password:
-        # A very short password would turn every matching character of a message into ***.
-        secrets += [p for p in {password, quote(password, safe="")} if len(p) >= 4]
+        secrets.append(password)  # redact() skips one too short to replace safely
     return StreamSource(url=full, display_url=display, secrets=tuple(secrets))
 
 
@@ -102,4 +102,8 @@ async def resolve_source(camera: CameraConfig, *, state_dir: Path) -> StreamSour
         url = await onvif_stream_uri(camera, username=camera.username, password=password)
     else:  # the config model already refuses this; kept for a clear error if that changes
         raise SourceError(f"camera {camera.id}: neither rtsp_url nor onvif_url is set")
+    # The daemon's log leaves these out wherever they turn up (an FFmpeg error quoting the URL
+    # decoded, say): the password, and those inside the URL (`?user=admin&password=…`).
+    for secret in [password, *url_secrets(url)]:
+        remember(secret)
     return rtsp_source(url, username=camera.username, password=password)

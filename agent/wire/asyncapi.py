@@ -62,6 +62,12 @@ def _schemas() -> dict[str, Any]:
     return dict(sorted(schemas.items()))
 
 
+def component_schemas() -> dict[str, Any]:
+    """The JSON Schemas of every wire model, as in docs/asyncapi.json (also the source of the
+    constraints table in docs/protocol.md)."""
+    return _schemas()
+
+
 def _jws(description: str, claims: str, *, typ: str | None = None) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "type": "string",

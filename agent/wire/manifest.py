@@ -59,6 +59,11 @@ class SourceSegment(_Model):
 class ClockFacts(_Model):
     ntp_synchronized: bool | None
     camera_offset_s: float | None = Field(None, description="camera clock minus agent clock")
+    camera_offset_measured: datetime | None = Field(
+        None,
+        description="when camera_offset_s was measured (agent clock): the daemon measures it "
+        "over ONVIF periodically and each time the camera's recorder reconnects",
+    )
 
 
 class Manifest(_Model):

@@ -34,8 +34,25 @@ ShortText = Annotated[str, Field(strict=True, min_length=1, max_length=128)]
 _FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "upgrade"}
 
 
+MAX_URL = 4096
+# What `_check_url` and the validators below enforce beyond the JSON Schema keywords, stated as
+# `x-rules` in the schema so docs/asyncapi.json and docs/protocol.md (generated from these
+# models by `agent.wire.constraints`) say it too.
+_URL_RULES = ["no user:password@ in the URL", "must name a host"]
+_HEADER_RULES = [
+    "names: 1-128 characters of letters, digits, - and _",
+    "not Host, Content-Length, Transfer-Encoding, Connection or Upgrade (the agent sets them)",
+    "values without CR, LF or NUL",
+]
+
+
+def _rules(*rules: str, schemes: tuple[str, ...] = ()) -> dict[str, Any]:
+    listed = [f"scheme {' or '.join(schemes)}", *rules] if schemes else list(rules)
+    return {"x-rules": listed}
+
+
 def _check_url(value: str, schemes: tuple[str, ...]) -> str:
-    if len(value) > 4096:
+    if len(value) > MAX_URL:
         raise ValueError("URL longer than 4096 characters")
     parts = urlsplit(value)
     if parts.scheme not in schemes:
@@ -52,11 +69,22 @@ class _Model(BaseModel):
 
 
 class UploadTarget(_Model):
-    url: str = Field(strict=True, description="HTTPS PUT target, e.g. an S3 presigned URL")
-    headers: dict[str, Annotated[str, Field(strict=True, max_length=2048)]] = Field(
-        default_factory=dict, max_length=32
+    url: str = Field(
+        strict=True,
+        max_length=MAX_URL,
+        description="HTTPS PUT target, e.g. an S3 presigned URL",
+        json_schema_extra=_rules(*_URL_RULES, schemes=("https", "http")),
     )
-    manifest_url: str | None = None
+    headers: dict[str, Annotated[str, Field(strict=True, max_length=2048)]] = Field(
+        default_factory=dict, max_length=32, json_schema_extra=_rules(*_HEADER_RULES)
+    )
+    manifest_url: str | None = Field(
+        None,
+        strict=True,
+        max_length=MAX_URL,
+        description="HTTPS PUT target for the signed manifest",
+        json_schema_extra=_rules(*_URL_RULES, schemes=("https", "http")),
+    )
 
     @field_validator("url", "manifest_url")
     @classmethod
@@ -77,7 +105,12 @@ class UploadTarget(_Model):
 
 
 class RelayTarget(_Model):
-    url: str = Field(strict=True, description="WSS endpoint to stream to")
+    url: str = Field(
+        strict=True,
+        max_length=MAX_URL,
+        description="WSS endpoint to stream to",
+        json_schema_extra=_rules(*_URL_RULES, schemes=("wss", "ws")),
+    )
     token: Annotated[str, Field(strict=True, min_length=16, max_length=2048)]
 
     @field_validator("url")
@@ -107,6 +140,8 @@ class FootageRequest(RequestBase):
 
 
 class ClipRequest(FootageRequest):
+    model_config = ConfigDict(json_schema_extra=_rules("end after start"))
+
     cmd: Literal["clip"]
     start: AwareDatetime
     end: AwareDatetime

@@ -1,28 +1,39 @@
-"""`rtcc-hub sites`: the camera map from every site's retained registry; `sites trust`."""
+"""`rtcc-hub sites`: the camera map from every site's retained registry; `sites trust`;
+`sites retire` (certificate revoked at the broker, presence withdrawn from the map)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 from datetime import timedelta
+from pathlib import Path
 
+import aiomqtt
 from rich.table import Table
 from rich.text import Text
 
 from hub.cli.common import (
+    EXIT_FAILED,
     EXIT_OK,
     UsageError,
     arg_type,
     broker_config,
     console,
+    err,
     json_line,
     read_jwk_argument,
+    run_with_hub,
     site_id_arg,
     yes_no,
 )
+from hub.core import Hub
 from hub.mqtt import hub_client
+from hub.registry import withdraw_site
+from hub.revocation import Retirement, revoke_site, withdraw_presence
 from hub.sites import CameraRow, camera_rows, collect_sites
-from hub.state import HubHome
+from hub.state import HubHome, HubStateError
 from hub.trust import MARKS, Verdict
 from hub.units import human_distance, parse_distance, parse_duration, parse_point
 
@@ -43,6 +54,94 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     trust.add_argument("site", type=arg_type(site_id_arg))
     trust.add_argument("jwk", help="the JWK as JSON text, or a file holding it")
     trust.set_defaults(func=cmd_sites_trust)
+    retire = sites_sub.add_parser(
+        "retire",
+        help="revoke a site's broker certificate (CRL) and withdraw it from the map",
+    )
+    retire.add_argument("site", type=arg_type(site_id_arg))
+    retire.add_argument(
+        "--cert",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="also revoke this certificate of the site (one issued before the hub kept a record)",
+    )
+    retire.add_argument(
+        "--reload-pid",
+        type=int,
+        metavar="PID",
+        help="send the broker (mosquitto) SIGHUP so it reads the new CRL at once",
+    )
+    retire.add_argument(
+        "--timeout", type=arg_type(parse_duration), default=timedelta(seconds=15), metavar="DUR"
+    )
+    retire.set_defaults(func=cmd_sites_retire)
+
+
+def cmd_sites_retire(args: argparse.Namespace, home: HubHome) -> int:
+    try:
+        retirement = revoke_site(home, args.site, certificates=args.cert)
+    except HubStateError as exc:
+        raise UsageError(str(exc)) from None
+    broker = broker_config(home)
+
+    async def withdraw(hub: Hub) -> int:
+        try:
+            async with hub_client(broker, timeout=args.timeout.total_seconds()) as client:
+                async with asyncio.timeout(args.timeout.total_seconds()):
+                    cleared = await withdraw_presence(client, args.site)
+        except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+            err.print(
+                f"the certificate is revoked, but the broker at {broker.url} could not be "
+                f"reached to withdraw {args.site} from the map ({exc or 'timed out'}); "
+                "run this command again once it is up",
+                highlight=False,
+            )
+            return EXIT_FAILED
+        # The console's map, at once (a running `serve` also sees the deletions live).
+        await withdraw_site(hub.db, args.site)
+        console.print(
+            f"withdrawn from the map: {', '.join(cleared)} (empty retained messages)",
+            highlight=False,
+        )
+        return EXIT_OK
+
+    _report_revocation(retirement)
+    status = run_with_hub(args, home, withdraw)
+    if args.reload_pid is not None:
+        try:
+            os.kill(args.reload_pid, signal.SIGHUP)
+        except OSError as exc:
+            err.print(f"could not signal the broker (pid {args.reload_pid}): {exc.strerror}")
+            return EXIT_FAILED
+        console.print(f"sent SIGHUP to the broker (pid {args.reload_pid}): CRL reloaded")
+    else:
+        console.print(
+            "mosquitto reads the CRL only when it starts or reloads: run "
+            "`systemctl reload mosquitto` (or `kill -HUP <mosquitto pid>`) now. A connection "
+            "the site already has stays open until it ends; `systemctl restart mosquitto` "
+            "drops it at once.",
+            highlight=False,
+        )
+    return status
+
+
+def _report_revocation(retirement: Retirement) -> None:
+    site = retirement.site
+    if retirement.revoked:
+        serials = ", ".join(format(s, "x") for s in retirement.revoked)
+        console.print(f"revoked {site}'s broker certificate(s): serial {serials}", highlight=False)
+    if retirement.already:
+        console.print(f"already revoked: {len(retirement.already)} certificate(s)")
+    if not retirement.revoked and not retirement.already:
+        err.print(
+            f"no certificate of {site} is on record (enrolled before the hub kept them): "
+            "pass --cert with its client certificate (the site's /etc/rtcc-edge/client.pem)",
+            highlight=False,
+        )
+    for path in retirement.crl_files:
+        console.print(f"CRL written: {path}", highlight=False)
 
 
 def cmd_sites_trust(args: argparse.Namespace, home: HubHome) -> int:

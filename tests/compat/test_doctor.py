@@ -10,6 +10,7 @@ import json
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 from pydantic import SecretStr
@@ -68,6 +69,10 @@ def site_config(
         'max_bytes = "2000GB"',
         'min_free = "1MB"',
         store,
+        # Its own control socket: a daemon of another test on the default path would make the
+        # broker check skip the MQTT login.
+        "[control]",
+        f'socket = "{state}/control.sock"',
     ]
     if mqtt is not None:
         jwks = tmp_path / "jwks.json"
@@ -302,3 +307,40 @@ def test_redaction_keeps_comments_and_drops_secrets() -> None:
     out = redact_config_text(text, ["hunter2"])
     assert "# keep me" in out and "p4ss" not in out and "enc:v1" not in out
     assert "hunter2" not in out and 'id = "a"' in out
+
+
+QUERY_PASSWORD = "Qry-Secret#5521"
+
+
+def test_passwords_in_camera_url_queries_never_reach_the_bundle(
+    tmp_path: Path, cams: CamsimRun
+) -> None:
+    """Issue 12 item 7: cheap cameras take `?user=…&password=…`; the bundle's agent.toml and
+    report.json (and every other member) must hold neither that password nor one in a URL's
+    userinfo, in any encoding."""
+    front = cams["front"]
+    config = site_config(tmp_path)
+    encoded = quote(QUERY_PASSWORD, safe="")
+    with config.open("a") as file:
+        for n, url in enumerate(
+            (
+                f"{front.rtsp_url('main')}?user=admin&password={encoded}",
+                f"{front.rtsp_url('sub')}?usr=admin&pwd={quote_plus(QUERY_PASSWORD)}#token={encoded}",
+                front.rtsp_url("main").replace("rtsp://", f"rtsp://admin:{encoded}@"),
+            )
+        ):
+            file.write(f'[[cameras]]\nid = "cheap-{n}"\nname = "Cheap {n}"\nrtsp_url = "{url}"\n')
+    bundle = tmp_path / "b.tgz"
+    status, report = run_json("--config", str(config), "doctor", "--json", "--bundle", str(bundle))
+    assert {c["target"] for c in report["cameras"]} == {"cheap-0", "cheap-1", "cheap-2"}  # type: ignore[union-attr]
+    with tarfile.open(bundle) as tar:
+        texts = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}  # type: ignore[union-attr]
+    for form in (QUERY_PASSWORD, encoded, quote_plus(QUERY_PASSWORD)):
+        for name, text in texts.items():
+            assert form not in text, name
+    agent_toml = texts["rtcc-edge-support/agent.toml"]
+    assert "?user=admin&password=[redacted]" in agent_toml
+    assert "pwd=[redacted]#token=[redacted]" in agent_toml
+    assert "rtsp://admin:[redacted]@" in agent_toml
+    assert "password=[redacted]" in texts["rtcc-edge-support/report.json"]
+    assert status in (0, 1)

@@ -59,7 +59,8 @@ def base_python() -> str:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnrollHub]:
-    with HubThread(tmp_path_factory.mktemp("installer-hub")) as running:
+    # With the broker running: uninstalling takes the site off the map there.
+    with HubThread(tmp_path_factory.mktemp("installer-hub"), broker=True) as running:
         yield running
 
 

@@ -7,6 +7,7 @@ The tests of this module share one staged install and run in order (the last one
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -21,6 +22,8 @@ import pytest
 
 from agent.config import config_file_problems, load_config
 from agent.identity import DeviceKey
+from agent.wire import Topics
+from hub.mqtt import hub_client, retained
 from tests.installer.conftest import (
     Result,
     base_python,
@@ -226,6 +229,25 @@ def test_dry_run_changes_nothing(staged: Staged, tmp_path: Path) -> None:
     assert files_under(fresh) == set()
 
 
+async def _hub_publishes_retained(
+    hub: EnrollHub, site: str, registry: bytes, status: bytes
+) -> None:
+    broker = hub.home.load_config().broker
+    assert broker is not None
+    async with hub_client(broker) as client:
+        await client.publish(Topics(site).registry, registry, qos=1, retain=True)
+        await client.publish(Topics(site).status, status, qos=1, retain=True)
+
+
+async def _retained(hub: EnrollHub, site: str) -> set[str]:
+    """Which of the site's registry and status the broker still holds."""
+    broker = hub.home.load_config().broker
+    assert broker is not None
+    async with hub_client(broker) as client:
+        messages = await retained(client, [Topics(site).registry, Topics(site).status])
+    return {m.topic.value.rsplit("/", 1)[1] for m in messages if m.payload}
+
+
 def test_uninstall_keeps_footage_and_ledger_then_purge_removes_all(staged: Staged) -> None:
     kept = [
         "/var/lib/rtcc-edge/store/segments/cam1/0001.mp4",
@@ -234,8 +256,17 @@ def test_uninstall_keeps_footage_and_ledger_then_purge_removes_all(staged: Stage
         "/etc/rtcc-edge/agent.toml",
         "/etc/rtcc-edge/client.key",
     ]
+    site = load_config(staged.path("/etc/rtcc-edge/agent.toml")).site.id
+    # What the site's daemon would have left at the broker: its retained registry and status.
+    asyncio.run(_hub_publishes_retained(staged.hub, site, b"a-registry", b"a-status"))
+    assert asyncio.run(_retained(staged.hub, site)) == {"registry", "status"}
     result = run_installer("--root", str(staged.root), "--uninstall")
     assert result.code == 0, result.text
+    # Off the map first, and the owner is told so, before anything is removed.
+    assert f"taking site {site} off the RTCC's map" in result.out
+    assert f"Site {site} is off the RTCC's map" in result.out
+    assert result.out.index("off the RTCC's map") < result.out.index("removed the unit")
+    assert asyncio.run(_retained(staged.hub, site)) == set()
     for logical in kept:
         assert staged.path(logical).exists(), logical
     for logical in ("/opt/rtcc-edge", "/etc/systemd/system/rtcc-edge.service", "/run/rtcc-edge"):

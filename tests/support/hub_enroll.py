@@ -195,8 +195,9 @@ async def running_hub(root: Path, *, broker: bool = False) -> AsyncIterator[Enro
 class HubThread:
     """`rtcc-hub serve` on its own event loop in a thread, for synchronous clients."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, broker: bool = False) -> None:
         self.root = root
+        self.broker = broker
         self.hub: EnrollHub | None = None
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
@@ -209,7 +210,7 @@ class HubThread:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        async with running_hub(self.root) as hub:
+        async with running_hub(self.root, broker=self.broker) as hub:
             self.hub = hub
             self._ready.set()
             await self._stop.wait()
