@@ -195,6 +195,7 @@ class Placed:
     segment: str
     wall: float
     capture: float
+    frame_number: int
 
     @property
     def late(self) -> float:
@@ -210,7 +211,8 @@ def _placements(root: Path, row: SegmentRow) -> list[Placed]:
             if not packet.size or packet.pts is None:
                 continue
             for stamp in read_stamps(bytes(packet), "h264", length_prefixed=True):
-                placed.append(Placed(row.path, row.wall_us(packet.pts) / 1e6, stamp.capture_time))
+                wall = row.wall_us(packet.pts) / 1e6
+                placed.append(Placed(row.path, wall, stamp.capture_time, stamp.frame_number))
     return placed
 
 

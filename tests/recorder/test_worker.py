@@ -114,6 +114,24 @@ def test_a_packet_without_timestamps_is_placed_one_frame_before_the_next() -> No
     assert raw.repaired == 0
 
 
+def test_a_b_frame_stream_start_gets_decode_times_that_only_go_forward() -> None:
+    # As libav gives the start of an RTSP stream with two B-frames (seen against camsim's
+    # `bframes` persona): the keyframe without timestamps, then pts only until libav's decode
+    # time guess has enough history.
+    written: list[tuple[int | None, int | None]] = []
+    repair = TimestampRepair(lambda p, _: written.append((p.pts, p.dts)), frame_ticks=6000)
+    for pts, dts in [(None, None), (18000, None), (6000, None), (12000, 6000), (36000, 12000)]:
+        repair.push(_Packet(pts, dts), 0)
+    assert written == [
+        (0, -12000),  # the keyframe, shown first in its GOP
+        (18000, -6000),
+        (6000, 0),
+        (12000, 6000),
+        (36000, 12000),
+    ]
+    assert all(pts is not None and dts is not None and pts >= dts for pts, dts in written)
+
+
 def test_rtsp_probe_addresses() -> None:
     assert rtsp_address("rtsp://user:pw@10.0.0.5/Streaming/101") == ("10.0.0.5", 554)
     assert rtsp_address("rtsps://cam.local:8443/x") == ("cam.local", 8443)
