@@ -55,6 +55,7 @@ class VideoOverride(_Model):
     fps: int | None = Field(None, title="Frames per second", ge=1, le=60)
     gop: int | None = Field(None, title="Frames between keyframes", ge=1, le=600)
     bitrate: int | None = Field(None, title="Bitrate (bits/s)", ge=16_000, le=50_000_000)
+    bframes: int | None = Field(None, title="B-frames between references", ge=0, le=4)
 
     def apply(self, spec: VideoSpec) -> VideoSpec:
         changes = {k: v for k, v in self.model_dump().items() if v is not None}

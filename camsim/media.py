@@ -1,14 +1,19 @@
 """The video a simulated camera serves: encoded once with PyAV, then looped for free.
 
 A real camera encodes continuously; camsim encodes a few GOPs of a moving, noisy test pattern at
-start-up (fixed GOP, no B-frames, target bitrate) and loops them, so serving 16 cameras costs
-almost nothing. Encodings are cached in-process and on disk (`$XDG_CACHE_HOME/camsim`), keyed by
-a hash of the spec and the cache format version, so a test session or a bench does not re-encode
-1080p every time.
+start-up (fixed, closed GOP, target bitrate; no B-frames unless the spec asks for them) and
+loops them, so serving 16 cameras costs almost nothing. Encodings are cached in-process and on
+disk (`$XDG_CACHE_HOME/camsim`), keyed by a hash of the spec and the cache format version, so a
+test session or a bench does not re-encode 1080p every time.
 
 Frames hold their NAL units without start codes, with the parameter sets, SEI and access-unit
 delimiters stripped: the RTSP server puts the parameter sets back before every keyframe and adds
 its own timing SEI to every frame at send time.
+
+With B-frames, frames are kept in decode order (the order they are sent) and each carries its
+`pts_offset`: its presentation index minus its decode index, in frames (a P-frame sent ahead of
+the B-frames that reference it has a positive one, those B-frames a negative one). RTP carries
+presentation times, so the server stamps each frame with its decode index plus that offset.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class VideoSpec:
     fps: int = 15
     gop: int = 30  # frames between keyframes (fixed; no scene-cut keyframes)
     bitrate: int = 4_000_000  # bits/s
+    bframes: int = 0  # consecutive B-frames the encoder may use (0: none, like most cameras)
 
     def __post_init__(self) -> None:
         if self.codec not in ("h264", "hevc"):
@@ -72,6 +78,7 @@ class VideoSpec:
             ("fps", self.fps, 1, 60),
             ("gop", self.gop, 1, 600),
             ("bitrate", self.bitrate, 16_000, 50_000_000),
+            ("bframes", self.bframes, 0, 4),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ValueError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
@@ -85,6 +92,7 @@ class EncodedFrame:
 
     nal_units: tuple[bytes, ...]
     keyframe: bool
+    pts_offset: int = 0  # presentation index minus decode index, in frames (B-frames only)
 
     @property
     def size(self) -> int:
@@ -118,6 +126,12 @@ class EncodedStream:
     @property
     def duration(self) -> float:
         return len(self.frames) / self.spec.fps
+
+    @property
+    def reorder_delay(self) -> int:
+        """Frames between capturing a picture and sending it, at least: the largest amount by
+        which a frame is presented after its decode position (0 without B-frames)."""
+        return max((f.pts_offset for f in self.frames), default=0)
 
     @property
     def actual_bitrate(self) -> float:
@@ -174,7 +188,9 @@ def _test_pattern(spec: VideoSpec, *, pix_fmt: str = "yuv420p") -> Iterator[Vide
 
 def _encoder(spec: VideoSpec) -> av.video.codeccontext.VideoCodecContext:
     kbps = spec.bitrate // 1000
-    common = f"keyint={spec.gop}:min-keyint={spec.gop}:scenecut=0:bframes=0"
+    # Closed GOPs (the x264/x265 default, and open-gop=0 below): a GOP's frames are all sent
+    # before the next keyframe, so the loop point stays clean with B-frames too.
+    common = f"keyint={spec.gop}:min-keyint={spec.gop}:scenecut=0:bframes={spec.bframes}"
     vbv = f"vbv-maxrate={kbps}:vbv-bufsize={kbps}"
     if spec.codec == "h264":
         ctx = av.CodecContext.create("libx264", "w")
@@ -192,7 +208,7 @@ def _encoder(spec: VideoSpec) -> av.video.codeccontext.VideoCodecContext:
     ctx.framerate = Fraction(spec.fps, 1)
     ctx.bit_rate = spec.bitrate
     ctx.gop_size = spec.gop
-    ctx.max_b_frames = 0
+    ctx.max_b_frames = spec.bframes
     # Frame threads, not slices: one slice per picture, as most cameras send.
     ctx.thread_type = "FRAME"
     ctx.open()
@@ -243,7 +259,8 @@ def _encode(spec: VideoSpec, gops: int) -> EncodedStream:
         for packet in packets:
             units, keyframe = _split_access_unit(bytes(packet), spec.codec, params)
             if units:
-                frames.append(EncodedFrame(units, keyframe))
+                assert packet.pts is not None  # in frames: the encoder's time base is 1/fps
+                frames.append(EncodedFrame(units, keyframe, packet.pts - len(frames)))
 
     pattern = _test_pattern(spec)
     for index in range(total):
@@ -258,6 +275,9 @@ def _encode(spec: VideoSpec, gops: int) -> EncodedStream:
     for index, encoded in enumerate(frames):
         if encoded.keyframe != (index % spec.gop == 0):
             raise RuntimeError(f"keyframe pattern broken at frame {index} (gop {spec.gop})")
+    presented = sorted(index + f.pts_offset for index, f in enumerate(frames))
+    if presented != list(range(total)) or any(f.pts_offset for f in frames[:: spec.gop]):
+        raise RuntimeError("presentation order does not stay within closed GOPs")
     if "sps" not in params or "pps" not in params or (spec.codec == "hevc") != ("vps" in params):
         raise RuntimeError(f"encoder did not emit parameter sets: {sorted(params)}")
     parameter_sets = ParameterSets(sps=params["sps"], pps=params["pps"], vps=params.get("vps"))
@@ -272,8 +292,17 @@ class CacheError(ValueError):
     """A cache file is unreadable, truncated, altered or for another spec."""
 
 
+def _spec_ident(spec: VideoSpec) -> dict[str, Any]:
+    """The spec as cache files record it; `bframes` only when used, so that the files of
+    streams without B-frames written before it existed stay valid."""
+    ident = asdict(spec)
+    if not spec.bframes:
+        del ident["bframes"]
+    return ident
+
+
 def _cache_key(spec: VideoSpec, gops: int) -> str:
-    ident = {"format": CACHE_FORMAT_VERSION, "spec": asdict(spec), "gops": gops}
+    ident = {"format": CACHE_FORMAT_VERSION, "spec": _spec_ident(spec), "gops": gops}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
@@ -281,15 +310,23 @@ def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode()
 
 
+def _frame_entry(frame: EncodedFrame) -> list[Any]:
+    """[keyframe, NAL sizes] and, for a frame presented out of decode order, its offset."""
+    entry: list[Any] = [int(frame.keyframe), [len(n) for n in frame.nal_units]]
+    if frame.pts_offset:
+        entry.append(frame.pts_offset)
+    return entry
+
+
 def _serialize(stream: EncodedStream, gops: int) -> bytes:
     blob = b"".join(nal for frame in stream.frames for nal in frame.nal_units)
     ps = stream.parameter_sets
     header = {
         "format": CACHE_FORMAT_VERSION,
-        "spec": asdict(stream.spec),
+        "spec": _spec_ident(stream.spec),
         "gops": gops,
         "parameter_sets": {"sps": _b64(ps.sps), "pps": _b64(ps.pps), "vps": _b64(ps.vps)},
-        "frames": [[int(f.keyframe), [len(n) for n in f.nal_units]] for f in stream.frames],
+        "frames": [_frame_entry(f) for f in stream.frames],
         "sha256": hashlib.sha256(blob).hexdigest(),
     }
     raw = json.dumps(header, separators=(",", ":")).encode()
@@ -322,7 +359,7 @@ def _deserialize(data: bytes, spec: VideoSpec, gops: int) -> EncodedStream:
         raise CacheError("header is not an object")
     if header.get("format") != CACHE_FORMAT_VERSION:
         raise CacheError(f"format {header.get('format')!r} is not {CACHE_FORMAT_VERSION}")
-    if header.get("spec") != asdict(spec) or header.get("gops") != gops:
+    if header.get("spec") != _spec_ident(spec) or header.get("gops") != gops:
         raise CacheError("cache file is for another spec")
     blob = data[prefix + header_len :]
     if hashlib.sha256(blob).hexdigest() != header.get("sha256"):
@@ -335,17 +372,19 @@ def _deserialize(data: bytes, spec: VideoSpec, gops: int) -> EncodedStream:
     for entry in table:
         if (
             not isinstance(entry, list)
-            or len(entry) != 2
+            or len(entry) not in (2, 3)
             or entry[0] not in (0, 1)
             or not isinstance(entry[1], list)
             or not all(isinstance(n, int) and n > 0 for n in entry[1])
+            or (len(entry) == 3 and (type(entry[2]) is not int or abs(entry[2]) > spec.gop))
         ):
             raise CacheError("bad frame entry")
         units = []
         for size in entry[1]:
             units.append(blob[pos : pos + size])
             pos += size
-        frames.append(EncodedFrame(tuple(units), bool(entry[0])))
+        offset = entry[2] if len(entry) == 3 else 0
+        frames.append(EncodedFrame(tuple(units), bool(entry[0]), offset))
     if pos != len(blob):
         raise CacheError("frame table does not cover the data")
     if any(f.keyframe != (i % spec.gop == 0) for i, f in enumerate(frames)):

@@ -158,6 +158,9 @@ _4MP = VideoSpec(codec="h264", width=2688, height=1520, fps=15, gop=30, bitrate=
 _720P = VideoSpec(codec="h264", width=1280, height=720, fps=15, gop=30, bitrate=2_000_000)
 _SUB_360P = VideoSpec(codec="h264", width=640, height=360, fps=15, gop=30, bitrate=512_000)
 _SUB_240 = VideoSpec(codec="h264", width=352, height=240, fps=15, gop=30, bitrate=256_000)
+_1080P_BFRAMES = VideoSpec(
+    codec="h264", width=1920, height=1080, fps=15, gop=30, bitrate=4_000_000, bframes=2
+)
 
 _HIKVISION = Persona(
     name="hikvision",
@@ -472,6 +475,18 @@ _CATALOGUE: tuple[Persona, ...] = (
         quirks=frozenset(
             {Quirk.XADDR_DUPLICATE_PORT, Quirk.STREAM_URI_FAILS, Quirk.NO_WS_DISCOVERY}
         ),
+    ),
+    replace(
+        _GENERIC,
+        name="bframes",
+        # Most cameras send no B-frames, but H.264 Main/High profile allows them and some
+        # encoders use them when the owner picks a "high quality" profile: frames arrive in
+        # decode order, presentation times run ahead of decode times, and a stream starts with
+        # the first decode time before the first presentation time (issue 11: every reconnect
+        # of such a camera lost about 2 s to a writer that took this for a discontinuity).
+        description="A well-behaved camera whose main stream is H.264 with B-frames",
+        model="IPC-1080P-B",
+        main=_1080P_BFRAMES,
     ),
     _GENERIC,
 )

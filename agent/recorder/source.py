@@ -20,7 +20,15 @@ from agent.secretbox import SecretError, reveal
 
 
 class SourceError(Exception):
-    """The camera's stream URL cannot be worked out (message safe to log and show)."""
+    """The camera's stream URL cannot be worked out (message safe to log and show).
+
+    `camera_fault`: the camera did not answer (retried like a lost stream), as opposed to a
+    configuration that cannot work (a password that cannot be decrypted, no address at all).
+    """
+
+    def __init__(self, message: str, *, camera_fault: bool = False) -> None:
+        super().__init__(message)
+        self.camera_fault = camera_fault
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,8 @@ async def onvif_stream_uri(
     except OnvifError as exc:
         raise SourceError(
             f"camera {camera.id}: could not get its stream over ONVIF ({exc}); "
-            "`rtcc-edge check` says why, or set rtsp_url"
+            "`rtcc-edge check` says why, or set rtsp_url",
+            camera_fault=True,
         ) from exc
 
 

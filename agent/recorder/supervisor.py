@@ -8,8 +8,11 @@ it with backoff, within a restart budget (then it keeps retrying, slowly, as `fa
 restart is logged with its cause (exit code or signal, watchdog, protocol error).
 
 The watchdog: a worker reports at least once a second while packets arrive or while it waits;
-silence for `watchdog_seconds` (a stalled stream, a hung libav call or a hung disk) gets the
-worker killed and restarted.
+silence for `watchdog_seconds` (a hung libav call or a hung disk) gets the worker killed and
+restarted. A stalled or unreachable camera is not a crash: the worker deals with it (its reads
+time out after `read_timeout`, well inside the watchdog's window) and never exits for it, so the
+restart budget counts only workers that died or hung. A camera known only by its ONVIF address
+that does not answer is a camera fault too: retried with the workers' backoff, not `failed`.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from agent.recorder.ipc import (
 from agent.recorder.live import LiveHub
 from agent.recorder.source import SourceError, StreamSource, resolve_source
 from agent.recorder.state import CameraState, RecorderStatus, StateBoard
-from agent.recorder.worker import WorkerSpec, worker_main
+from agent.recorder.worker import Backoff, WorkerSpec, worker_main
 
 log = get_logger(__name__)
 
@@ -61,11 +64,12 @@ class RecorderSettings:
 
     watchdog_seconds: float = 10.0  # no packet nor heartbeat for this long: kill, restart
     open_timeout: float = 5.0  # RTSP connect + DESCRIBE/SETUP/PLAY
-    # libav's own read timeout: a backstop behind the watchdog (a worker whose daemon died
-    # must not block forever), so longer than it.
-    read_timeout: float = 15.0
-    reconnect_initial: float = 1.0  # worker's backoff after losing the camera
-    reconnect_cap: float = 30.0
+    # No video for this long (at open or while streaming): the camera is stalled. libav's
+    # socket timeout, so a worker blocked in a read still heartbeats well inside the watchdog's
+    # window (it is capped at half of it).
+    read_timeout: float = 5.0
+    reconnect_initial: float = 1.0  # worker's backoff after losing the camera...
+    reconnect_cap: float = 10.0  # ...at most this (it asks the camera in between, see probe.py)
     restart_initial: float = 0.5  # supervisor's backoff after a worker died
     restart_cap: float = 30.0
     restart_budget: int = 5  # restarts allowed per `restart_window`...
@@ -185,14 +189,23 @@ class _CameraRecorder:
 
     async def run(self) -> None:
         settings = self.sup.settings
+        unreachable = Backoff(settings.reconnect_initial, settings.reconnect_cap)
         while not self.stopping.is_set():
             try:
                 source = await resolve_source(self.camera, state_dir=self.sup.state_dir)
             except SourceError as exc:
                 log.error("recorder_source_failed", camera=self.id, error=str(exc))
-                self.update(status=RecorderStatus.FAILED, last_error=str(exc), pid=None)
-                await self._sleep(settings.failed_retry)
+                if exc.camera_fault:  # the camera did not answer: retry as for a lost stream
+                    status = RecorderStatus.RECONNECTING
+                    if self._offline_long_enough():
+                        status = RecorderStatus.OFFLINE
+                    self.update(status=status, last_error=str(exc), pid=None)
+                    await self._sleep(unreachable.next())
+                else:
+                    self.update(status=RecorderStatus.FAILED, last_error=str(exc), pid=None)
+                    await self._sleep(settings.failed_retry)
                 continue
+            unreachable.reset()
             cause = await self._run_worker(source)
             if self.stopping.is_set():
                 break
@@ -235,7 +248,8 @@ class _CameraRecorder:
             store=sup.store_config,
             lock_path=sup.state_dir / RECORDERS_LOCK,
             open_timeout=settings.open_timeout,
-            read_timeout=settings.read_timeout,
+            # A read blocked longer than the watchdog's window would look like a hung worker.
+            read_timeout=min(settings.read_timeout, settings.watchdog_seconds / 2),
             reconnect_initial=settings.reconnect_initial,
             reconnect_cap=settings.reconnect_cap,
             status_interval=settings.status_interval,

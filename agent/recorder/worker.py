@@ -5,11 +5,19 @@ at module level — PyAV and the clip store above all — is loaded once and sha
 worker, so each worker costs only its own few MB.
 
 A worker pulls RTSP over TCP with PyAV, stamps each video packet with the agent's wall clock at
-receipt and hands it to the store's segment writer; it reconnects forever with jittered
-backoff, reports its phase to the supervisor over the IPC socket (at least once a second while
-it can: that is the watchdog's heartbeat), forwards the writer's init segment and fragments
-while live video is wanted, and on `stop` (or SIGTERM, or when the daemon is gone) closes its
-segment at the last complete fragment and exits.
+receipt and hands it to the store's segment writer; it reports its phase to the supervisor over
+the IPC socket (at least once a second while it can: that is the watchdog's heartbeat), forwards
+the writer's init segment and fragments while live video is wanted, and on `stop` (or SIGTERM,
+or when the daemon is gone) closes its segment at the last complete fragment and exits.
+
+Camera faults are the worker's own business, never a reason to exit (the supervisor's restart
+budget is for crashes): a camera that refuses, drops or cannot be reached is retried forever with
+jittered backoff capped at `reconnect_cap`, and asked cheaply in between whether it is back
+(`probe.py`); a camera whose connection stays up but sends no video for `read_timeout` (libav's
+socket timeout, at open and while streaming) is *stalled*: its segment is closed at the last
+frame that came, and the worker keeps listening on the same connection for as long as the
+backoff would have waited, then reconnects. So recording resumes within a keyframe interval or
+so of the camera coming back, however long it was gone.
 """
 
 from __future__ import annotations
@@ -45,7 +53,9 @@ from agent.recorder.ipc import (
     WorkerPhase,
 )
 from agent.recorder.live import GopCache
+from agent.recorder.probe import rtsp_answers
 from agent.recorder.source import StreamSource
+from agent.recorder.timestamps import TimestampRepair, frame_ticks
 from agent.store import ClipStore, DiskFullError, MediaChunk, SegmentWriter, StoreError
 
 log = get_logger(__name__)
@@ -64,6 +74,10 @@ NAP_MARGIN = 0.05
 MIN_NAP = 0.02
 # How long past a nap's length a stopping worker keeps reading what had queued up.
 DRAIN_GRACE = 0.25
+# While backing off from a camera it could not reach, the worker asks it this often whether it
+# is back (one TCP connection and an OPTIONS request), and waits this long for the answer.
+PROBE_INTERVAL = 0.5
+PROBE_TIMEOUT = 1.0
 _PR_SET_NAME = 15
 _PR_SET_PDEATHSIG = 1
 
@@ -76,7 +90,7 @@ class WorkerSpec:
     store: StoreConfig
     lock_path: Path
     open_timeout: float
-    read_timeout: float
+    read_timeout: float  # no video for this long: the camera is stalled
     reconnect_initial: float
     reconnect_cap: float
     status_interval: float = 1.0
@@ -99,7 +113,8 @@ def rtsp_options(spec: WorkerSpec) -> dict[str, str]:
         "allowed_media_types": "video",  # do not SETUP audio we would not record
         "probesize": "32768",
         "analyzeduration": "0",
-        # Socket I/O timeout in µs: the last line of defence behind PyAV's own timeouts.
+        # Socket I/O timeout in µs: how long a read waits for video before the camera counts as
+        # stalled (at open, before the first packet, and while streaming).
         "timeout": str(int(spec.read_timeout * 1_000_000)),
     }
     options.update(spec.extra_options)
@@ -108,6 +123,18 @@ def rtsp_options(spec: WorkerSpec) -> dict[str, str]:
 
 class Stop(Exception):
     """Leave the recording loop: the supervisor said stop, or SIGTERM arrived."""
+
+
+class CameraStalled(Exception):
+    """The camera's connection is up but no video came for as long as the worker listened."""
+
+
+class Reopen(Exception):
+    """Video flows on a connection opened before it did: open again to learn its parameters.
+
+    libav learns a stream's picture size from its first frames while opening; a camera stalled
+    at that moment gives a stream without one, which the MP4 muxer refuses.
+    """
 
 
 class Backoff:
@@ -165,6 +192,8 @@ class Recorder:
         self._session: str | None = None
         self._next_status = 0.0
         self._backoff = Backoff(spec.reconnect_initial, spec.reconnect_cap)
+        self._writer: SegmentWriter | None = None
+        self._reopened = False  # the last connection was closed to learn the parameters
 
     # -- talking to the supervisor ----------------------------------------------------------
 
@@ -205,13 +234,25 @@ class Recorder:
                 for fragment in self.gop.items():
                     self.channel.send(fragment)
 
-    def wait(self, seconds: float) -> None:
-        """Sleep, heartbeating and obeying control messages."""
+    def wait(self, seconds: float, *, probe: bool = False) -> None:
+        """Sleep, heartbeating and obeying control messages. With `probe`, ask the camera every
+        PROBE_INTERVAL whether it answers, and return early once it answers after not having
+        answered (it came back); a camera that answered all along gets the whole wait."""
         deadline = time.monotonic() + seconds
+        step = PROBE_INTERVAL if probe else self.spec.status_interval
+        # Asked at once: a camera that comes back before the first probe must not look as if
+        # it had answered all along (it would get the whole wait).
+        unreachable = probe and not rtsp_answers(self.source.url, timeout=PROBE_TIMEOUT)
         while (left := deadline - time.monotonic()) > 0:
-            self.handle_control(min(left, self.spec.status_interval))
+            self.handle_control(min(left, step))
             if time.monotonic() >= self._next_status:
                 self.report()
+            if probe and deadline - time.monotonic() > PROBE_INTERVAL:
+                if not rtsp_answers(self.source.url, timeout=PROBE_TIMEOUT):
+                    unreachable = True
+                elif unreachable:
+                    log.info("camera_answers_again", camera=self.spec.camera)
+                    return
 
     # -- the writer's output ----------------------------------------------------------------
 
@@ -269,12 +310,19 @@ class Recorder:
                 except (av.error.FFmpegError, OSError, RuntimeError) as exc:
                     self._lost(exc)
                     continue
+                self.report()  # the open may have taken a while: a heartbeat before reading
                 store_error: StoreError | None = None
                 camera_error: Exception | None = None
                 try:
                     self._record(container, store)
+                except Reopen:
+                    log.info("reopening_for_parameters", camera=self.spec.camera)
+                    self._reopened = True
+                    continue  # at once: the camera is sending
                 except StoreError as exc:
                     store_error = exc
+                except CameraStalled as exc:
+                    camera_error = exc
                 except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as exc:
                     camera_error = exc
                 finally:
@@ -282,16 +330,18 @@ class Recorder:
                 if store_error is not None:
                     self._store_failed(store_error)
                 else:
-                    self._lost(camera_error)
+                    # A stalled camera was listened to for as long as the backoff says already.
+                    self._lost(camera_error, wait=not isinstance(camera_error, CameraStalled))
         except Stop:
             self.report("stopping")
 
-    def _lost(self, exc: BaseException | None) -> None:
-        """The camera refused, dropped or ended the stream: report, back off, retry."""
+    def _lost(self, exc: BaseException | None, *, wait: bool = True) -> None:
+        """The camera refused, dropped, ended or stalled the stream: report, back off, retry."""
         message = self.source.redact(str(exc)) if exc is not None else "the stream ended"
         log.info("camera_lost", camera=self.spec.camera, error=message)
         self.report("reconnecting", error=message)
-        self.wait(self._backoff.next())
+        if wait:
+            self.wait(self._backoff.next(), probe=True)
 
     def _open_store(self) -> ClipStore:
         if self.store is None:
@@ -322,51 +372,101 @@ class Recorder:
         stream = container.streams.video[0]
         codec = stream.codec_context
         self.codec, self.width, self.height = codec.name, codec.width or None, codec.height or None
-        writer = store.open_writer(self.spec.camera, stream, on_chunk=self.on_chunk)
+        # Once in a row: a stream that never says its size is recorded as it is.
+        reopen = not codec.width and not self._reopened
+        self._reopened = False
+        repair = TimestampRepair(
+            lambda packet, received_us: self._write(store, stream, packet, received_us),
+            frame_ticks=frame_ticks(stream),
+        )
         try:
-            self._pump(container, stream, writer)
+            self._pump(container, stream, repair, reopen=reopen)
+            repair.flush()
         finally:
+            self._close_writer()
+
+    def _write(self, store: ClipStore, stream: Any, packet: Any, received_us: int) -> None:
+        if self._writer is None:  # opened at the first packet, again after a stall
+            self._writer = store.open_writer(self.spec.camera, stream, on_chunk=self.on_chunk)
+        self._writer.write(packet, received_us)
+
+    def _close_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
             writer.close()  # writes what is buffered; a no-op after a write error
 
-    def _pump(self, container: Any, stream: Any, writer: SegmentWriter) -> None:
-        first = True
+    def _pump(
+        self, container: Any, stream: Any, repair: TimestampRepair, *, reopen: bool = False
+    ) -> None:
+        """Record until the stream ends (returns), fails (libav's error) or stays stalled for
+        the listening window (CameraStalled); with `reopen`, raise Reopen at the first packet
+        instead of recording it."""
+        first = True  # the next packet is the first of this connection or since a stall
         next_control = 0.0
         handled = time.monotonic()  # when the previous packet had been dealt with
+        last_packet = handled  # (or when the connection opened)
+        give_up_at: float | None = None  # stalled: when to stop listening and reconnect
         drain_until: float | None = None  # told to stop: read what is queued until then
-        for packet in container.demux(stream):
-            received_us = time.time_ns() // 1000
-            now = time.monotonic()
-            # The read had to wait for this packet: nothing else is queued in the socket.
-            caught_up = now - handled >= CAUGHT_UP_WAIT
-            if packet.size == 0:
-                continue  # the demuxer's end-of-stream flush packet
-            writer.write(packet, received_us)
-            self.packets += 1
-            self.last_frame_us = received_us
-            if drain_until is not None:
-                if caught_up or now >= drain_until:
-                    raise Stop
-                handled = time.monotonic()
-                continue
-            if first:
-                first = False
-                self._backoff.reset()
-                self.report("recording")
+        while True:
             try:
-                if now >= next_control:
-                    next_control = now + CONTROL_POLL_INTERVAL
-                    self.handle_control()
-                if now >= self._next_status:
-                    self.report()
-                if caught_up and self.spec.read_batch > 0:
-                    self._nap(writer)
-            except Stop:
-                # A nap may have left packets in the socket: record them before stopping, so a
-                # clean stop loses nothing that had already arrived.
-                drain_until = time.monotonic() + self.spec.read_batch + DRAIN_GRACE
-            handled = time.monotonic()
+                for packet in container.demux(stream):
+                    received_us = time.time_ns() // 1000
+                    now = time.monotonic()
+                    # The read had to wait for this packet: nothing else is queued in the socket.
+                    caught_up = now - handled >= CAUGHT_UP_WAIT
+                    if packet.size == 0:
+                        continue  # the demuxer's end-of-stream flush packet
+                    if reopen:
+                        raise Reopen
+                    repair.push(packet, received_us)
+                    self.packets += 1
+                    self.last_frame_us = received_us
+                    last_packet = now
+                    if drain_until is not None:
+                        if caught_up or now >= drain_until:
+                            raise Stop
+                        handled = time.monotonic()
+                        continue
+                    if first:
+                        first, give_up_at = False, None
+                        self._backoff.reset()
+                        self.report("recording")
+                    try:
+                        if now >= next_control:
+                            next_control = now + CONTROL_POLL_INTERVAL
+                            self.handle_control()
+                        if now >= self._next_status:
+                            self.report()
+                        if caught_up and self.spec.read_batch > 0:
+                            self._nap()
+                    except Stop:
+                        # A nap may have left packets in the socket: record them before
+                        # stopping, so a clean stop loses nothing that had already arrived.
+                        drain_until = time.monotonic() + self.spec.read_batch + DRAIN_GRACE
+                    handled = time.monotonic()
+                return
+            except av.error.TimeoutError:
+                if drain_until is not None:
+                    raise Stop from None
+                # Nothing for `read_timeout`: the footage so far goes to disk now, and the next
+                # frame (if any comes) starts a new session, anchored afresh.
+                repair.flush()
+                self._close_writer()
+                now = time.monotonic()
+                message = f"the camera sends no video (nothing for {now - last_packet:.0f} s)"
+                if give_up_at is None:
+                    # Listen as long as the backoff would wait: a camera that recovers on this
+                    # connection is recorded at once, one that needs a new session gets one.
+                    window = max(self._backoff.next(), self.spec.read_timeout)
+                    give_up_at = last_packet + window
+                    log.warning("camera_stalled", camera=self.spec.camera, listen=round(window, 1))
+                if now >= give_up_at - PROBE_INTERVAL:
+                    raise CameraStalled(message) from None
+                self.report("reconnecting", error=message)
+                self.handle_control()
+                first = True
 
-    def _nap(self, writer: SegmentWriter) -> None:
+    def _nap(self) -> None:
         """Let packets gather in the socket for a moment, then read them in one go.
 
         Waking for every frame (15-30 times a second per camera) costs more than the work
@@ -377,7 +477,7 @@ class Recorder:
         writer anchors on the earliest receipt implied by each fragment, which is that of the
         packet that ended the nap's batch, so its wall clock stays exact.
         """
-        due_us = writer.flush_due_in_us
+        due_us = self._writer.flush_due_in_us if self._writer is not None else None
         if due_us is None:
             return
         nap = min(self.spec.read_batch, due_us / 1_000_000 - NAP_MARGIN)

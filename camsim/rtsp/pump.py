@@ -1,10 +1,15 @@
 """Real-time pacing: one timer per stream, firing once per frame, feeding all its sessions.
 
-The stream has its own clock, like a camera's sensor: frame n is due at t0 + n/fps whether or
-not anyone watches, so its RTP timestamp is n * 90000/fps and its SEI frame number is n. The
-timer only runs while at least one session plays. Every frame gets an SEI with the true wall-clock
-time it is sent (the capture time tests measure against); RTCP sender reports pair the frame's
-RTP timestamp with the camera's (possibly skewed) clock.
+The stream has its own clock, like a camera's sensor: frame n (in decode order) is due at
+t0 + n/fps whether or not anyone watches, so its RTP timestamp is n * 90000/fps and its SEI frame
+number is n. The timer only runs while at least one session plays. Every frame gets an SEI with
+the true wall-clock time it is sent (the capture time tests measure against); RTCP sender reports
+pair the frame's RTP timestamp with the camera's (possibly skewed) clock.
+
+With B-frames the RTP timestamp is the presentation time, (n + pts_offset) * 90000/fps, and the
+capture time is what a real camera's would be: a picture is sent `reorder_delay` frames after it
+was captured at the earliest, so the SEI says send time - (reorder_delay - pts_offset)/fps, which
+runs evenly in presentation order (without B-frames both are 0: the send time).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class StreamPump:
         self, stream: EncodedStream, *, faults: Faults | None, clock_offset: float
     ) -> None:
         self._packets = packetize_stream(stream)
+        self._frame_us = 1_000_000 // stream.spec.fps
         self._codec = stream.spec.codec
         self._fps = stream.spec.fps
         self._gop = stream.spec.gop
@@ -105,11 +111,13 @@ class StreamPump:
             for session in self._sessions:
                 session.need_keyframe = True
         else:
+            offset = self._packets.pts_offsets[index]
             capture_us = time.time_ns() // 1000
+            capture_us -= (self._packets.reorder_delay - offset) * self._frame_us
             sei = build_run([build_sei_nal(capture_us, n, self._codec)], marker_last=False)
             frame = self._packets.frames[index]
             run = self._packets.parameter_sets + sei + frame if keyframe else sei + frame
-            ticks = n * RTP_CLOCK // self._fps
+            ticks = (n + offset) * RTP_CLOCK // self._fps
             wallclock = capture_us / 1_000_000 + self._clock_offset
             for session in tuple(self._sessions):
                 try:

@@ -144,6 +144,8 @@ class PacketizedStream:
     frames: tuple[PacketRun, ...]
     keyframes: tuple[bool, ...]
     parameter_sets: PacketRun  # sent before every keyframe
+    pts_offsets: tuple[int, ...]  # per frame, presentation minus decode index (B-frames)
+    reorder_delay: int  # the largest of them: frames from capture to sending, at least
 
 
 _prepared: weakref.WeakKeyDictionary[EncodedStream, PacketizedStream] = weakref.WeakKeyDictionary()
@@ -161,7 +163,14 @@ def packetize_stream(stream: EncodedStream) -> PacketizedStream:
         params = build_run(
             packetize_access_unit(stream.parameter_sets.nal_units(), codec), marker_last=False
         )
-        prepared = PacketizedStream(codec, frames, tuple(f.keyframe for f in stream.frames), params)
+        prepared = PacketizedStream(
+            codec,
+            frames,
+            tuple(f.keyframe for f in stream.frames),
+            params,
+            tuple(f.pts_offset for f in stream.frames),
+            stream.reorder_delay,
+        )
         _prepared[stream] = prepared
     return prepared
 

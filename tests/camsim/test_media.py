@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from camsim.media import (
     EncodedStream,
     StreamCache,
     VideoSpec,
+    _spec_ident,
     encode_stream,
     gop_count,
     snapshot_jpeg,
@@ -18,6 +20,7 @@ from tests.support.ffprobe import ffprobe, video_stream
 
 SPEC = VideoSpec(codec="h264", width=320, height=240, fps=15, gop=15, bitrate=300_000)
 SPEC_HEVC = VideoSpec(codec="hevc", width=320, height=240, fps=15, gop=15, bitrate=300_000)
+SPEC_B = VideoSpec(codec="h264", width=320, height=240, fps=15, gop=15, bitrate=300_000, bframes=2)
 
 
 def _nal_type(nal: bytes, codec: str) -> int:
@@ -31,7 +34,7 @@ def _check_with_ffprobe(stream: EncodedStream, tmp_path: Path) -> dict[str, obje
     assert info["codec_name"] == stream.spec.codec
     assert (info["width"], info["height"]) == (stream.spec.width, stream.spec.height)
     assert int(info["nb_read_frames"]) == len(stream.frames)
-    assert info["has_b_frames"] == 0
+    assert (info["has_b_frames"] > 0) == (stream.spec.bframes > 0)
     return info
 
 
@@ -48,6 +51,25 @@ def test_encoded_loop_is_whole_fixed_gops_without_b_frames(spec: VideoSpec, tmp_
         assert not {_nal_type(n, spec.codec) for n in frame.nal_units} & stripped
     expected = 2 if spec.codec == "h264" else 3
     assert len(stream.parameter_sets.nal_units()) == expected
+
+
+def test_b_frame_loop_is_in_decode_order_with_presentation_offsets(tmp_path: Path) -> None:
+    cache = StreamCache(tmp_path / "cache")
+    gops = gop_count(SPEC_B, 2)
+    stream = cache.get(SPEC_B, gops)
+    _check_with_ffprobe(stream, tmp_path)
+    assert [i for i, f in enumerate(stream.frames) if f.keyframe] == [0, SPEC_B.gop]
+    offsets = [f.pts_offset for f in stream.frames]
+    # Each GOP is closed: presented in its own span, keyframe first; references go out ahead
+    # of the B-frames that use them (positive offsets), the B-frames follow (negative ones).
+    assert sorted(i + o for i, o in enumerate(offsets)) == list(range(len(offsets)))
+    assert all(offsets[i] == 0 for i in range(0, len(offsets), SPEC_B.gop))
+    assert max(offsets) == stream.reorder_delay > 0 and min(offsets) < 0
+    again = cache.load(SPEC_B, gops)
+    assert again is not None and again.frames == stream.frames
+    # Streams without B-frames keep the cache files they had before B-frames existed.
+    assert "bframes" not in json.dumps(_spec_ident(SPEC))
+    assert StreamCache(tmp_path).get(SPEC, gops).reorder_delay == 0
 
 
 def test_bitrate_is_near_target(tmp_path: Path) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 import av
 import pytest
 
-from camsim.media import EncodedStream
+from camsim.media import EncodedStream, VideoSpec, encode_stream
 from camsim.rtsp import RtspLimits
 from camsim.rtsp.rtp import NTP_EPOCH_OFFSET
+from camsim.sei import read_stamps
 from tests.camsim.conftest import PASSWORD, PATH, USER, ServerFactory, decode, url
 from tests.support.rtsp_client import RtspClient, access_units
 
@@ -118,6 +119,40 @@ async def test_every_frame_carries_its_capture_time(
     seqs = [p.seq for p in client.packets]
     assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs))
     assert len({p.ssrc for p in client.packets}) == 1
+
+
+def _stamped_packets(address: str, count: int) -> list[tuple[int, float, bool]]:
+    """(pts, SEI capture time, keyframe) of the first `count` packets PyAV demuxes that have a
+    pts, in the order they arrive."""
+    options = {"rtsp_transport": "tcp", "analyzeduration": "500000", "probesize": "65536"}
+    out: list[tuple[int, float, bool]] = []
+    with av.open(address, options=options, timeout=10) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            stamps = read_stamps(bytes(packet), "h264", length_prefixed=False)
+            if packet.pts is not None and stamps:
+                out.append((packet.pts, stamps[0].capture_time, packet.is_keyframe))
+            if len(out) >= count:
+                return out
+    return out
+
+
+async def test_b_frames_go_out_in_decode_order_with_presentation_times(
+    rtsp_server: ServerFactory,
+) -> None:
+    spec = VideoSpec(width=320, height=240, fps=15, gop=15, bitrate=300_000, bframes=2)
+    stream = await asyncio.to_thread(encode_stream, spec, seconds=2)
+    server = await rtsp_server({PATH: stream})
+    packets = await asyncio.to_thread(_stamped_packets, url(server, credentials=True), 40)
+    pts = [p for p, _, _ in packets]
+    assert pts != sorted(pts), "frames must arrive out of presentation order"
+    # RTP carries presentation times, and the SEI capture time is the picture's own: both run
+    # evenly in presentation order, one frame interval apart.
+    shown = sorted(packets)[:-3]  # the last reference's B-frames may not have arrived yet
+    for (pts_a, captured_a, _), (pts_b, captured_b, _) in itertools.pairwise(shown):
+        assert pts_b - pts_a == 90_000 // 15
+        assert abs((captured_b - captured_a) - 1 / 15) < 0.03
+    assert all(a[1] <= b[1] for a, b in itertools.pairwise(shown))
 
 
 async def test_sdp_describes_the_stream(

@@ -9,13 +9,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
+
 from agent.config import CameraConfig, StoreConfig
 from agent.recorder import RecorderSettings, RecorderStatus, Supervisor
-from agent.store import ClipResult, ClipStore, SegmentState
-from camsim.sei import FrameStamp, stamps_in_file
+from agent.store import ClipResult, ClipStore, SegmentRow, SegmentState
+from camsim.sei import FrameStamp, read_stamps, stamps_in_file
 from tests.support.camsim import CameraHandle, camera, run_camsim  # noqa: F401
 from tests.support.ffprobe import ffprobe, video_stream
 
@@ -37,7 +40,7 @@ def low_res_camera(persona: str = "generic", **fields: Any) -> dict[str, Any]:
 FAST = RecorderSettings(
     watchdog_seconds=4.0,
     open_timeout=3.0,
-    read_timeout=8.0,
+    read_timeout=2.0,
     reconnect_initial=0.3,
     reconnect_cap=1.5,
     restart_initial=0.2,
@@ -182,3 +185,59 @@ def assert_store_consistent(store: ClipStore) -> None:
 
 def window(seconds_from: float, seconds_to: float, origin: float) -> tuple[datetime, datetime]:
     return ts(origin + seconds_from), ts(origin + seconds_to)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One recorded frame: where the store puts it on the agent's clock, and when camsim says
+    it was captured (its SEI stamp)."""
+
+    segment: str
+    wall: float
+    capture: float
+    frame_number: int
+
+    @property
+    def late(self) -> float:
+        return self.wall - self.capture
+
+
+def _placements(root: Path, row: SegmentRow) -> list[Placed]:
+    placed: list[Placed] = []
+    with av.open(str(root / "segments" / row.path)) as container:
+        stream = container.streams.video[0]
+        assert stream.time_base == Fraction(1, row.timescale)
+        for packet in container.demux(stream):
+            if not packet.size or packet.pts is None:
+                continue
+            for stamp in read_stamps(bytes(packet), "h264", length_prefixed=True):
+                wall = row.wall_us(packet.pts) / 1e6
+                placed.append(Placed(row.path, wall, stamp.capture_time, stamp.frame_number))
+    return placed
+
+
+async def placements(rig: Rig, camera: str = "cam1") -> list[Placed]:
+    """Every frame the store holds for `camera`, in capture order."""
+    rows = rig.store.segments(camera, states=[SegmentState.COMPLETE, SegmentState.RECOVERED])
+    placed: list[Placed] = []
+    for row in rows:
+        placed += await asyncio.to_thread(_placements, rig.root, row)
+    return sorted(placed, key=lambda p: p.capture)
+
+
+def assert_placed_at_capture_time(placed: list[Placed]) -> None:
+    """Every frame sits where the camera captured it: later by the loopback's delivery (about a
+    frame), never earlier, never seconds off (a frame placed late, a gap that is not real)."""
+    assert placed, "nothing recorded"
+    worst = max(placed, key=lambda p: abs(p.late - LATENCY / 2))
+    assert all(-0.03 < p.late < LATENCY for p in placed), (
+        f"{worst.segment}: a frame captured at {worst.capture:.3f} is placed {worst.late:+.3f} s "
+        "off its capture time"
+    )
+
+
+def resumed_after(placed: list[Placed], moment: float) -> float:
+    """Seconds from `moment` to the capture time of the first frame recorded after it."""
+    after = [p.capture for p in placed if p.capture >= moment]
+    assert after, "nothing was recorded after the camera came back"
+    return after[0] - moment
