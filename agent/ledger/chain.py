@@ -134,7 +134,12 @@ class Entry:
         }
 
     def line(self) -> bytes:
-        return (json.dumps(self.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            return (json.dumps(self.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
+        except UnicodeEncodeError:
+            # Text that is not valid Unicode (a lone surrogate) cannot be written as UTF-8;
+            # escaped, it reads back as the same data, so the entry and its hash still hold.
+            return (json.dumps(self.to_json(), ensure_ascii=True) + "\n").encode("ascii")
 
     @classmethod
     def parse(cls, line: bytes | str) -> Entry:

@@ -339,3 +339,14 @@ def test_report_counts(tmp_path: Path, key: DeviceKey) -> None:
     assert "(unverified)" not in report.by_camera
     future = datetime.now(UTC) + timedelta(days=1)
     assert build_report(read_entries(tmp_path), since=future).total.received == 0
+
+
+def test_text_that_is_not_unicode_is_written_escaped(tmp_path: Path, key: DeviceKey) -> None:
+    """Defence in depth: the verifier refuses lone surrogates, but an entry carrying one must
+    still be written (escaped) rather than raise and lose the record."""
+    ledger = write(tmp_path, key, 1)
+    ledger.append(Kind.UNPARSEABLE, {"message": "kid 'k\ud83d'", "bytes": 3})
+    ledger.close()
+    assert "\\ud83d" in lines(tmp_path)[1]
+    assert list(read_entries(tmp_path))[1].data["message"] == "kid 'k\ud83d'"
+    assert verify_ledger(tmp_path, key.public_jwk).ok
