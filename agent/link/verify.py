@@ -259,8 +259,13 @@ class Verifier:
     def leeway(self) -> float:
         return self._leeway
 
-    def verify(self, payload: bytes) -> Verified | Rejection:
-        """Never raises on any input: the result is a verified request or a rejection."""
+    def verify(self, payload: bytes, *, consume: bool = True) -> Verified | Rejection:
+        """Never raises on any input: the result is a verified request or a rejection.
+
+        With `consume=False` a verified request's id is only checked against the replay cache,
+        not recorded: the caller records it with `consume()` once the request's ledger entry
+        is durable, so a request whose entry could not be written is not refused as
+        `replayed` when the broker delivers it again."""
         size = len(payload)
         if size > MAX_REQUEST_BYTES:
             return Rejection(
@@ -315,7 +320,11 @@ class Verifier:
         signing_input = token[: token.rindex(".")].encode("ascii")
         if signature is None or not self._eddsa.verify(signing_input, key, signature):
             return reject(RejectCode.BAD_SIGNATURE, "signature does not verify")
-        return self._check_claims(claims, kid, size, reject)
+        return self._check_claims(claims, kid, size, reject, consume=consume)
+
+    def consume(self, request: Request) -> bool:
+        """Record a verified request's id (False: it was already recorded, a replay)."""
+        return self.replay.add(request.jti, keep_until=request.exp + self._leeway)
 
     def _check_claims(
         self,
@@ -323,6 +332,8 @@ class Verifier:
         kid: str,
         size: int,
         reject: Callable[..., Rejection],
+        *,
+        consume: bool,
     ) -> Verified | Rejection:
         def fail(code: RejectCode, message: str) -> Rejection:
             result: Rejection = reject(code, message, verified=True)
@@ -363,6 +374,7 @@ class Verifier:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"][1:]) or "claims"
             return fail(RejectCode.MALFORMED, f"{where}: {first['msg']}"[:500])
-        if not self.replay.add(request.jti, keep_until=request.exp + self._leeway):
+        replayed = not self.consume(request) if consume else request.jti in self.replay
+        if replayed:
             return fail(RejectCode.REPLAYED, "this request id was already used")
         return Verified(request, kid, size)
