@@ -62,6 +62,7 @@ class Kind(StrEnum):
     REQUEST_CLOSED = "request_closed"
     HOLD_PLACED = "hold_placed"
     HOLD_RELEASED = "hold_released"
+    UPLOAD_STARTED = "upload_started"
     UPLOAD = "upload"
     LIVE_SESSION = "live_session"
     SHARING_CHANGED = "sharing_changed"

@@ -36,7 +36,7 @@ import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,7 +55,7 @@ from agent.link.requests_db import DB_FILE, RequestBook, RequestRecord, StaleReq
 from agent.link.verify import Rejection, Verifier
 from agent.log import get_logger
 from agent.policy import CameraSharing, Decision, Policy
-from agent.wire import Event, EventState, RejectCode, Request
+from agent.wire import FINAL_STATES, Event, EventState, RejectCode, Request
 from agent.wire.requests import (
     CancelRequest,
     ClipRequest,
@@ -586,7 +586,28 @@ class RequestService:
         message: str | None = None,
         **extra: Any,
     ) -> RequestRecord | None:
-        """Advance a request that is not final; None (and nothing emitted) if it is final."""
+        """Advance a request that is not final; None (and nothing emitted) if it is final.
+
+        A final state is written to the ledger before the book takes it: if the entry cannot
+        be written (LedgerError), the request stays where it was (and is resumed after a
+        restart) rather than end without a record."""
+        current = self.book.get(jti)
+        if current is None or current.final:
+            log.info("report_after_final", request=jti, state=state.value)
+            return None
+        if state in FINAL_STATES:
+            await self.ledger.append_async(
+                Kind.REQUEST_CLOSED,
+                {
+                    "jti": current.jti,
+                    "issuer": current.issuer,
+                    "cmd": current.cmd,
+                    "camera": current.camera,
+                    "state": state.value,
+                    "code": code.value if code else None,
+                    "message": message,
+                },
+            )
         try:
             record = self.book.advance(jti, state, code=code, message=message)
         except StaleRequest:
@@ -601,18 +622,6 @@ class RequestService:
         timer = self._timers.pop(record.jti, None)
         if timer is not None:
             timer.cancel()
-        await self.ledger.append_async(
-            Kind.REQUEST_CLOSED,
-            {
-                "jti": record.jti,
-                "issuer": record.issuer,
-                "cmd": record.cmd,
-                "camera": record.camera,
-                "state": record.state.value,
-                "code": record.code.value if record.code else None,
-                "message": record.message,
-            },
-        )
         if record.hold_id is not None:
             try:
                 released = self.holds.release_hold(record.hold_id)
@@ -943,6 +952,18 @@ class _Job:
             await self._service._record_outflow(
                 Kind.UPLOAD, self._record, {"bytes": nbytes, "host": host}
             )
+
+    async def sending(self, what: str, *, host: str, size: int, sha256: str) -> None:
+        async with self._service._lock:
+            await self._service._record_outflow(
+                Kind.UPLOAD_STARTED,
+                self._record,
+                {"object": what, "host": host, "size": size, "sha256": sha256},
+            )
+
+    async def sent(self, details: Mapping[str, Any]) -> None:
+        async with self._service._lock:
+            await self._service._record_outflow(Kind.UPLOAD, self._record, dict(details))
 
     async def completed(self, *, manifest: str | None = None) -> None:
         await self._service._report(self.request_id, EventState.COMPLETED, manifest=manifest)
