@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -65,6 +66,21 @@ def parse_duration(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+# No silent coercion: `requests_per_hour = true` is not 1, `segment_seconds = "10"` is not 10,
+# `live = "yes"` is not true. An int is still accepted where a number with a fraction is.
+Integer = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]
+Flag = Annotated[bool, Strict()]
+
+
+def _byte_size(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f'not a size: {value!r} (use e.g. "500GB" or a number of bytes)')
+    return value
+
+
+Bytes = Annotated[ByteSize, BeforeValidator(_byte_size)]
 
 
 class SharingMode(StrEnum):
@@ -146,33 +162,31 @@ class StoreConfig(_Section):
         title="Store directory",
         description="Where segments and their index live. Default: <state_dir>/store.",
     )
-    max_bytes: ByteSize = Field(
-        ByteSize(50 * 10**9), title="Byte budget", description='e.g. "500GB".'
-    )
+    max_bytes: Bytes = Field(ByteSize(50 * 10**9), title="Byte budget", description='e.g. "500GB".')
     max_age: Duration = Field(timedelta(days=30), title="Keep footage at most this long")
-    min_free: ByteSize = Field(
+    min_free: Bytes = Field(
         ByteSize(2 * 10**9),
         title="Free-space reserve",
         description="Delete oldest footage to keep at least this much free on the disk.",
     )
-    segment_seconds: int = Field(60, ge=10, le=600, title="Segment length (s)")
-    fragment_seconds: float = Field(1.0, gt=0, le=1.0, title="Fragment length (s)")
+    segment_seconds: Integer = Field(60, ge=10, le=600, title="Segment length (s)")
+    fragment_seconds: Number = Field(1.0, gt=0, le=1.0, title="Fragment length (s)")
 
 
 class LocationConfig(_Section):
-    lat: float = Field(ge=-90, le=90, title="Latitude")
-    lon: float = Field(ge=-180, le=180, title="Longitude")
-    heading: float | None = Field(
+    lat: Number = Field(ge=-90, le=90, title="Latitude")
+    lon: Number = Field(ge=-180, le=180, title="Longitude")
+    heading: Number | None = Field(
         None, ge=0, lt=360, title="Heading", description="Degrees clockwise from north."
     )
-    fov: float | None = Field(None, gt=0, le=360, title="Field of view (degrees)")
+    fov: Number | None = Field(None, gt=0, le=360, title="Field of view (degrees)")
     description: str = Field("", title="Where it points, in words")
 
 
 class CameraConfig(_Section):
     id: SafeId = Field(title="Camera id")
     name: str = Field(title="Camera name")
-    enabled: bool = Field(True, title="Record this camera")
+    enabled: Flag = Field(True, title="Record this camera")
     onvif_url: str | None = Field(
         None, title="ONVIF device service URL", description="http://host:port/onvif/device_service"
     )
@@ -189,7 +203,7 @@ class CameraConfig(_Section):
     stream: str = Field(
         "main", title="Stream", description="`main`, `sub`, or an ONVIF profile token."
     )
-    channel: int | None = Field(
+    channel: Integer | None = Field(
         None,
         ge=1,
         le=256,
@@ -199,7 +213,7 @@ class CameraConfig(_Section):
     )
     location: LocationConfig | None = Field(None, title="Location")
     sharing: SharingMode = Field(SharingMode.PRIVATE, title="Sharing mode")
-    live: bool = Field(False, title="Live view allowed (integrated cameras only)")
+    live: Flag = Field(False, title="Live view allowed (integrated cameras only)")
 
     @field_validator("onvif_url")
     @classmethod
@@ -230,7 +244,9 @@ class CameraConfig(_Section):
         return self
 
 
-def _host_pattern(value: str) -> str:
+def _host_pattern(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"not a host name: {value!r}")
     pattern = value.strip().lower()
     host = pattern[2:] if pattern.startswith("*.") else pattern
     host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
@@ -245,7 +261,7 @@ HostPattern = Annotated[str, BeforeValidator(_host_pattern)]
 class PolicyConfig(_Section):
     max_clip_window: Duration = Field(timedelta(minutes=30), title="Longest clip window")
     max_live: Duration = Field(timedelta(minutes=10), title="Longest live session")
-    requests_per_hour: int = Field(60, ge=1, title="Requests per hour, per issuer")
+    requests_per_hour: Integer = Field(60, ge=1, title="Requests per hour, per issuer")
     max_clip_request_lifetime: Duration = Field(
         timedelta(days=7), title="Longest clip/snapshot request lifetime (exp - iat)"
     )
@@ -276,10 +292,10 @@ class PolicyConfig(_Section):
 
 
 class UploadConfig(_Section):
-    bandwidth_mbps: float | None = Field(
+    bandwidth_mbps: Number | None = Field(
         None, gt=0, title="Upload bandwidth cap (Mbit/s)", description="Unset: no cap."
     )
-    concurrency: int = Field(2, ge=1, le=16, title="Concurrent uploads")
+    concurrency: Integer = Field(2, ge=1, le=16, title="Concurrent uploads")
     retry_budget: Duration = Field(timedelta(minutes=30), title="Give up retrying after this")
     ca_file: Path | None = Field(
         None,
@@ -296,14 +312,14 @@ class UploadConfig(_Section):
 class CompatConfig(_Section):
     """The program's footage bar that `check` and `doctor` measure cameras against."""
 
-    min_megapixels: float = Field(1.0, gt=0, title="Minimum resolution (MP)")
-    min_fps: float = Field(5.0, gt=0, title="Minimum frame rate")
-    recommended_megapixels: float = Field(3.0, gt=0, title="Recommended resolution (MP)")
-    recommended_fps: float = Field(15.0, gt=0, title="Recommended frame rate")
-    max_keyframe_interval: float = Field(4.0, gt=0, title="Longest keyframe interval (s)")
+    min_megapixels: Number = Field(1.0, gt=0, title="Minimum resolution (MP)")
+    min_fps: Number = Field(5.0, gt=0, title="Minimum frame rate")
+    recommended_megapixels: Number = Field(3.0, gt=0, title="Recommended resolution (MP)")
+    recommended_fps: Number = Field(15.0, gt=0, title="Recommended frame rate")
+    max_keyframe_interval: Number = Field(4.0, gt=0, title="Longest keyframe interval (s)")
     min_retention: Duration = Field(timedelta(hours=48), title="Minimum footage kept")
     recommended_retention: Duration = Field(timedelta(days=10), title="Recommended footage kept")
-    upload_budget_mbps: float = Field(
+    upload_budget_mbps: Number = Field(
         10.0, gt=0, title="Site upload bandwidth (Mbit/s)", description="To judge stream bitrates."
     )
 
@@ -433,6 +449,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> AgentConfig:
             tomllib.load(handle)  # parse once ourselves for a clear syntax error
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(resolved, [ConfigProblem(field="(syntax)", message=str(exc))]) from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        message = (
+            f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} on line {line} "
+            "(save the file as UTF-8)"
+        )
+        raise ConfigError(resolved, [ConfigProblem(field="(file)", message=message)]) from exc
     except OSError as exc:
         raise ConfigError(resolved, [ConfigProblem(field="(file)", message=str(exc))]) from exc
     token = _config_path.set(resolved)

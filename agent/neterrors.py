@@ -10,6 +10,7 @@ happened; the checks' remedies say what to try.
 from __future__ import annotations
 
 import errno
+import socket
 
 _BY_ERRNO: dict[int, str] = {
     errno.ECONNREFUSED: "connection refused: nothing listens on that port",
@@ -44,8 +45,34 @@ def errno_of(exc: BaseException) -> int | None:
     return None
 
 
+UNRESOLVED = "the host name cannot be resolved (check its spelling, and this host's DNS)"
+
+
+def _name_error(exc: BaseException) -> bool:
+    """A failed name lookup, however wrapped (its errno is negative: an EAI_* code)."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = getattr(seen, "os_error", None) or seen.__cause__
+    return False
+
+
+def host_resolves(host: str) -> bool:
+    """Whether `host` has an address (a blocking lookup: call it off the event loop)."""
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return True
+
+
 def describe_network_error(exc: BaseException) -> str | None:
     """What happened, in a sentence; None when `exc` is not a known network failure."""
+    if _name_error(exc):
+        return UNRESOLVED
     number = errno_of(exc)
     if number is not None and number in _BY_ERRNO:
         return _BY_ERRNO[number]

@@ -164,8 +164,8 @@ class SimSite:
             await self._record(self._footage)
             self._store = StoreService(config)
             await self._store.start()
-            self._delivery = DeliveryService(config, store=self._store, device_key=self.key,
-                                             ledger=_LazyLedger(self))  # fmt: skip
+            # Uploads are recorded through each request's job, in the link's ledger.
+            self._delivery = DeliveryService(config, store=self._store, device_key=self.key)
             handlers.clip, handlers.snapshot = self._delivery.clip, self._delivery.snapshot
         self.link = Link(
             config,
@@ -275,16 +275,6 @@ class SimSite:
 
     async def deny(self, request_id: str, reason: str = "not our camera") -> None:
         await self.service.deny(request_id, reason=reason, by="owner (sitesim)")
-
-
-class _LazyLedger:
-    """Uploads go in the site's ledger (the request service's), once the link exists."""
-
-    def __init__(self, site: SimSite) -> None:
-        self._site = site
-
-    def append(self, kind: Any, data: Any) -> object:
-        return self._site.service.ledger.append(kind, data)
 
 
 class Simulation:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 from importlib import resources
 
-from rich.text import Text
-
-from agent.cli.common import console, err_console, print_json
+from agent.cli.common import console, err_console, print_json, print_problems, startup_problems
 from agent.config import (
     ConfigError,
     ConfigProblem,
-    config_file_problems,
     config_warnings,
     load_config,
     resolve_config_path,
@@ -45,19 +42,14 @@ def run_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         problems = exc.problems
     else:
-        problems = config_file_problems(config) + config_warnings(config)
+        problems = startup_problems(config) + config_warnings(config)
     errors = [p for p in problems if p.severity == "error"]
     if args.json:
         print_json(
             {"path": str(path), "ok": not errors, "problems": [p.model_dump() for p in problems]}
         )
     else:
-        for problem in problems:
-            style = "red" if problem.severity == "error" else "yellow"
-            line = Text.assemble(
-                (problem.severity, style), ": ", (problem.field, "bold"), ": ", problem.message
-            )
-            err_console.print(line, highlight=False)
+        print_problems(problems)
         if not errors:
             console.print(f"{path}: OK", highlight=False)
         else:

@@ -67,6 +67,10 @@ def _token(args: argparse.Namespace) -> str:
             raise EnrollError(
                 f"cannot read {args.token_file}: {exc.strerror}", code="usage"
             ) from exc
+        except UnicodeDecodeError as exc:
+            raise EnrollError(
+                f"{args.token_file} is not a token (not UTF-8 text)", code="usage"
+            ) from exc
     else:
         token = os.environ.get(TOKEN_ENV)
     if not token or not token.strip():

@@ -18,17 +18,19 @@ Everything is blocking (PyAV); `probe_stream_async` runs it in an executor. Erro
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import av
 import av.error
 
 from agent.log import get_logger
-from agent.neterrors import describe_network_error
+from agent.neterrors import UNRESOLVED, describe_network_error, host_resolves
 from agent.recorder.source import StreamSource
 
 log = get_logger(__name__)
@@ -108,6 +110,12 @@ def _error(exc: BaseException, source: StreamSource, options: ProbeOptions) -> P
     if isinstance(exc, av.error.InvalidDataError):
         return ProbeError("error", "what answers on the RTSP port does not speak RTSP")
     described = describe_network_error(exc)
+    if described is None and getattr(exc, "errno", None) == errno.EIO:
+        # FFmpeg says EIO ("[Errno 5] Input/output error") when the host name does not
+        # resolve; ask the resolver ourselves to say which it was.
+        host = urlsplit(source.url).hostname
+        if host and not host_resolves(host):
+            return ProbeError("error", f"{host}: {UNRESOLVED}")
     if described is not None:
         return ProbeError("dropped", f"the stream could not be opened: {described}")
     return ProbeError("error", f"cannot read the stream: {text[:200]}")

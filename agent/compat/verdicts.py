@@ -87,8 +87,9 @@ _ONVIF_REMEDIES = {
     "port: `rtcc-edge discover --scan <the camera's subnet>` finds it.",
     "timeout": "The camera accepts connections but does not answer: power-cycle it, and check "
     "that nothing else (a firewall, a proxy) sits on that port.",
-    "not_onvif": "This is a web server, not an ONVIF service. Enable ONVIF in the camera's "
-    "settings, or find its ONVIF port with `rtcc-edge discover --scan <subnet>`.",
+    "not_onvif": "Something answers on this port, but not as an ONVIF service (it may be the "
+    "camera's web page, or another service altogether). Enable ONVIF in the camera's settings, "
+    "or find its ONVIF port with `rtcc-edge discover --scan <subnet>`.",
     "malformed": "The camera's ONVIF answers are broken. Update its firmware, or set `rtsp_url` "
     "for this camera so it is recorded without ONVIF.",
     "auth": "Check the username and password. Many cameras keep a separate ONVIF user list "

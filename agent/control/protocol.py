@@ -9,6 +9,10 @@ Commands and their arguments: `status` {}, `requests` {`all`: bool, `limit`: int
 `live`: bool or null}, `pause` {`seconds`: number or null for "until resumed"}, `resume` {},
 `live_stop` {`id`} (end a live session in progress; `status` lists them under `live`).
 `id` is a request id or an unambiguous prefix of at least 4 characters.
+
+Parsing is strict: duplicate members (`{"cmd": "status", "cmd": "pause"}`: which one did the
+caller mean?), NaN, text that is not valid Unicode and any type coercion (`"v": "1"`,
+`"all": "yes"`, `"limit": 5.0`) are refused as `bad_request` / `bad_arguments`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.config import SharingMode
+from agent.wire.strict_json import loads_strict
 
 VERSION = 1
 MAX_LINE = 64 * 1024
@@ -45,7 +50,7 @@ class ProtocolError(Exception):
 
 
 class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class NoArgs(_Args):
@@ -89,7 +94,7 @@ ARGS: dict[str, type[_Args]] = {
 
 
 class Envelope(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     v: int
     cmd: str
@@ -105,6 +110,12 @@ def _first_error(exc: ValidationError) -> str:
 def parse_request(line: bytes) -> tuple[str, _Args]:
     """The command and its validated arguments; ProtocolError says what is wrong."""
     try:
+        loads_strict(line)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("bad_request", f"not a JSON request: {exc}") from exc
+    try:
+        # Validated from the JSON text, so that strict mode still reads "integrated" as a
+        # SharingMode while refusing "1" as an int.
         envelope = Envelope.model_validate_json(line)
     except ValidationError as exc:
         raise ProtocolError("bad_request", _first_error(exc)) from exc
@@ -116,7 +127,7 @@ def parse_request(line: bytes) -> tuple[str, _Args]:
     if model is None:
         raise ProtocolError("unknown_command", f"unknown command {envelope.cmd[:40]!r}")
     try:
-        return envelope.cmd, model.model_validate(envelope.args)
+        return envelope.cmd, model.model_validate_json(json.dumps(envelope.args))
     except ValidationError as exc:
         raise ProtocolError("bad_arguments", _first_error(exc)) from exc
 

@@ -9,28 +9,11 @@ the link resumes at its start wait for the delivery component to start.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from agent.daemon.app import Component, ComponentFactory, Daemon, DaemonError
 from agent.daemon.clock_watch import ClockWatch
-from agent.daemon.link import LinkComponent, link_component
+from agent.daemon.link import link_component
 from agent.delivery import DeliveryService, TlsSetupError, outbound_tls_context
-from agent.ledger import Kind, LedgerError
 from agent.tunnel import TunnelComponent, TunnelManager
-
-
-class _LinkLedger:
-    """The request service's ledger, where delivery records uploads, once the link runs."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self._daemon = daemon
-
-    def append(self, kind: Kind, data: Mapping[str, Any]) -> object:
-        for component in self._daemon.components:
-            if isinstance(component, LinkComponent) and component.service is not None:
-                return component.service.ledger.append(kind, data)
-        raise LedgerError("the link is not running: there is no ledger to record the upload in")
 
 
 def delivery_component(daemon: Daemon) -> Component:
@@ -38,9 +21,8 @@ def delivery_component(daemon: Daemon) -> Component:
         outbound_tls_context(daemon.config.upload.ca_file)  # a bad CA file stops the start here
     except TlsSetupError as exc:
         raise DaemonError(str(exc)) from exc
-    delivery = DeliveryService(
-        daemon.config, store=daemon.store, live=daemon.live, ledger=_LinkLedger(daemon)
-    )
+    # Uploads are recorded through each request's job, in the request service's ledger.
+    delivery = DeliveryService(daemon.config, store=daemon.store, live=daemon.live)
     daemon.delivery.clip = delivery.clip
     daemon.delivery.snapshot = delivery.snapshot
     return delivery

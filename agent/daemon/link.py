@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +21,16 @@ from agent.camera_info import read_all_camera_facts
 from agent.clock import clock_sync
 from agent.control import ControlServer
 from agent.control.webhook import OwnerWebhook
+from agent.daemon.app import DaemonError
 from agent.identity import DeviceKey, device_key_path
+from agent.ledger import LedgerError
 from agent.link import MqttSession, RequestService
 from agent.link.compose import Link
 from agent.link.delivery import DeliveryHandlers
+from agent.link.verify import JwksError
 from agent.log import get_logger
 from agent.policy import CameraFacts
+from agent.policy.state import OwnerStateError
 from agent.recorder import CameraState
 from agent.store import ClipStore
 from agent.store.model import CameraStatus
@@ -81,16 +86,22 @@ class LinkComponent:
         # The daemon's store lives on its own thread; holds are placed from the event loop, so
         # the link keeps a connection of its own to the same index (SQLite WAL allows it).
         self._holds = ClipStore.from_config(config)
-        link = Link(
-            config,
-            device_key=key,
-            holds=self._holds,
-            registry=self._registry,
-            status=self._status,
-            handlers=self.handlers,
-            notifier=OwnerWebhook.from_config(config),
-            outbox_path=config.state_dir / OUTBOX_FILE,
-        )
+        try:
+            link = Link(
+                config,
+                device_key=key,
+                holds=self._holds,
+                registry=self._registry,
+                status=self._status,
+                handlers=self.handlers,
+                notifier=OwnerWebhook.from_config(config),
+                outbox_path=config.state_dir / OUTBOX_FILE,
+            )
+        except (JwksError, OwnerStateError, LedgerError, sqlite3.Error) as exc:
+            # Each names its file: a sentence for the owner, not a traceback in a restart loop.
+            self._holds.close()
+            self._holds = None
+            raise DaemonError(f"cannot take requests: {exc}") from exc
         self._session, self._service = link.session, link.service
         await self._refresh_footage()
         await link.service.start()

@@ -24,7 +24,6 @@ from agent.delivery.runner import (
     LiveSource,
     Prepared,
     StoreAccess,
-    UploadLedger,
 )
 from agent.delivery.snapshot import SnapshotDelivery
 from agent.delivery.tls import TlsSetupError, outbound_tls_context
@@ -53,7 +52,6 @@ __all__ = [
     "TlsSetupError",
     "TokenBucket",
     "UploadFailed",
-    "UploadLedger",
     "UploadResult",
     "Uploader",
     "outbound_tls_context",

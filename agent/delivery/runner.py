@@ -32,7 +32,7 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +53,7 @@ from agent.delivery.upload import (
     UploadResult,
 )
 from agent.identity import DeviceKey, device_key_path
-from agent.ledger import Kind
+from agent.ledger import LedgerError
 from agent.link.ports import Job
 from agent.log import get_logger
 from agent.recorder import LiveFeed
@@ -83,12 +83,6 @@ class LiveSource(Protocol):
     def subscribe(self, camera: str) -> LiveFeed: ...
 
 
-class UploadLedger(Protocol):
-    """Where uploads are recorded (`agent.ledger.Ledger`, the request service's)."""
-
-    def append(self, kind: Kind, data: Mapping[str, Any]) -> object: ...
-
-
 @dataclass(frozen=True)
 class Prepared:
     """A file ready to go: its name in the temporary directory, hash, size and manifest."""
@@ -116,7 +110,6 @@ class DeliveryService:
         store: StoreAccess,
         device_key: DeviceKey | None = None,
         live: LiveSource | None = None,
-        ledger: UploadLedger | None = None,
         clock: Callable[[], float] = time.time,
         backoff_base: float | None = None,
         stall_timeout: float | None = None,
@@ -129,7 +122,6 @@ class DeliveryService:
         self.store = store
         self._device_key = device_key
         self.live = live
-        self.ledger = ledger
         self.clock = clock
         self.temp_dir = Path(config.upload.temp_dir or Path(config.state_dir) / TEMP_DIR_NAME)
         self._backoff_base = BACKOFF_BASE if backoff_base is None else backoff_base
@@ -142,9 +134,6 @@ class DeliveryService:
         self._waiting: list[tuple[Kind_, DeliveryRequest, Job, Producer]] = []
         self._cleanups: set[asyncio.Future[None]] = set()
         self._stopping = False
-
-    def use_ledger(self, ledger: UploadLedger) -> None:
-        self.ledger = ledger
 
     @property
     def device_key(self) -> DeviceKey:
@@ -313,14 +302,14 @@ class DeliveryService:
                     url=manifest_url,
                 )
             # Shielded: a daemon stopping now must not cut the final report in half.
-            await asyncio.shield(job.completed(manifest=prepared.manifest))
+            await _final_report(jti, job.completed(manifest=prepared.manifest))
             log.info("delivery_completed", request=jti, kind=kind, bytes=prepared.bytes)
         except DeliveryFailed as exc:
             log.warning("delivery_failed", request=jti, code=exc.code.value, error=exc.message)
-            await asyncio.shield(job.failed(exc.code, exc.message))
+            await _final_report(jti, job.failed(exc.code, exc.message))
         except UploadFailed as exc:
             log.warning("upload_failed", request=jti, error=exc.message, status=exc.status)
-            await asyncio.shield(job.failed(RejectCode.UPLOAD_FAILED, exc.message))
+            await _final_report(jti, job.failed(RejectCode.UPLOAD_FAILED, exc.message))
         except asyncio.CancelledError:
             # Stopping: keep the job for the restart, unless its request has ended anyway.
             keep = self._stopping and not job.is_final
@@ -328,7 +317,7 @@ class DeliveryService:
         except Exception:
             log.exception("delivery_crashed", request=jti, kind=kind)
             message = f"the {kind} could not be delivered"
-            await asyncio.shield(job.failed(RejectCode.INTERNAL, message))
+            await _final_report(jti, job.failed(RejectCode.INTERNAL, message))
         finally:
             if not keep:
                 # Shielded and awaited by `stop()`: the files and the row go in every outcome.
@@ -379,11 +368,26 @@ class DeliveryService:
         deadline: float,
         url: str | None = None,
     ) -> UploadResult:
+        """Send one object, its ledger entry written first: `upload_started` must be durable
+        before a byte leaves (DeliveryFailed, nothing sent, if it cannot be written), and the
+        `upload` entry after counts the bytes that actually left, also when it failed."""
         target = url or request.upload.url
         jti = job.request_id
+        size = len(body) if isinstance(body, bytes) else _file_size(body)
+        try:
+            await job.sending(what, host=_hostname(target), size=size, sha256=sha256)
+        except LedgerError as exc:
+            raise DeliveryFailed(
+                RejectCode.INTERNAL,
+                f"the site cannot write its ledger, so nothing was sent ({exc})",
+            ) from exc
+        attempts: list[Attempt] = []
 
         async def starting(_number: int) -> None:
             await asyncio.to_thread(self.jobs.attempted, jti)
+
+        async def attempted(attempt: Attempt) -> None:
+            attempts.append(attempt)
 
         try:
             result = await self.uploader.put(
@@ -394,40 +398,46 @@ class DeliveryService:
                 deadline=deadline,
                 progress=job.progress if url is None else None,
                 on_start=starting,
+                on_attempt=attempted,
             )
         except UploadFailed as exc:
-            self._record(what, request, target, sha256, body, exc.attempts, outcome=exc.message)
+            await self._record(
+                what, request, job, target, sha256, size, exc.attempts, outcome=exc.message
+            )
             raise
-        self._record(what, request, target, sha256, body, result.attempts, result=result)
+        except asyncio.CancelledError:
+            # Cancelled (by the RTCC, or the daemon stopping): what went out is still counted.
+            await asyncio.shield(
+                self._record(
+                    what, request, job, target, sha256, size, tuple(attempts), outcome="cancelled"
+                )
+            )
+            raise
+        await self._record(what, request, job, target, sha256, size, result.attempts, result=result)
         return result
 
-    def _record(
+    async def _record(
         self,
         what: str,
         request: DeliveryRequest,
+        job: Job,
         url: str,
         sha256: str,
-        body: Path | bytes,
+        size: int,
         attempts: tuple[Attempt, ...],
         *,
         result: UploadResult | None = None,
         outcome: str = "uploaded",
     ) -> None:
-        if self.ledger is None:
-            log.error("upload_not_recorded", request=request.jti, reason="no ledger")
-            return
-        size = len(body) if isinstance(body, bytes) else _file_size(body)
         job_row = self.jobs.get(request.jti)
         data: dict[str, Any] = {
-            "jti": request.jti,
-            "issuer": request.iss,
-            "camera": request.camera,
-            "case": request.case,
             "object": what,
             "outcome": "uploaded" if result is not None else "failed",
             "message": None if result is not None else outcome,
-            "bytes": size if result is not None else 0,
-            "bytes_sent": sum(a.bytes_sent for a in attempts),
+            # What left the site, every attempt counted (a cut transfer too), not the size of
+            # the object: the transparency report sums this.
+            "bytes": sum(a.bytes_sent for a in attempts),
+            "size": size,
             "sha256": sha256,
             "host": _hostname(url),
             "seconds": round(result.seconds, 3) if result is not None else None,
@@ -436,7 +446,7 @@ class DeliveryService:
             "tries": [a.to_json() for a in attempts],
         }
         try:
-            self.ledger.append(Kind.UPLOAD, data)
+            await job.sent(data)
         except Exception:
             log.exception("upload_not_recorded", request=request.jti)
 
@@ -450,6 +460,15 @@ class DeliveryService:
         """Bytes free for an unprivileged writer in the temporary directory."""
         stat = os.statvfs(self.temp_dir)
         return stat.f_bavail * stat.f_frsize
+
+
+async def _final_report(jti: str, report: Coroutine[Any, Any, None]) -> None:
+    """Shielded: a daemon stopping now must not cut the final report in half. A report the
+    ledger cannot take leaves the request as it was (resumed after a restart): logged."""
+    try:
+        await asyncio.shield(report)
+    except LedgerError as exc:
+        log.error("final_report_not_recorded", request=jti, error=str(exc))
 
 
 def _sha256(data: bytes) -> str:

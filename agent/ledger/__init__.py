@@ -13,8 +13,12 @@ Entry kinds and their `data` (all ids are the request's `jti`):
 - `approval` / `denial`: `jti`, `issuer`, `cmd`, `camera`, `by`, (`reason` for a denial);
 - `request_closed`: `jti`, `issuer`, `cmd`, `camera`, `state` (a final state), `code`, `message`;
 - `hold_placed` / `hold_released`: `hold_id`, `jti`, `camera`, `start`, `end` / `released`;
-- `upload`: `jti`, `issuer`, `camera`, `bytes`, `host`; `live_session`: `jti`, `issuer`,
-  `camera`, `seconds`, `reason`;
+- `upload_started`: `jti`, `issuer`, `requester`, `case`, `camera`, `object`, `host`, `size`,
+  `sha256`: written, durably, before the first byte of an object leaves the site (nothing is
+  sent when it cannot be written);
+- `upload`: the same, then `outcome`, `bytes` (what actually left the site, every attempt
+  counted, also when the upload failed or was cancelled), `attempts`, `tries`; `live_session`:
+  `jti`, `issuer`, `camera`, `seconds`, `reason`, `bytes`;
 - `sharing_changed`: `camera`, `mode`, `live`, `previous_mode`, `previous_live`, `by`;
   `paused`: `until` (None: until resumed), `by`; `resumed`: `automatic`, `by`;
 - `checkpoint`: `head_seq`, `head_hash`, `kid`, `jws`; `recovered`: a torn last line removed.

@@ -22,11 +22,13 @@ after the last checkpoint are only protected by the chain and by the head the RT
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -60,6 +62,7 @@ class Kind(StrEnum):
     REQUEST_CLOSED = "request_closed"
     HOLD_PLACED = "hold_placed"
     HOLD_RELEASED = "hold_released"
+    UPLOAD_STARTED = "upload_started"
     UPLOAD = "upload"
     LIVE_SESSION = "live_session"
     SHARING_CHANGED = "sharing_changed"
@@ -134,7 +137,12 @@ class Entry:
         }
 
     def line(self) -> bytes:
-        return (json.dumps(self.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            return (json.dumps(self.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
+        except UnicodeEncodeError:
+            # Text that is not valid Unicode (a lone surrogate) cannot be written as UTF-8;
+            # escaped, it reads back as the same data, so the entry and its hash still hold.
+            return (json.dumps(self.to_json(), ensure_ascii=True) + "\n").encode("ascii")
 
     @classmethod
     def parse(cls, line: bytes | str) -> Entry:
@@ -258,6 +266,8 @@ class Ledger:
         self._hash = GENESIS
         self._since_checkpoint = 0
         self._last_checkpoint_at = clock()
+        # Appends run in worker threads (an fsync must not stall the event loop): one at a time.
+        self._mutex = threading.RLock()
 
     @classmethod
     def open(
@@ -340,13 +350,20 @@ class Ledger:
         return LedgerHead(self._seq, self._hash)
 
     def append(self, kind: Kind | str, data: Mapping[str, Any]) -> Entry:
-        """Write one entry and fsync it; checkpoints when `checkpoint_every` entries are due."""
-        entry = self._write(str(kind), data)
-        if kind != Kind.CHECKPOINT:
-            self._since_checkpoint += 1
-            if self._since_checkpoint >= self._checkpoint_every:
-                self.checkpoint()
-        return entry
+        """Write one entry and fsync it; checkpoints when `checkpoint_every` entries are due.
+        Blocks for the fsync: from the event loop, call `append_async`. LedgerError if the
+        entry is not durable (nothing of it is left in the file then)."""
+        with self._mutex:
+            entry = self._write(str(kind), data)
+            if kind != Kind.CHECKPOINT:
+                self._since_checkpoint += 1
+                if self._since_checkpoint >= self._checkpoint_every:
+                    self.checkpoint()
+            return entry
+
+    async def append_async(self, kind: Kind | str, data: Mapping[str, Any]) -> Entry:
+        """`append` in a worker thread: the event loop never waits for the disk."""
+        return await asyncio.to_thread(self.append, kind, data)
 
     def _write(self, kind: str, data: Mapping[str, Any]) -> Entry:
         if self._fd < 0:
@@ -357,13 +374,20 @@ class Ledger:
         digest = entry_hash(seq, time_text, kind, stored, self._hash)
         entry = Entry(seq, time_text, kind, stored, self._hash, digest)
         line = entry.line()
+        size = -1
         try:
+            size = os.fstat(self._fd).st_size
             written = os.write(self._fd, line)
             if written != len(line):
                 raise OSError(f"short write ({written} of {len(line)} bytes)")
             os.fsync(self._fd)
         except OSError as exc:
-            raise LedgerError(f"cannot append to the ledger: {exc}") from exc
+            # A part of the line may have reached the file (a full disk): take it back, or the
+            # next entry would be glued to it. The entry was not written; the caller is told.
+            if size >= 0:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, size)
+            raise LedgerError(f"cannot append to the ledger: {exc.strerror or exc}") from exc
         self._seq, self._hash = seq, digest
         return entry
 
@@ -372,6 +396,10 @@ class Ledger:
 
     def checkpoint(self) -> Entry | None:
         """Sign the current head into the chain and into head.json (None if nothing to sign)."""
+        with self._mutex:
+            return self._checkpoint()
+
+    def _checkpoint(self) -> Entry | None:
         if self._seq == 0:
             return None
         signed_seq, signed_hash = self._seq, self._hash
@@ -402,17 +430,19 @@ class Ledger:
 
     def checkpoint_if_due(self) -> Entry | None:
         """Checkpoint if entries were added and `checkpoint_interval` seconds have passed."""
-        elapsed = self._clock() - self._last_checkpoint_at
-        if self._since_checkpoint > 0 and elapsed >= self._checkpoint_interval:
-            return self.checkpoint()
-        return None
+        with self._mutex:
+            elapsed = self._clock() - self._last_checkpoint_at
+            if self._since_checkpoint > 0 and elapsed >= self._checkpoint_interval:
+                return self._checkpoint()
+            return None
 
     def close(self) -> None:
         """Checkpoint what is new and release the file (idempotent)."""
-        if self._fd >= 0 and self._since_checkpoint > 0:
-            with contextlib.suppress(LedgerError):
-                self.checkpoint()
-        self._release()
+        with self._mutex:
+            if self._fd >= 0 and self._since_checkpoint > 0:
+                with contextlib.suppress(LedgerError):
+                    self._checkpoint()
+            self._release()
 
     def _release(self) -> None:
         for name in ("_fd", "_lock_fd"):

@@ -36,16 +36,19 @@ class Link:
         notifier: PendingNotifier | None = None,
         outbox_path: Path | None = None,
         backoff: Backoff | None = None,
+        inbox_size: int = 1000,
     ) -> None:
         self.session = MqttSession(
             site_id=config.site.id,
             broker=BrokerSettings.from_config(config.rtcc),
             device_key=device_key,
             on_request=self._on_request,
+            on_busy=self._on_busy,
             status=status,
             registry=registry,
             outbox_path=outbox_path,
             backoff=backoff,
+            inbox_size=inbox_size,
         )
         self.service = RequestService.open(
             config,
@@ -57,5 +60,8 @@ class Link:
             notifier=notifier,
         )
 
-    async def _on_request(self, payload: bytes) -> None:
-        await self.service.handle(payload)
+    async def _on_request(self, payload: bytes) -> bool:
+        return await self.service.handle(payload)
+
+    async def _on_busy(self, payload: bytes) -> bool:
+        return await self.service.refuse_busy(payload)

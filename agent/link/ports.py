@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -73,6 +74,16 @@ class Job(Protocol):
 
     async def uploaded(self, nbytes: int, *, host: str) -> None:
         """Record bytes that left the site (ledger `upload`), e.g. the clip and its manifest."""
+
+    async def sending(self, what: str, *, host: str, size: int, sha256: str) -> None:
+        """Record, durably, that `what` (clip, snapshot, manifest) is about to go to `host`
+        (ledger `upload_started`). LedgerError if it cannot be recorded: then nothing may be
+        sent."""
+
+    async def sent(self, details: Mapping[str, Any]) -> None:
+        """Record how a `sending` ended (ledger `upload`): `details` has `object`, `outcome`,
+        `bytes` (what actually left, every attempt counted), `size`, `host`, `sha256`, the
+        attempts; who asked and for which case are added from the request."""
 
     async def completed(self, *, manifest: str | None = None) -> None: ...
 

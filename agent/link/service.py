@@ -32,10 +32,11 @@ request reaches its final state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,7 +55,7 @@ from agent.link.requests_db import DB_FILE, RequestBook, RequestRecord, StaleReq
 from agent.link.verify import Rejection, Verifier
 from agent.log import get_logger
 from agent.policy import CameraSharing, Decision, Policy
-from agent.wire import Event, EventState, RejectCode, Request
+from agent.wire import FINAL_STATES, Event, EventState, RejectCode, Request
 from agent.wire.requests import (
     CancelRequest,
     ClipRequest,
@@ -247,7 +248,7 @@ class RequestService:
         while True:
             await asyncio.sleep(_CHECKPOINT_TICK_S)
             try:
-                self.ledger.checkpoint_if_due()
+                await asyncio.to_thread(self.ledger.checkpoint_if_due)
             except LedgerError as exc:
                 log.error("ledger_checkpoint_failed", error=str(exc))
 
@@ -265,21 +266,55 @@ class RequestService:
 
     # Requests from the RTCC.
 
-    async def handle(self, payload: bytes) -> None:
-        """Process one request payload. Never raises: every outcome is an event or a log line."""
+    async def handle(self, payload: bytes) -> bool:
+        """Process one request payload. Never raises: every outcome is an event or a log line.
+
+        True once the payload's ledger entry is durable: only then may the broker be told it
+        arrived (MQTT acknowledgement). False if no entry could be written: nothing was done,
+        and the payload should stay unacknowledged so that the broker delivers it again.
+        """
         try:
             async with self._lock:
                 self.counters.handled += 1
-                await self._handle(payload)
+                return await self._handle(payload)
         except Exception:
             self.counters.failures += 1
             log.exception("request_handling_failed", bytes=len(payload))
+            return False
 
-    async def _handle(self, payload: bytes) -> None:
-        result = self.verifier.verify(payload)
+    async def refuse_busy(self, payload: bytes) -> bool:
+        """Refuse a payload the site has no room to handle now (`busy`), with its ledger entry
+        and, when it names a request, a `rejected` event; True once the entry is durable."""
+        try:
+            async with self._lock:
+                self.counters.handled += 1
+                result = self.verifier.verify(payload, consume=False)
+                if isinstance(result, Rejection):
+                    return await self._rejected_unverified(result, payload)
+                request = result.request
+                busy = Rejection(
+                    RejectCode.BUSY,
+                    "the site has too many requests waiting; send it again later",
+                    result.size,
+                    verified=True,
+                    jti=request.jti,
+                    kid=result.kid,
+                    issuer=request.iss,
+                    cmd=request.cmd,
+                    camera=getattr(request, "camera", None),
+                )
+                # Final like any other refusal (kept in the book): a copy that comes later is a
+                # replay, never a second, contradicting answer under the same id.
+                return await self._rejected_unverified(busy, payload)
+        except Exception:
+            self.counters.failures += 1
+            log.exception("request_handling_failed", bytes=len(payload))
+            return False
+
+    async def _handle(self, payload: bytes) -> bool:
+        result = self.verifier.verify(payload, consume=False)
         if isinstance(result, Rejection):
-            await self._rejected_unverified(result, payload)
-            return
+            return await self._rejected_unverified(result, payload)
         request = result.request
         if request.jti in self.book:
             replay = Rejection(
@@ -293,9 +328,23 @@ class RequestService:
                 cmd=request.cmd,
                 camera=getattr(request, "camera", None),
             )
-            await self._rejected_unverified(replay, payload)
-            return
-        self.ledger.append(Kind.REQUEST_RECEIVED, _received(request, result.size, result.kid))
+            return await self._rejected_unverified(replay, payload)
+        try:
+            await self.ledger.append_async(
+                Kind.REQUEST_RECEIVED, _received(request, result.size, result.kid)
+            )
+        except LedgerError as exc:
+            log.error("request_not_recorded", request=request.jti, error=str(exc))
+            return False
+        # Its entry is durable: from here on the id is used, and the request is answered.
+        self.verifier.consume(request)
+        try:
+            await self._judge(request)
+        except LedgerError as exc:
+            await self._unrecordable(request, exc)
+        return True
+
+    async def _judge(self, request: Request) -> None:
         recent = 0
         if not isinstance(request, CancelRequest):
             recent = self.book.count_since(request.iss, self._clock() - RATE_WINDOW_S)
@@ -309,44 +358,86 @@ class RequestService:
         else:
             await self._admit(request, decision)
 
-    async def _rejected_unverified(self, rejection: Rejection, payload: bytes) -> None:
+    async def _unrecordable(self, request: Request, exc: LedgerError) -> None:
+        """The request's arrival is in the ledger but its decision could not be written: refuse
+        it (nothing may leave the site without its entry), and release any hold it placed."""
+        log.error("decision_not_recorded", request=request.jti, error=str(exc))
+        self.counters.rejected[RejectCode.INTERNAL.value] += 1
+        message = "the site cannot write its ledger; nothing was done"
+        with contextlib.suppress(Exception):
+            self.holds.release_hold(_hold_id(request.jti))
+        record = self.book.get(request.jti)
+        if record is None:
+            self.book.add(
+                jti=request.jti,
+                issuer=request.iss,
+                state=EventState.REJECTED,
+                request=request,
+                code=RejectCode.INTERNAL,
+                message=message,
+            )
+            await self._emit(
+                request.jti, 1, EventState.REJECTED, code=RejectCode.INTERNAL, message=message
+            )
+        elif not record.final:
+            with contextlib.suppress(StaleRequest):
+                updated = self.book.advance(
+                    request.jti, EventState.FAILED, code=RejectCode.INTERNAL, message=message
+                )
+                await self._emit(
+                    request.jti,
+                    updated.seq,
+                    EventState.FAILED,
+                    code=RejectCode.INTERNAL,
+                    message=message,
+                )
+
+    async def _rejected_unverified(self, rejection: Rejection, payload: bytes) -> bool:
+        """Record a refusal before anything else; False (and nothing else done) if the entry
+        could not be written."""
         code = rejection.code
+        try:
+            if not rejection.parseable:
+                await self.ledger.append_async(
+                    Kind.UNPARSEABLE,
+                    {
+                        "bytes": rejection.size,
+                        "sha256": hashlib.sha256(payload).hexdigest(),
+                        "code": code.value,
+                        "message": rejection.message,
+                    },
+                )
+            else:
+                await self.ledger.append_async(
+                    Kind.REQUEST_RECEIVED,
+                    {
+                        "jti": rejection.jti,
+                        "verified": rejection.verified,
+                        "issuer": rejection.issuer,
+                        "cmd": rejection.cmd,
+                        "camera": rejection.camera,
+                        "bytes": rejection.size,
+                        "kid": rejection.kid,
+                        "code": code.value,
+                        "message": rejection.message,
+                    },
+                )
+        except LedgerError as exc:
+            log.error("request_not_recorded", request=rejection.jti, error=str(exc))
+            return False
         self.counters.rejected[code.value] += 1
         if not rejection.parseable:
             self.counters.unparseable += 1
-            self.ledger.append(
-                Kind.UNPARSEABLE,
-                {
-                    "bytes": rejection.size,
-                    "sha256": hashlib.sha256(payload).hexdigest(),
-                    "code": code.value,
-                    "message": rejection.message,
-                },
-            )
             log.warning("request_unparseable", bytes=rejection.size, error=rejection.message)
-            return
-        self.ledger.append(
-            Kind.REQUEST_RECEIVED,
-            {
-                "jti": rejection.jti,
-                "verified": rejection.verified,
-                "issuer": rejection.issuer,
-                "cmd": rejection.cmd,
-                "camera": rejection.camera,
-                "bytes": rejection.size,
-                "kid": rejection.kid,
-                "code": code.value,
-                "message": rejection.message,
-            },
-        )
+            return True
         log.warning(
             "request_rejected", request=rejection.jti, code=code.value, error=rejection.message
         )
         if rejection.jti is None:
-            return
+            return True
         if rejection.jti in self.book:
             log.info("rejection_not_sent", request=rejection.jti, reason="id has a request")
-            return
+            return True
         if rejection.verified:
             self.book.add(
                 jti=rejection.jti,
@@ -360,6 +451,7 @@ class RequestService:
         await self._emit(
             rejection.jti, 1, EventState.REJECTED, code=code, message=rejection.message
         )
+        return True
 
     async def _open_final(
         self,
@@ -372,6 +464,7 @@ class RequestService:
         counted = not (
             isinstance(request, CancelRequest) or decision.code is RejectCode.RATE_LIMITED
         )
+        await self._ledger_decision(request, decision)  # before the book: see _admit
         self.book.add(
             jti=request.jti,
             issuer=request.iss,
@@ -381,7 +474,6 @@ class RequestService:
             message=decision.message or None,
             counted=counted,
         )
-        self._ledger_decision(request, decision)
         if decision.code is not None:
             self.counters.rejected[decision.code.value] += 1
         await self._emit(
@@ -393,8 +485,8 @@ class RequestService:
             **extra,
         )
 
-    def _ledger_decision(self, request: Request, decision: Decision) -> None:
-        self.ledger.append(
+    async def _ledger_decision(self, request: Request, decision: Decision) -> None:
+        await self.ledger.append_async(
             Kind.DECISION,
             {
                 "jti": request.jti,
@@ -426,7 +518,7 @@ class RequestService:
                 failed = Decision.reject(RejectCode.INTERNAL, "could not protect the footage")
                 await self._open_final(request, EventState.REJECTED, failed)
                 return
-            self.ledger.append(
+            await self.ledger.append_async(
                 Kind.HOLD_PLACED,
                 {
                     "hold_id": hold_id,
@@ -437,10 +529,12 @@ class RequestService:
                 },
             )
         state = EventState(decision.outcome)
+        # The decision is durable before the book holds the request: a request in the book in
+        # delivery is resumed after a restart, and must never be delivered without its entry.
+        await self._ledger_decision(request, decision)
         record = self.book.add(
             jti=request.jti, issuer=request.iss, state=state, request=request, hold_id=hold_id
         )
-        self._ledger_decision(request, decision)
         await self._emit(request.jti, 1, state)
         if state is EventState.PENDING_APPROVAL:
             await self._arm_expiry(record)
@@ -492,40 +586,49 @@ class RequestService:
         message: str | None = None,
         **extra: Any,
     ) -> RequestRecord | None:
-        """Advance a request that is not final; None (and nothing emitted) if it is final."""
+        """Advance a request that is not final; None (and nothing emitted) if it is final.
+
+        A final state is written to the ledger before the book takes it: if the entry cannot
+        be written (LedgerError), the request stays where it was (and is resumed after a
+        restart) rather than end without a record."""
+        current = self.book.get(jti)
+        if current is None or current.final:
+            log.info("report_after_final", request=jti, state=state.value)
+            return None
+        if state in FINAL_STATES:
+            await self.ledger.append_async(
+                Kind.REQUEST_CLOSED,
+                {
+                    "jti": current.jti,
+                    "issuer": current.issuer,
+                    "cmd": current.cmd,
+                    "camera": current.camera,
+                    "state": state.value,
+                    "code": code.value if code else None,
+                    "message": message,
+                },
+            )
         try:
             record = self.book.advance(jti, state, code=code, message=message)
         except StaleRequest:
             log.info("report_after_final", request=jti, state=state.value)
             return None
         if record.final:
-            self._closed(record)
+            await self._closed(record)
         await self._emit(jti, record.seq, state, code=code, message=message, **extra)
         return record
 
-    def _closed(self, record: RequestRecord) -> None:
+    async def _closed(self, record: RequestRecord) -> None:
         timer = self._timers.pop(record.jti, None)
         if timer is not None:
             timer.cancel()
-        self.ledger.append(
-            Kind.REQUEST_CLOSED,
-            {
-                "jti": record.jti,
-                "issuer": record.issuer,
-                "cmd": record.cmd,
-                "camera": record.camera,
-                "state": record.state.value,
-                "code": record.code.value if record.code else None,
-                "message": record.message,
-            },
-        )
         if record.hold_id is not None:
             try:
                 released = self.holds.release_hold(record.hold_id)
             except Exception:
                 log.exception("hold_release_failed", hold=record.hold_id)
                 released = False
-            self.ledger.append(
+            await self.ledger.append_async(
                 Kind.HOLD_RELEASED,
                 {"hold_id": record.hold_id, "jti": record.jti, "released": released},
             )
@@ -617,7 +720,7 @@ class RequestService:
             if record.expires is not None and self._clock() >= record.expires.timestamp():
                 await self._expire(record.jti)
                 raise OwnerActionError("expired", f"request {record.jti} expired before approval")
-            self.ledger.append(Kind.APPROVAL, self._owner_data(record, by))
+            await self.ledger.append_async(Kind.APPROVAL, self._owner_data(record, by))
             updated = await self._transition(record.jti, EventState.APPROVED)
             assert updated is not None
             timer = self._timers.pop(record.jti, None)
@@ -629,7 +732,9 @@ class RequestService:
     async def deny(self, request_id: str, *, reason: str = "", by: str) -> RequestRecord:
         async with self._lock:
             record = self._pending(request_id)
-            self.ledger.append(Kind.DENIAL, {**self._owner_data(record, by), "reason": reason})
+            await self.ledger.append_async(
+                Kind.DENIAL, {**self._owner_data(record, by), "reason": reason}
+            )
             updated = await self._transition(
                 record.jti,
                 EventState.REJECTED,
@@ -693,7 +798,9 @@ class RequestService:
         async with self._lock:
             await self._transition(jti, state, **fields)
 
-    def _record_outflow(self, kind: Kind, record: RequestRecord, data: dict[str, Any]) -> None:
+    async def _record_outflow(
+        self, kind: Kind, record: RequestRecord, data: dict[str, Any]
+    ) -> None:
         # Who asked and for which case, in the entry itself: the owner's report of what left
         # the site should not need a join with the request's own entry.
         base = {
@@ -703,7 +810,7 @@ class RequestService:
             "case": record.case,
             "camera": record.camera,
         }
-        self.ledger.append(kind, {**base, **data})
+        await self.ledger.append_async(kind, {**base, **data})
 
     # The owner's switches.
 
@@ -713,7 +820,7 @@ class RequestService:
         """PolicyError if the configuration does not allow it."""
         async with self._lock:
             before, after = self.policy.set_sharing(camera, mode, live=live, by=by)
-            self.ledger.append(
+            await self.ledger.append_async(
                 Kind.SHARING_CHANGED,
                 {
                     "camera": camera,
@@ -732,7 +839,7 @@ class RequestService:
         until = None if duration is None else self._now() + duration
         async with self._lock:
             self.policy.pause(until=until, by=by)
-            self.ledger.append(Kind.PAUSED, {"until": until, "by": by})
+            await self.ledger.append_async(Kind.PAUSED, {"until": until, "by": by})
             await self._arm_pause_timer()
         await self._publish(self.publisher.publish_status)
         return until
@@ -740,18 +847,18 @@ class RequestService:
     async def resume(self, *, by: str) -> bool:
         """False if sharing was not paused."""
         async with self._lock:
-            was_on = self._resume(automatic=False, by=by)
+            was_on = await self._resume(automatic=False, by=by)
         if was_on:
             await self._publish(self.publisher.publish_status)
         return was_on
 
-    def _resume(self, *, automatic: bool, by: str) -> bool:
+    async def _resume(self, *, automatic: bool, by: str) -> bool:
         if self._pause_timer is not None:
             self._pause_timer.cancel()
             self._pause_timer = None
         was_on = self.policy.resume()
         if was_on:
-            self.ledger.append(Kind.RESUMED, {"automatic": automatic, "by": by})
+            await self.ledger.append_async(Kind.RESUMED, {"automatic": automatic, "by": by})
         return was_on
 
     async def _arm_pause_timer(self) -> None:
@@ -763,7 +870,7 @@ class RequestService:
             return
         delay = until.timestamp() - self._clock()
         if delay <= 0:
-            self._resume(automatic=True, by="timer")
+            await self._resume(automatic=True, by="timer")
             return
         loop = asyncio.get_running_loop()
         self._pause_timer = loop.call_later(delay, lambda: self._spawn(self._auto_resume(until)))
@@ -772,7 +879,7 @@ class RequestService:
         async with self._lock:
             if self.policy.pause_expiry != until:
                 return  # the owner changed the pause since this timer was armed
-            self._resume(automatic=True, by="timer")
+            await self._resume(automatic=True, by="timer")
         await self._publish(self.publisher.publish_status)
 
     @staticmethod
@@ -846,9 +953,21 @@ class _Job:
 
     async def uploaded(self, nbytes: int, *, host: str) -> None:
         async with self._service._lock:
-            self._service._record_outflow(
+            await self._service._record_outflow(
                 Kind.UPLOAD, self._record, {"bytes": nbytes, "host": host}
             )
+
+    async def sending(self, what: str, *, host: str, size: int, sha256: str) -> None:
+        async with self._service._lock:
+            await self._service._record_outflow(
+                Kind.UPLOAD_STARTED,
+                self._record,
+                {"object": what, "host": host, "size": size, "sha256": sha256},
+            )
+
+    async def sent(self, details: Mapping[str, Any]) -> None:
+        async with self._service._lock:
+            await self._service._record_outflow(Kind.UPLOAD, self._record, dict(details))
 
     async def completed(self, *, manifest: str | None = None) -> None:
         await self._service._report(self.request_id, EventState.COMPLETED, manifest=manifest)
@@ -870,7 +989,7 @@ class _Job:
         if relay_host is not None:
             data["host"] = relay_host
         async with self._service._lock:
-            self._service._record_outflow(Kind.LIVE_SESSION, self._record, data)
+            await self._service._record_outflow(Kind.LIVE_SESSION, self._record, data)
             await self._service._transition(self.request_id, EventState.ENDED, reason=reason)
 
     async def failed(self, code: RejectCode, message: str) -> None:

@@ -7,7 +7,13 @@ One long-lived object the daemon starts next to the recorders. It
   while the site was offline are delivered when it comes back;
 - sets as its will a status JWT with `online: false`, signed at each connect;
 - subscribes (QoS 1) to the site's `req` topic and hands every payload, in order, to
-  `on_request`; an exception there is logged and counted, never fatal;
+  `on_request`; an exception there is logged and counted, never fatal. Acknowledgements are
+  manual: a request is acknowledged to the broker only once `on_request` returned (the request
+  service returns after the request's ledger entry is durable). When it returns False (no entry
+  could be written) the message stays unacknowledged and the session reconnects, so that the
+  broker, holding it in the site's persistent session, delivers it again. Requests that arrive
+  while the inbox is full go to `on_busy` (refused as `busy`, with their ledger entry) before
+  they are acknowledged: none is acknowledged and dropped;
 - on connect publishes the retained `status` (online) and `registry`, again whenever
   `presence_changed()` is called, and every `refresh_interval` (60 s) otherwise to refresh `iat`;
 - publishes events handed to `emit()` as JWS signed by the device key, in order, from a bounded
@@ -53,7 +59,9 @@ from agent.wire import CameraListing, Event, Topics
 
 log = get_logger(__name__)
 
-RequestHandler = Callable[[bytes], Awaitable[None]]
+# Returns False when the payload could not be recorded (leave it unacknowledged); anything
+# else acknowledges it.
+RequestHandler = Callable[[bytes], Awaitable[bool | None]]
 
 DEFAULT_PORTS = {"mqtts": 8883, "mqtt": 1883}
 TCP_NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -122,9 +130,17 @@ class SessionStats:
     connect_failures: int = 0
     requests: int = 0
     requests_dropped: int = 0
+    requests_busy: int = 0
+    requests_unrecorded: int = 0
     handler_errors: int = 0
     events_sent: int = 0
     presence_published: int = 0
+
+
+@dataclass(frozen=True)
+class _Received:
+    client: aiomqtt.Client
+    message: aiomqtt.Message
 
 
 class _ConnectionEnded(Exception):
@@ -139,6 +155,7 @@ class MqttSession:
         broker: BrokerSettings,
         device_key: DeviceKey,
         on_request: RequestHandler,
+        on_busy: RequestHandler | None = None,
         status: StatusProvider | None = None,
         registry: RegistryProvider | None = None,
         outbox_size: int = 1000,
@@ -157,6 +174,7 @@ class MqttSession:
         self.stats = SessionStats()
         self._key = device_key
         self._on_request = on_request
+        self._on_busy = on_busy
         self._status = status or basic_status()
         self._registry = registry or bare_registry(site_id)
         self._refresh_interval = refresh_interval
@@ -164,9 +182,14 @@ class MqttSession:
         self._timeout = timeout
         self._drain_timeout = drain_timeout
         self._outbox = Outbox(outbox_size, path=outbox_path)
-        # Received requests wait here, outside any one connection: a message paho has
-        # acknowledged must not vanish with the client object when the connection drops.
-        self._inbox: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=inbox_size)
+        # Received requests wait here, outside any one connection, with the client that
+        # received them (the one that can acknowledge them). None is acknowledged yet.
+        self._inbox: asyncio.Queue[_Received] = asyncio.Queue(maxsize=inbox_size)
+        # What arrives while the inbox is full: refused as busy (bounded by the broker, which
+        # sends a client at most its in-flight window of unacknowledged messages).
+        self._overflow: asyncio.Queue[_Received] = asyncio.Queue()
+        self._client: aiomqtt.Client | None = None
+        self._redeliver = asyncio.Event()
         self._changed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._up = asyncio.Event()
@@ -242,6 +265,7 @@ class MqttSession:
         """Connect, serve, and reconnect forever, until `stop()` (or cancellation, after
         which the broker publishes the will when it notices the connection is gone)."""
         consumer = asyncio.create_task(self._consume_requests(), name="mqtt-requests")
+        busy = asyncio.create_task(self._consume_overflow(), name="mqtt-busy")
         try:
             while not self._stopping.is_set():
                 connected_at: list[float] = []
@@ -273,9 +297,10 @@ class MqttSession:
                     await asyncio.wait_for(self._stopping.wait(), delay)
             await self._finish_requests()
         finally:
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            for task in (consumer, busy):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             self._up.clear()
             self._down.set()
 
@@ -293,6 +318,7 @@ class MqttSession:
         will = aiomqtt.Will(
             topic=self.topics.status, payload=self._offline_status(), qos=1, retain=True
         )
+        receiver: list[aiomqtt.Client] = []
         client = aiomqtt.Client(
             self.broker.host,
             self.broker.port,
@@ -305,13 +331,19 @@ class MqttSession:
             password=self.broker.password,
             keepalive=self.broker.keepalive,
             timeout=self._timeout,
-            queue_type=self._forwarding_queue(),
+            queue_type=self._forwarding_queue(receiver),
             # Without it Nagle's algorithm meets the peer's delayed ACK and a request's
             # answer waits ~40 ms per hop; an MQTT message is one small write anyway.
             socket_options=[TCP_NODELAY],
         )
+        receiver.append(client)
+        # aiomqtt 2.5 does not pass paho's manual_ack through; set it on paho's client before
+        # connecting: each request is acknowledged once it is recorded (see `_acknowledge`).
+        client._client.manual_ack_set(True)
         log.info("mqtt_connecting", host=self.broker.host, port=self.broker.port)
         async with client:
+            self._client = client
+            self._redeliver.clear()
             connected_at.append(time.monotonic())
             self.stats.connects += 1
             await client.subscribe(self.topics.req, qos=1)
@@ -322,6 +354,7 @@ class MqttSession:
             try:
                 await self._serve(client)
             finally:
+                self._client = None
                 self._up.clear()
                 self._down.set()
 
@@ -331,6 +364,7 @@ class MqttSession:
             asyncio.create_task(self._watch(client)),
             asyncio.create_task(self._send_events(client)),
             asyncio.create_task(self._refresh_presence(client)),
+            asyncio.create_task(self._redeliver.wait()),
             stopping,
         }
         try:
@@ -348,6 +382,10 @@ class MqttSession:
         if stopping in done:
             await self._goodbye(client)
             return
+        if self._redeliver.is_set():
+            raise _ConnectionEnded(
+                "a request could not be recorded: reconnecting so that the broker sends it again"
+            )
         raise _ConnectionEnded("connection closed")
 
     async def _watch(self, client: aiomqtt.Client) -> None:
@@ -425,40 +463,76 @@ class MqttSession:
 
     # --- requests --------------------------------------------------------------------------
 
-    def _forwarding_queue(self) -> type[asyncio.Queue[aiomqtt.Message]]:
+    def _forwarding_queue(
+        self, receiver: list[aiomqtt.Client]
+    ) -> type[asyncio.Queue[aiomqtt.Message]]:
         """The queue class aiomqtt files received messages into: it passes each straight on
-        to the session's inbox (aiomqtt calls `put_nowait` from paho's message callback)."""
+        to the session's inbox (aiomqtt calls `put_nowait` from paho's message callback), or
+        to the busy queue when the inbox is full, with the client that received it."""
         session = self
 
         class ForwardToInbox(asyncio.Queue[aiomqtt.Message]):
             def put_nowait(self, item: aiomqtt.Message) -> None:
+                received = _Received(receiver[0], item)
                 try:
-                    session._inbox.put_nowait(item)
+                    session._inbox.put_nowait(received)
                 except asyncio.QueueFull:
-                    session.stats.requests_dropped += 1
-                    log.error("request_dropped", reason="inbox full", topic=item.topic.value)
+                    session.stats.requests_busy += 1
+                    session._overflow.put_nowait(received)
 
         return ForwardToInbox
 
     async def _consume_requests(self) -> None:
         while True:
-            message = await self._inbox.get()
+            received = await self._inbox.get()
             try:
-                await self._handle(message)
+                await self._handle(received, self._on_request)
             finally:
                 self._inbox.task_done()
 
-    async def _handle(self, message: aiomqtt.Message) -> None:
+    async def _consume_overflow(self) -> None:
+        while True:
+            received = await self._overflow.get()
+            if self._on_busy is None:
+                # Nobody to refuse it: leave it unacknowledged, for the broker to send again.
+                self.stats.requests_dropped += 1
+                log.error(
+                    "request_not_taken", reason="inbox full", topic=received.message.topic.value
+                )
+                continue
+            log.warning("request_busy", reason="inbox full")
+            await self._handle(received, self._on_busy)
+
+    async def _handle(self, received: _Received, handler: RequestHandler) -> None:
+        message = received.message
         if message.topic.value != self.topics.req:
             log.warning("unexpected_topic", topic=message.topic.value)
+            self._acknowledge(received)
             return
         payload = bytes(message.payload)
         self.stats.requests += 1
         try:
-            await self._on_request(payload)
-        except Exception:  # one bad request must not stop the next
+            recorded = await handler(payload)
+        except Exception:  # one bad request must not stop the next, nor come back forever
             self.stats.handler_errors += 1
             log.exception("request_handler_failed", bytes=len(payload))
+            recorded = None
+        if recorded is False:
+            self.stats.requests_unrecorded += 1
+            log.error("request_not_acknowledged", bytes=len(payload), reason="not recorded")
+            self._redeliver.set()
+            return
+        self._acknowledge(received)
+
+    def _acknowledge(self, received: _Received) -> None:
+        """PUBACK, on the connection that delivered it (after a reconnect the broker sends
+        unacknowledged messages again, and the copy is recorded as a replay)."""
+        if received.client is not self._client:
+            return
+        try:
+            received.client._client.ack(received.message.mid, received.message.qos)
+        except Exception:  # the connection went away meanwhile: the broker sends it again
+            log.warning("request_ack_failed", exc_info=True)
 
     async def _finish_requests(self) -> None:
         """On a graceful stop, let requests already received be handled (bounded)."""

@@ -5,10 +5,11 @@ gets exactly one, predictable code; nothing from the claims is trusted before th
 
 1. size over `MAX_REQUEST_BYTES` → `malformed`, before any parsing;
 2. structure: ASCII, three base64url parts (header and claims canonical, without padding),
-   header and claims JSON objects without duplicate
-   members (not even a JWT → `malformed`, *unparseable*: no event, since there is nothing to
-   address it to). From here on the claims' `jti` (unverified, only as the address of the
-   rejection event) is known if it is a short printable string;
+   header and claims JSON objects without duplicate members and with all their text valid
+   Unicode (no lone UTF-16 surrogate such as `\\ud83d`: `agent.wire.strict_json`). Not even
+   a JWT → `malformed`, *unparseable*: no event, since there is nothing to address it to.
+   From here on the claims' `jti` (unverified, only as the address of the rejection event) is
+   known if it is a short printable string;
 3. header: `crit` or `b64` present → `malformed` (extensions we do not implement);
    `alg` not exactly `EdDSA` → `bad_algorithm` (none, HS*, RS*, ES*, PS*, missing: the HS256
    key-confusion attack never reaches a key); keys named by `jku`/`jwk`/`x5u` are ignored;
@@ -50,6 +51,7 @@ from agent.link.replay import ReplayCache
 from agent.log import get_logger
 from agent.wire import MAX_REQUEST_BYTES, RejectCode, Request, parse_request_claims
 from agent.wire.requests import COMMANDS
+from agent.wire.strict_json import loads_strict
 
 log = get_logger(__name__)
 
@@ -165,19 +167,6 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise ValueError(f"duplicate member {_shown(name)}")
-        out[name] = value
-    return out
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _segment(segment: str) -> bytes | None:
     """The bytes of a base64url segment; None if it is not canonical unpadded base64url."""
     if _B64URL.fullmatch(segment) is None or len(segment) % 4 == 1:
@@ -193,7 +182,7 @@ def _json_object(segment: str, what: str) -> dict[str, Any]:
     if raw is None:
         raise ValueError(f"{what} is not base64url")
     try:
-        obj = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        obj = loads_strict(raw)
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{what} is not JSON: {exc}") from exc
     if not isinstance(obj, dict):
@@ -270,8 +259,13 @@ class Verifier:
     def leeway(self) -> float:
         return self._leeway
 
-    def verify(self, payload: bytes) -> Verified | Rejection:
-        """Never raises on any input: the result is a verified request or a rejection."""
+    def verify(self, payload: bytes, *, consume: bool = True) -> Verified | Rejection:
+        """Never raises on any input: the result is a verified request or a rejection.
+
+        With `consume=False` a verified request's id is only checked against the replay cache,
+        not recorded: the caller records it with `consume()` once the request's ledger entry
+        is durable, so a request whose entry could not be written is not refused as
+        `replayed` when the broker delivers it again."""
         size = len(payload)
         if size > MAX_REQUEST_BYTES:
             return Rejection(
@@ -326,7 +320,11 @@ class Verifier:
         signing_input = token[: token.rindex(".")].encode("ascii")
         if signature is None or not self._eddsa.verify(signing_input, key, signature):
             return reject(RejectCode.BAD_SIGNATURE, "signature does not verify")
-        return self._check_claims(claims, kid, size, reject)
+        return self._check_claims(claims, kid, size, reject, consume=consume)
+
+    def consume(self, request: Request) -> bool:
+        """Record a verified request's id (False: it was already recorded, a replay)."""
+        return self.replay.add(request.jti, keep_until=request.exp + self._leeway)
 
     def _check_claims(
         self,
@@ -334,6 +332,8 @@ class Verifier:
         kid: str,
         size: int,
         reject: Callable[..., Rejection],
+        *,
+        consume: bool,
     ) -> Verified | Rejection:
         def fail(code: RejectCode, message: str) -> Rejection:
             result: Rejection = reject(code, message, verified=True)
@@ -374,6 +374,7 @@ class Verifier:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"][1:]) or "claims"
             return fail(RejectCode.MALFORMED, f"{where}: {first['msg']}"[:500])
-        if not self.replay.add(request.jti, keep_until=request.exp + self._leeway):
+        replayed = not self.consume(request) if consume else request.jti in self.replay
+        if replayed:
             return fail(RejectCode.REPLAYED, "this request id was already used")
         return Verified(request, kid, size)

@@ -169,3 +169,15 @@ def test_network_errors_in_words(number: int, words: str) -> None:
     described = describe_network_error(OSError(number, os.strerror(number)))
     assert described is not None and words in described
     assert describe_network_error(ValueError("x")) is None
+
+
+def test_an_unresolvable_host_is_said_in_words() -> None:
+    """Issue 12, item 10: FFmpeg reports an unknown host as "[Errno 5] Input/output error"."""
+    with pytest.raises(ProbeError) as caught:
+        probe_stream(
+            rtsp_source("rtsp://no-such-camera.invalid/stream", username=None, password=None),
+            QUICK,
+        )
+    said = str(caught.value)
+    assert "no-such-camera.invalid" in said and "cannot be resolved" in said, said
+    assert "Errno" not in said

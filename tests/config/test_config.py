@@ -152,3 +152,85 @@ def test_cli_entry_point_runs(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert '"ok": true' in proc.stdout
+
+
+CAMERA = '[[cameras]]\nid = "a"\nname = "A"\nrtsp_url = "rtsp://h/s"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("[policy]\nrequests_per_hour = true\n", "policy.requests_per_hour"),
+        ('[store]\nsegment_seconds = "10"\n', "store.segment_seconds"),
+        ("[store]\nsegment_seconds = 60.0\n", "store.segment_seconds"),
+        ('[store]\nfragment_seconds = "1"\n', "store.fragment_seconds"),
+        ("[store]\nmax_bytes = true\n", "store.max_bytes"),
+        ("[upload]\nconcurrency = false\n", "upload.concurrency"),
+        ('[compat]\nmin_fps = "5"\n', "compat.min_fps"),
+        ("[policy]\nallowed_upload_hosts = [1]\n", "policy.allowed_upload_hosts[0]"),
+        (CAMERA + 'live = "yes"\n', "cameras[0].live"),
+        (CAMERA + "enabled = 1\n", "cameras[0].enabled"),
+        (CAMERA + 'channel = "2"\n', "cameras[0].channel"),
+    ],
+)
+def test_values_are_not_coerced(tmp_path: Path, text: str, field: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, MINIMAL + text))
+    assert field in {p.field for p in caught.value.problems}, caught.value.problems
+
+
+def test_a_whole_number_is_a_number(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + "[compat]\nmin_fps = 5\n"))
+    assert config.compat.min_fps == 5.0
+
+
+def test_a_file_that_is_not_utf8_is_a_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_bytes(MINIMAL.encode() + b'[[cameras]]\nid = "a"\nname = "Caf\xe9"\n')
+    with pytest.raises(ConfigError, match=r"not UTF-8 text: byte 0xe9 on line 7"):
+        load_config(path)
+    assert main(["--config", str(path), "config", "check"]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+def _enrolled(tmp_path: Path, jwks: Path) -> Path:
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("")
+    return write(
+        tmp_path,
+        f'state_dir = "{tmp_path / "state"}"\n'
+        + MINIMAL
+        + "[rtcc]\n"
+        + 'broker_url = "mqtts://rtcc.example:8883"\nissuer = "https://rtcc.example"\n'
+        + f'jwks_file = "{jwks}"\nca_file = "{tmp_path / "ca.pem"}"\n'
+        + f'cert_file = "{tmp_path / "cert.pem"}"\nkey_file = "{tmp_path / "key.pem"}"\n',
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "no such file"),
+        (b"{not json", "is not JSON"),
+        (b'{"keys": []}', "holds no Ed25519 signing key"),
+        (b"\xff\xfe", "is not JSON"),
+    ],
+)
+@pytest.mark.parametrize("command", [["config", "check"], ["run"]])
+def test_a_bad_jwks_file_is_a_sentence_for_check_and_run(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes | None,
+    said: str,
+    command: list[str],
+) -> None:
+    jwks = tmp_path / "jwks.json"
+    if content is not None:
+        jwks.write_bytes(content)
+    path = _enrolled(tmp_path, jwks)
+    assert main(["--config", str(path), *command]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "rtcc.jwks_file" in err and said in err, err
+    assert not (tmp_path / "state").exists(), "nothing started"

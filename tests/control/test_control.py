@@ -202,6 +202,16 @@ async def test_refusals(
         (b'{"v": 1, "cmd": "status", "extra": 1}\n', "bad_request"),
         (b'{"v": 1}\n', "bad_request"),
         (b"x" * (MAX_LINE + 10) + b"\n", "bad_request"),
+        (b'{"v": 1, "cmd": "status", "cmd": "pause"}\n', "bad_request"),
+        (b'{"v": "1", "cmd": "status"}\n', "bad_request"),
+        (b'{"v": 1.0, "cmd": "status"}\n', "bad_request"),
+        (b'{"v": true, "cmd": "status"}\n', "bad_request"),
+        (b'{"v": 1, "cmd": "requests", "args": {"limit": "5"}}\n', "bad_arguments"),
+        (b'{"v": 1, "cmd": "requests", "args": {"all": "yes"}}\n', "bad_arguments"),
+        (b'{"v": 1, "cmd": "requests", "args": {"all": 1}}\n', "bad_arguments"),
+        (b'{"v": 1, "cmd": "pause", "args": {"seconds": "60"}}\n', "bad_arguments"),
+        (b'{"v": 1, "cmd": "deny", "args": {"id": "abcd", "reason": "x\\ud83d"}}\n', "bad_request"),
+        (b'{"v": 1, "cmd": "pause", "args": {"seconds": NaN}}\n', "bad_request"),
     ],
 )
 async def test_bad_lines(
@@ -210,6 +220,8 @@ async def test_bad_lines(
     reply = await asyncio.to_thread(raw_exchange, config.control.socket, line)
     assert reply["ok"] is False and reply["v"] == 1
     assert reply["error"]["code"] == code  # type: ignore[index]
+    site, _server = daemon
+    assert not site.service.policy.paused, "a refused line changes nothing"
 
 
 async def test_several_requests_on_one_connection(
@@ -342,3 +354,40 @@ def test_owner_cli_without_a_daemon(config_file: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err.strip()
     assert err.startswith("The rtcc-edge daemon is not running") and err.count(".") >= 1
     assert main(["--config", str(config_file), "approve", "abcd"]) == 2
+
+
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 2000)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["1", "5", "yes", "true", "integrated", "front", "abcd", "60"])
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    v=_json_scalars,
+    cmd=st.sampled_from(["status", "requests", "deny", "sharing_set", "pause"]),
+    args=st.dictionaries(
+        st.sampled_from(["all", "limit", "id", "reason", "camera", "mode", "live", "seconds"]),
+        _json_scalars,
+        max_size=3,
+    ),
+)
+def test_nothing_is_coerced(v: object, cmd: str, args: dict[str, object]) -> None:
+    """Whatever parses carried exactly the types the protocol names: `v` the integer 1, and
+    every argument the value that was sent (a float only where a number is asked for)."""
+    line = json.dumps({"v": v, "cmd": cmd, "args": args}).encode()
+    try:
+        _cmd, parsed = parse_request(line)
+    except ProtocolError:
+        return
+    assert type(v) is int and v == 1
+    for name, value in args.items():
+        got = getattr(parsed, name)
+        if name == "seconds":
+            assert type(value) in (int, float) and got == value
+        else:
+            assert type(got) is type(value) or name == "mode", (name, value, got)
+            assert got == value

@@ -115,7 +115,6 @@ async def delivering_site(
         handlers=DeliveryHandlers(clip=delivery.clip, snapshot=delivery.snapshot),
     )
     publisher.service = service
-    delivery.use_ledger(service.ledger)
     try:
         await delivery.start()
         await service.start()

@@ -4,6 +4,7 @@ and scripted ones), real ffprobe; every outcome ends in exactly one final event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import shutil
@@ -18,6 +19,7 @@ import pytest
 
 from agent.daemon import StoreService
 from agent.identity import verify_device_jws
+from agent.ledger import build_report, read_entries
 from agent.store import ClipStore
 from agent.wire import Manifest
 from camsim.sei import stamps_in_file
@@ -200,7 +202,9 @@ async def test_403_fails_at_once_as_upload_failed(
         [upload] = site.uploads(jti)
         assert_clean(site, jti)
     assert len(receiver.received) == 1
-    assert (upload["outcome"], upload["attempts"], upload["bytes"]) == ("failed", 1, 0)
+    assert (upload["outcome"], upload["attempts"]) == ("failed", 1)
+    # The server read the whole clip before it refused it: those bytes left the site.
+    assert upload["bytes"] == upload["size"] == len(receiver.received[0].body)
 
 
 async def test_429_with_retry_after_is_honoured(
@@ -333,8 +337,13 @@ async def test_a_restart_resumes_the_upload_and_it_completes_once(
             done = await final_event(again, jti)
             assert done.state.value == "completed"
             assert done.manifest == first_manifest  # the prepared clip was re-used
-            [upload] = again.uploads(jti)
-            assert upload["attempts_total"] == 2
+            cut, upload = again.uploads(jti)
+            # The first start's attempt, cut by the stop, is recorded too: its bytes left.
+            assert (cut["outcome"], cut["message"]) == ("failed", "cancelled")
+            assert cut["bytes"] == sum(t["bytes_sent"] for t in cut["tries"])
+            assert upload["outcome"] == "uploaded" and upload["attempts_total"] == 2
+            starts = [e for e in again.ledger("upload_started") if e.data["jti"] == jti]
+            assert len(starts) == 2, "each sending recorded before its first byte"
             assert_clean(again, jti)
     assert len(receiver.completed) == 1
     states = [e.state.value for e in site.sink.of(jti) + again.sink.of(jti)]
@@ -490,3 +499,67 @@ async def test_a_restart_cuts_the_clip_again_if_its_file_is_gone(
             verify_device_jws(row.manifest or "", again.key.public_jwk)
         ).file.sha256
     )
+
+
+# --- the ledger first (issue 12, item 5) -------------------------------------------------------
+
+
+async def test_a_server_dying_mid_transfer_counts_the_bytes_that_left(
+    tmp_path: Path,
+    https_receiver: ReceiverFactory,
+    test_ca: Any,
+    media_dir: Path,
+    footage: MediaSpec,
+) -> None:
+    config = delivery_config(tmp_path / "state", ca_file=test_ca.cert_path)
+    await in_thread(lambda: record_footage(config, media_dir, footage))
+    jti = str(uuid.uuid4())
+    async with (
+        https_receiver([drop(200_000), status(403)]) as receiver,
+        delivering_site(config) as site,
+    ):
+        await site.service.handle(
+            clip_request(jti, wall(footage, 15), wall(footage, 900), receiver.url())
+        )
+        done = await final_event(site, jti)
+        assert (done.state.value, done.code.value) == ("failed", "upload_failed")
+        [upload] = site.uploads(jti)
+    cut, refused = receiver.received
+    assert len(cut.body) >= 200_000 and cut.answered is None
+    assert upload["bytes"] == sum(t["bytes_sent"] for t in upload["tries"])
+    assert upload["bytes"] >= len(cut.body) + len(refused.body)
+    report = build_report(read_entries(config.state_dir / "ledger"))
+    assert report.total.bytes_uploaded == upload["bytes"], "the report counts what left"
+
+
+async def test_nothing_is_uploaded_when_its_ledger_entry_cannot_be_written(
+    tmp_path: Path,
+    https_receiver: ReceiverFactory,
+    test_ca: Any,
+    media_dir: Path,
+    footage: MediaSpec,
+) -> None:
+    """The ledger's disk fills up between the decision and the upload: the upload's entry
+    cannot be made durable, so not a byte goes to the server."""
+    state = tmp_path / "state"
+    state.mkdir()
+    with tmpfs.small_disk(state, size="256k", name="ledger") as disk:
+        config = delivery_config(state, ca_file=test_ca.cert_path)
+        await in_thread(lambda: record_footage(config, media_dir, footage))
+        jti = str(uuid.uuid4())
+        async with https_receiver() as receiver, delivering_site(config) as site:
+            await site.service.handle(
+                clip_request(jti, wall(footage, 15), wall(footage, 300), receiver.url())
+            )
+            # The delivery task has not run yet; it reports through the service, which waits.
+            async with site.service._lock:
+                filler = (disk / "filler").open("wb", buffering=0)
+                with filler, contextlib.suppress(OSError):
+                    while True:
+                        filler.write(b"\0" * 512)
+            while site.delivery.running():  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            assert receiver.received == [], "nothing left the site"
+            kinds = [e.kind for e in read_entries(config.state_dir / "ledger")]
+            assert "upload_started" not in kinds and "upload" not in kinds
+            (disk / "filler").unlink()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent.identity import DeviceKey
@@ -260,6 +260,12 @@ def test_garbage_line(sealed: Path, key: DeviceKey) -> None:
     assert what == "unreadable" and "line 4" in message
 
 
+def reader_entries(raw: bytes) -> list[Entry]:
+    """Entries split as the reader splits them: on newlines only. (`bytes.splitlines()` also
+    splits on a carriage return, which inside a line is JSON white space, not a line end.)"""
+    return [Entry.parse(line) for line in raw.split(b"\n")[:-1]]
+
+
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -268,19 +274,22 @@ def test_garbage_line(sealed: Path, key: DeviceKey) -> None:
     position=st.integers(min_value=0, max_value=400),
     byte=st.integers(min_value=0, max_value=255),
 )
+@example(index=3, position=7, byte=0x0D)  # the space after `"seq":` became a carriage return
 def test_any_changed_byte_is_caught(
     tmp_path_factory: pytest.TempPathFactory, key: DeviceKey, index: int, position: int, byte: int
 ) -> None:
     directory = tmp_path_factory.mktemp("ledger")
     write(directory, key, 12, checkpoint_every=6).close()
     raw = bytearray((directory / LEDGER_FILE).read_bytes())
-    original = [Entry.parse(line) for line in raw.splitlines()]
+    original = reader_entries(raw)
     starts = [0, *[i + 1 for i, b in enumerate(raw) if b == 0x0A][:-1]]
     offset = min(starts[index] + position, len(raw) - 1)
     raw[offset] = byte
     try:
-        if [Entry.parse(line) for line in raw.splitlines()] == original:
-            return  # the same entries (e.g. a space became a tab): nothing was tampered with
+        if reader_entries(raw) == original:
+            # The same entries (a space became a tab or a carriage return, both JSON white
+            # space): nothing was tampered with.
+            return
     except ValueError:
         pass
     (directory / LEDGER_FILE).write_bytes(bytes(raw))
@@ -330,3 +339,14 @@ def test_report_counts(tmp_path: Path, key: DeviceKey) -> None:
     assert "(unverified)" not in report.by_camera
     future = datetime.now(UTC) + timedelta(days=1)
     assert build_report(read_entries(tmp_path), since=future).total.received == 0
+
+
+def test_text_that_is_not_unicode_is_written_escaped(tmp_path: Path, key: DeviceKey) -> None:
+    """Defence in depth: the verifier refuses lone surrogates, but an entry carrying one must
+    still be written (escaped) rather than raise and lose the record."""
+    ledger = write(tmp_path, key, 1)
+    ledger.append(Kind.UNPARSEABLE, {"message": "kid 'k\ud83d'", "bytes": 3})
+    ledger.close()
+    assert "\\ud83d" in lines(tmp_path)[1]
+    assert list(read_entries(tmp_path))[1].data["message"] == "kid 'k\ud83d'"
+    assert verify_ledger(tmp_path, key.public_jwk).ok

@@ -795,3 +795,28 @@ async def test_every_code_verification_and_policy_produce_is_in_the_ledger(tmp_p
         }
     }
     assert expected - codes == set()
+
+
+@pytest.mark.parametrize(
+    ("where", "build"),
+    [
+        ("camera", lambda: make_request("clip", camera="front\ud83d")),
+        ("iss", lambda: make_request("clip", iss="https://rtcc\ud83d.test")),
+        ("kid", lambda: make_request("clip", headers={"kid": "k\ud83d"})),
+        ("member name", lambda: make_request("clip", **{"x\ud83d": 1})),
+    ],
+)
+async def test_text_that_is_not_unicode_is_malformed_and_recorded(
+    config: AgentConfig, where: str, build: Callable[[], bytes]
+) -> None:
+    """A lone UTF-16 surrogate (`\\ud83d`, valid as a JSON escape, not as text) in a claim or
+    in the unsigned header: refused as malformed, with an entry, never a traceback."""
+    async with running_service(config) as site:
+        payload = build()
+        await site.service.handle(payload)
+        assert site.service.counters.failures == 0
+        entry = ledger(site)[-1]
+        assert entry.kind == Kind.UNPARSEABLE
+        assert entry.data["code"] == "malformed" and entry.data["bytes"] == len(payload)
+        assert "not valid Unicode" in entry.data["message"]
+        assert site.sink.events == []

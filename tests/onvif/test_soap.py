@@ -166,3 +166,24 @@ def test_a_dropped_connection_is_said_in_words(handler: Handler, words: str) -> 
         error = asyncio.run(ask(port))
     assert error.kind == "timeout" and words in str(error), error
     assert "Errno" not in str(error) and "Error" not in str(error)
+
+
+def test_an_unresolvable_host_is_said_in_words() -> None:
+    async def ask() -> OnvifError:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(OnvifError) as caught:
+                await system_date_and_time(
+                    session, "http://no-such-camera.invalid/onvif/device_service", within=3
+                )
+            return caught.value
+
+    error = asyncio.run(ask())
+    assert error.kind == "unreachable" and "cannot be resolved" in str(error), error
+    assert "Errno" not in str(error)
+
+
+def test_the_remedy_for_a_port_that_is_not_onvif_does_not_guess_a_web_server() -> None:
+    """Random bytes on the port are not "a web server"."""
+    from agent.compat.verdicts import _ONVIF_REMEDIES
+
+    assert "web server" not in _ONVIF_REMEDIES["not_onvif"]
