@@ -11,6 +11,9 @@ from rich.table import Table
 
 from agent.cli.clips_cmd import camera_arg, open_store
 from agent.cli.common import console, err_console, load_or_report, print_json
+from agent.cli.recording_view import link_line, recorders_table
+from agent.recorder import read_state_file, state_file_path
+from agent.recorder.overview import from_state_file
 from agent.store import CameraStatus, ClipStore, StoreError, StoreNotFound, VerifyReport
 
 
@@ -23,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("--camera", type=camera_arg, help="only this camera")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=run_verify)
-    status = sub.add_parser("status", help="per camera: footage held, size, oldest, recording")
+    status = sub.add_parser(
+        "status", help="per camera: recording state, footage held vs the bar, size, oldest"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=run_status)
 
@@ -141,9 +146,25 @@ def run_status(args: argparse.Namespace) -> int:
         for c in config.cameras
         if c.id not in known
     ]
+    daemon, recorders = from_state_file(
+        [c.id for c in config.cameras if c.enabled],
+        read_state_file(state_file_path(config.state_dir)),
+        {r.camera: r for r in rows if r.segments},
+        bar=config.compat.min_retention,
+    )
+    states = {r.camera: r.model_dump(mode="json") for r in recorders}
     if args.json:
-        print_json({"store": str(config.store_path), "cameras": _status_json(rows)})
+        cameras = [{**states.get(str(r["camera"]), {}), **r} for r in _status_json(rows)]
+        print_json(
+            {
+                "store": str(config.store_path),
+                "daemon": daemon.model_dump(mode="json"),
+                "cameras": cameras,
+            }
+        )
         return 0
+    console.print(link_line(daemon.model_dump(mode="json")["link"], running=daemon.running))
+    console.print(recorders_table(list(states.values())))
     table = Table(title=f"clip store {config.store_path}")
     table.add_column("camera", no_wrap=True)
     for column in ("held", "size"):

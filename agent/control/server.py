@@ -10,6 +10,10 @@ peer's uid (SO_PEERCRED) is recorded in the ledger as who approved, denied or ch
 Live sessions in progress (`LiveControl`, the tunnel's manager — given, or found as the request
 service's `stream` handler) are listed by `status`, ended by `live_stop`, and all ended when the
 owner pauses sharing.
+
+The daemon of a site that is not enrolled has no request service (`service` None) but still
+answers `status` (the recorders and the link, from `overview`); every other command is refused
+as `not_enrolled`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pwd
 import secrets
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -46,6 +51,8 @@ log = get_logger(__name__)
 
 DEFAULT_GROUP = "rtcc-edge"
 _IDLE_TIMEOUT_S = 300.0
+
+Overview = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class ControlServerError(Exception):
@@ -102,18 +109,21 @@ class ControlServer:
     def __init__(
         self,
         path: Path,
-        service: RequestService,
+        service: RequestService | None,
         *,
         group: str | None = DEFAULT_GROUP,
         live: LiveControl | None = None,
+        overview: Overview | None = None,
     ) -> None:
         self.path = path
         self.service = service
         self.group = group
-        stream_handler = service.handlers.stream
-        if live is None and isinstance(stream_handler, LiveControl):
-            live = stream_handler
+        if service is not None:
+            stream_handler = service.handlers.stream
+            if live is None and isinstance(stream_handler, LiveControl):
+                live = stream_handler
         self.live = live
+        self.overview = overview
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -202,7 +212,17 @@ class ControlServer:
     async def _dispatch(self, cmd: str, args: Any, *, by: str) -> Any:
         service = self.service
         if cmd == "status":
-            return {**service.status(), "live": self.live.sessions() if self.live else []}
+            recording = await self.overview() if self.overview is not None else {}
+            if service is None:
+                return {"enrolled": False, **recording, "live": []}
+            live = self.live.sessions() if self.live else []
+            return {"enrolled": True, **service.status(), **recording, "live": live}
+        if service is None:
+            raise OwnerActionError(
+                "not_enrolled",
+                "this site is not enrolled with an RTCC, so there are no requests or sharing "
+                "to manage yet; enroll it with `rtcc-edge enroll`",
+            )
         if cmd == "requests":
             assert isinstance(args, RequestsArgs)
             records = service.requests(include_final=args.all, limit=args.limit)
