@@ -40,6 +40,7 @@ def _verify_json(report: VerifyReport) -> dict[str, object]:
         "bytes": report.bytes,
         "tombstones": report.tombstones,
         "recording": report.recording,
+        "open_segments": list(report.open_segments),
         "problems": [
             {"kind": p.kind, "camera": p.camera, "name": p.name, "detail": p.detail}
             for p in report.problems
@@ -90,6 +91,14 @@ def run_verify(args: argparse.Namespace) -> int:
         console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
+    for name in report.open_segments:
+        console.print(f"open: {name} is still being written", highlight=False, markup=False)
+    if any(p.kind == "needs_recovery" for p in report.problems):
+        console.print(
+            "segments marked needs_recovery were left open by a recorder that stopped "
+            "abruptly; start the daemon (`rtcc-edge run`) to recover them",
+            highlight=False,
+        )
     summary = (
         f"{report.checked} segment(s), {filesize.decimal(report.bytes)} re-hashed; "
         f"{report.tombstones} expired by retention; {report.recording} still recording"
