@@ -22,7 +22,7 @@ from agent import __version__
 from agent.camera_info import CameraFacts as CheckedFacts
 from agent.camera_info import read_all_camera_facts
 from agent.clock import clock_sync
-from agent.control import ControlServer
+from agent.control import ControlServer, ControlServerError
 from agent.control.webhook import OwnerWebhook
 from agent.identity import DeviceKey, device_key_path
 from agent.link import MqttSession, RequestService
@@ -84,8 +84,14 @@ class LinkComponent:
                 "link_disabled", reason="rtcc.broker_url is not set (not enrolled): recording only"
             )
             self._daemon.board.set_link(LinkState.NOT_ENROLLED)
-            self._control = ControlServer(config.control.socket, None, overview=self.overview)
-            await self._control.start()
+            control = ControlServer(config.control.socket, None, overview=self.overview)
+            try:
+                await control.start()
+            except ControlServerError as exc:
+                # Only `status` is served without enrollment: never a reason not to record.
+                log.warning("control_unavailable", error=str(exc))
+            else:
+                self._control = control
             return
         key = DeviceKey.load_or_create(device_key_path(config.state_dir))
         # The daemon's store lives on its own thread; holds are placed from the event loop, so

@@ -60,8 +60,7 @@ def test_owner_sees_each_cameras_state_without_enrolling(
     run_camsim: Callable[..., CamsimRun], daemons: Callable[..., Daemon], tmp_path: Path
 ) -> None:
     cams = run_camsim(low_res_camera())
-    extra = ONVIF_ONLY + f'[control]\nsocket = "{tmp_path / "control.sock"}"\n'
-    config = write_config(tmp_path / "agent.toml", tmp_path / "state", list(cams), extra=extra)
+    config = write_config(tmp_path / "agent.toml", tmp_path / "state", list(cams), extra=ONVIF_ONLY)
     daemon = daemons(config)
     daemon.wait_recording()
 
