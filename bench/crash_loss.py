@@ -41,6 +41,7 @@ from typing import Any
 
 import psutil
 
+from agent.store.store import NO_SYNC_ENV
 from bench.record_cpu import AgentRun, Camsim, machine, tree
 
 KINDS = ("worker", "daemon", "tree", "powercut")
@@ -112,6 +113,7 @@ def one_run(kind: str, camsim: Camsim, work: Path, *, before: float) -> dict[str
     agent = AgentRun(agent_dir, camsim.cameras).__enter__()
     try:
         agent.wait_recording(timeout=60)
+        recording_since = time.time()
         time.sleep(before)
         state = agent.state()
         assert state is not None and state["cam1"]["pid"], "no worker"
@@ -168,10 +170,12 @@ def one_run(kind: str, camsim: Camsim, work: Path, *, before: float) -> dict[str
         if kind == "powercut":
             _umount(work / "after")
     before_kill = [c for c in captures if c <= killed]
-    lost = killed - before_kill[-1] if before_kill else None
+    # Nothing at all kept: everything recorded was lost (at least this much).
+    lost = killed - (before_kill[-1] if before_kill else recording_since)
     return {
         "kind": kind,
-        "lost_s": round(lost, 3) if lost is not None else None,
+        "lost_s": round(lost, 3),
+        "kept_nothing": not before_kill,
         "resumed_after_s": round(resumed, 2) if resumed is not None else None,
         "frames": len(captures),
         **facts,
@@ -201,8 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=5, help="kills per kind")
     parser.add_argument("--before", type=float, default=5.5, help="seconds recorded before a kill")
+    parser.add_argument(
+        "--no-sync",
+        action="store_true",
+        help="record without the per-fragment fdatasync (to see what it buys on a power cut)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    from agent.log import configure_logging
+
+    configure_logging("warning", fmt="console")  # on stderr: stdout is for the results
+    if args.no_sync:
+        os.environ[NO_SYNC_ENV] = "1"  # inherited by the daemon and its workers
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = set(kinds) - set(KINDS)
     if unknown:
@@ -235,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             }
     result = {
         "machine": machine(),
+        "fragment_sync": not args.no_sync,
         "load_average": [round(x, 2) for x in psutil.getloadavg()],
         "summary": summary,
         "runs": runs,

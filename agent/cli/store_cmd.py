@@ -15,6 +15,7 @@ from agent.cli.recording_view import link_line, recorders_table
 from agent.recorder import read_state_file, state_file_path
 from agent.recorder.overview import from_state_file
 from agent.store import CameraStatus, ClipStore, StoreError, StoreNotFound, VerifyReport
+from agent.store.readopt import Adoptable
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "verify", help="re-hash every segment and check each camera's chain; exit 1 on a problem"
     )
     check.add_argument("--camera", type=camera_arg, help="only this camera")
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="first put back intact segments the index had lost (found in quarantine)",
+    )
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=run_verify)
     status = sub.add_parser(
@@ -56,8 +62,23 @@ def run_verify(args: argparse.Namespace) -> int:
     store = open_store(config)
     if store is None:
         return 2
+    repaired: list[dict[str, object]] = []
     try:
         with store:
+            if args.repair:
+                for item, refused in store.readopt(args.camera):
+                    repaired.append(
+                        {"segment": item.rel, "camera": item.camera, "readopted": refused is None}
+                        | ({"why_not": refused} if refused else {})
+                    )
+                    if not args.json:
+                        console.print(
+                            f"re-adopted {item.rel} ({item.seconds:.1f} s)"
+                            if refused is None
+                            else f"left {item.rel} in quarantine: {refused}",
+                            highlight=False,
+                            markup=False,
+                        )
             if args.json:
                 report = store.verify(args.camera)
             else:
@@ -78,7 +99,7 @@ def run_verify(args: argparse.Namespace) -> int:
         err_console.print(f"[red]cannot verify:[/] {exc}", highlight=False)
         return 2
     if args.json:
-        print_json(_verify_json(report))
+        print_json(_verify_json(report) | ({"repaired": repaired} if args.repair else {}))
         return 0 if report.ok else 1
     if report.problems:
         table = Table(title="problems")
@@ -93,6 +114,12 @@ def run_verify(args: argparse.Namespace) -> int:
         console.print(f"note: {note}", highlight=False, markup=False)
     for name in report.open_segments:
         console.print(f"open: {name} is still being written", highlight=False, markup=False)
+    if any(p.kind == "lost_by_index" for p in report.problems):
+        console.print(
+            "segments marked lost_by_index are intact footage the index had lost; "
+            "`rtcc-edge store verify --repair` puts them back",
+            highlight=False,
+        )
     if any(p.kind == "needs_recovery" for p in report.problems):
         console.print(
             "segments marked needs_recovery were left open by a recorder that stopped "
@@ -141,10 +168,12 @@ def run_status(args: argparse.Namespace) -> int:
     except StoreError as exc:
         err_console.print(f"[red]cannot read the store:[/] {exc}", highlight=False)
         return 2
+    adoptable: list[Adoptable] = []
     try:
         if store is not None:
             with store:
                 rows = store.status()
+                adoptable = store.adoptable()
     except StoreError as exc:
         err_console.print(f"[red]cannot read the store:[/] {exc}", highlight=False)
         return 2
@@ -169,6 +198,10 @@ def run_status(args: argparse.Namespace) -> int:
                 "store": str(config.store_path),
                 "daemon": daemon.model_dump(mode="json"),
                 "cameras": cameras,
+                "lost_by_index": [
+                    {"camera": a.camera, "segment": a.rel, "seconds": round(a.seconds, 3)}
+                    for a in adoptable
+                ],
             }
         )
         return 0
@@ -201,6 +234,13 @@ def run_status(args: argparse.Namespace) -> int:
     console.print(table)
     if store is None:
         console.print("no footage recorded yet", highlight=False)
+    if adoptable:
+        seconds = sum(a.seconds for a in adoptable)
+        console.print(
+            f"[yellow]{len(adoptable)} intact segment(s) ({seconds:.0f} s) are in quarantine "
+            "because the index had lost them[/]: `rtcc-edge store verify --repair` puts them back",
+            highlight=False,
+        )
     return 0
 
 

@@ -341,10 +341,11 @@ class Index:
         return segment_row(rows[0]) if rows else None
 
     def chain_head(self, db: sqlite3.Connection, camera: str) -> str | None:
-        """The hash the next segment of `camera` links to: the newest hashed segment's."""
+        """The hash the next segment of `camera` links to: the newest hashed segment's
+        (segments re-adopted from quarantine stand outside the chain, see `readopt`)."""
         row = db.execute(
             "SELECT sha256 FROM segments WHERE camera = ? AND sha256 IS NOT NULL "
-            "ORDER BY id DESC LIMIT 1",
+            "AND note NOT LIKE 're-adopted%' ORDER BY id DESC LIMIT 1",
             (camera,),
         ).fetchone()
         return None if row is None else str(row["sha256"])

@@ -128,7 +128,13 @@ class CameraStatus:
 
 
 ProblemKind = Literal[
-    "missing", "altered", "out_of_order", "chain_broken", "unindexed", "needs_recovery"
+    "missing",
+    "altered",
+    "out_of_order",
+    "chain_broken",
+    "unindexed",
+    "needs_recovery",
+    "lost_by_index",
 ]
 
 

@@ -10,7 +10,12 @@ the camera's previous segment. Walking a camera's rows in the order they were cr
 * `unindexed`    a file under `segments/` that the index does not know;
 * `needs_recovery` a segment left open (`recording`) by a recorder that is gone (killed, or the
                  power cut): its last fragment may be torn, and the next daemon start cuts it
-                 back to its last complete fragment; the detail says what that will keep.
+                 back to its last complete fragment; the detail says what that will keep;
+* `lost_by_index` an intact segment of ours in quarantine because the index had lost its row
+                 (see `readopt`): `rtcc-edge store verify --repair` puts it back.
+
+Segments re-adopted that way are re-hashed like any other but stand outside the chain (their
+link was in the lost rows): the walk steps over them.
 
 Retention tombstones (`expired`) keep their hash, so the chain runs through them and a deleted
 file behind a tombstone is not a problem. Segments still being written by a live recorder (its
@@ -30,6 +35,7 @@ from agent.store.index import Index, SegmentRow, SegmentState
 from agent.store.layout import Layout
 from agent.store.lock import CameraLock
 from agent.store.model import VerifyProblem, VerifyReport
+from agent.store.readopt import READOPTED_NOTE, find_adoptable
 
 VerifyProgress = Callable[[int, int], None]  # (bytes done, bytes to do)
 
@@ -58,11 +64,14 @@ def verify(
                 notes.append(f"{row.path}: quarantined ({row.note})")
                 if row.sha256 is None:
                     continue
-            link_problem = _link(row, previous, hashes)
-            if link_problem is not None:
-                problems.append(link_problem)
-            if row.sha256 is not None:
-                previous = row.sha256
+            if row.note.startswith(READOPTED_NOTE):
+                notes.append(f"{row.path}: {row.note}")
+            else:
+                link_problem = _link(row, previous, hashes)
+                if link_problem is not None:
+                    problems.append(link_problem)
+                if row.sha256 is not None:
+                    previous = row.sha256
             try:
                 path = layout.segment(row.path)
             except ValueError:
@@ -110,6 +119,17 @@ def verify(
                         + (f"; {size} bytes, recorded {row.bytes}" if size != row.bytes else ""),
                     )
                 )
+    for item in find_adoptable(index, layout, camera):
+        problems.append(
+            VerifyProblem(
+                "lost_by_index",
+                item.camera,
+                item.rel,
+                f"intact segment ({item.seconds:.1f} s, {item.frames} frames) in quarantine at "
+                f"{item.moved_to.name}: the index had lost it; `rtcc-edge store verify "
+                "--repair` puts it back",
+            )
+        )
     known = index.known_paths()
     for path in walk_files(layout.segments):
         rel = path.relative_to(layout.segments).as_posix()
