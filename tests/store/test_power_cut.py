@@ -121,6 +121,18 @@ def test_segments_the_index_lost_are_reported_and_put_back(
     code, status = _cli(config, "store", "status")
     assert code == 0 and {item["segment"] for item in status["lost_by_index"]} == set(lost)
 
+    doctor = subprocess.run(
+        [sys.executable, "-m", "agent", "--config", str(config), "doctor", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    checks = {c["id"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["store_integrity"]["status"] == "warn", checks
+    assert "store verify --repair" in checks["store_integrity"]["remedy"]
+
     code, repaired = _cli(config, "store", "verify", "--repair")
     assert code == 0 and repaired["ok"], repaired
     assert sorted(r["segment"] for r in repaired["repaired"] if r["readopted"]) == sorted(lost)
