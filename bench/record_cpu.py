@@ -124,6 +124,7 @@ class AgentRun:
             f'state_dir = "{self.work / "state"}"',
             '[site]\nid = "bench"\nname = "bench"',
             "[store]\nsegment_seconds = 60\nmin_free = 0",
+            f'[control]\nsocket = "{self.work / "control.sock"}"',
             '[log]\nlevel = "warning"\nformat = "json"',
         ]
         for n, camera in enumerate(self.cameras, 1):

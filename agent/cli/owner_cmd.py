@@ -15,6 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from agent.cli.common import console, err_console, load_or_report, print_json
+from agent.cli.recording_view import link_line, recorders_table
 from agent.config import SharingMode, parse_duration
 from agent.control import ControlClient, ControlError, DaemonNotRunning
 
@@ -73,7 +74,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     live_stop.add_argument("--json", action="store_true", help="machine-readable output")
     live_stop.set_defaults(func=_command(_live_stop))
 
-    status = subparsers.add_parser("status", help="the daemon's sharing state and pending requests")
+    status = subparsers.add_parser(
+        "status", help="each camera's recording, the RTCC link, sharing and pending requests"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_command(_status))
 
@@ -256,7 +259,11 @@ def _live_table(sessions: list[dict[str, Any]]) -> Table:
 
 def _status(client: ControlClient, args: argparse.Namespace) -> Any:
     status = client.call("status")
-    if not args.json:
+    if not args.json and not status.get("enrolled", True):
+        console.print(f"site {status['site']}: recording only", highlight=False)
+        console.print(link_line(status.get("link")))
+        console.print(recorders_table(status.get("recorders") or []))
+    elif not args.json:
         if status["paused"]:
             until = status.get("paused_until") or "`rtcc-edge resume`"
             paused = f"[bold yellow]paused[/] until {until}"
@@ -276,7 +283,11 @@ def _status(client: ControlClient, args: argparse.Namespace) -> Any:
             highlight=False,
             markup=False,
         )
+        if status.get("link"):
+            console.print(link_line(status["link"]))
         console.print(_sharing_rows(status["cameras"]))
+        if status.get("recorders") is not None:
+            console.print(recorders_table(status["recorders"]))
         live = status.get("live") or []
         if live:
             console.print(_live_table(live))

@@ -11,7 +11,11 @@ from rich.table import Table
 
 from agent.cli.clips_cmd import camera_arg, open_store
 from agent.cli.common import console, err_console, load_or_report, print_json
+from agent.cli.recording_view import link_line, recorders_table
+from agent.recorder import read_state_file, state_file_path
+from agent.recorder.overview import from_state_file
 from agent.store import CameraStatus, ClipStore, StoreError, StoreNotFound, VerifyReport
+from agent.store.readopt import Adoptable
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,9 +25,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "verify", help="re-hash every segment and check each camera's chain; exit 1 on a problem"
     )
     check.add_argument("--camera", type=camera_arg, help="only this camera")
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="first put back intact segments the index had lost (found in quarantine)",
+    )
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=run_verify)
-    status = sub.add_parser("status", help="per camera: footage held, size, oldest, recording")
+    status = sub.add_parser(
+        "status", help="per camera: recording state, footage held vs the bar, size, oldest"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=run_status)
 
@@ -35,6 +46,7 @@ def _verify_json(report: VerifyReport) -> dict[str, object]:
         "bytes": report.bytes,
         "tombstones": report.tombstones,
         "recording": report.recording,
+        "open_segments": list(report.open_segments),
         "problems": [
             {"kind": p.kind, "camera": p.camera, "name": p.name, "detail": p.detail}
             for p in report.problems
@@ -50,8 +62,23 @@ def run_verify(args: argparse.Namespace) -> int:
     store = open_store(config)
     if store is None:
         return 2
+    repaired: list[dict[str, object]] = []
     try:
         with store:
+            if args.repair:
+                for item, refused in store.readopt(args.camera):
+                    repaired.append(
+                        {"segment": item.rel, "camera": item.camera, "readopted": refused is None}
+                        | ({"why_not": refused} if refused else {})
+                    )
+                    if not args.json:
+                        console.print(
+                            f"re-adopted {item.rel} ({item.seconds:.1f} s)"
+                            if refused is None
+                            else f"left {item.rel} in quarantine: {refused}",
+                            highlight=False,
+                            markup=False,
+                        )
             if args.json:
                 report = store.verify(args.camera)
             else:
@@ -72,7 +99,7 @@ def run_verify(args: argparse.Namespace) -> int:
         err_console.print(f"[red]cannot verify:[/] {exc}", highlight=False)
         return 2
     if args.json:
-        print_json(_verify_json(report))
+        print_json(_verify_json(report) | ({"repaired": repaired} if args.repair else {}))
         return 0 if report.ok else 1
     if report.problems:
         table = Table(title="problems")
@@ -85,6 +112,20 @@ def run_verify(args: argparse.Namespace) -> int:
         console.print(table)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
+    for name in report.open_segments:
+        console.print(f"open: {name} is still being written", highlight=False, markup=False)
+    if any(p.kind == "lost_by_index" for p in report.problems):
+        console.print(
+            "segments marked lost_by_index are intact footage the index had lost; "
+            "`rtcc-edge store verify --repair` puts them back",
+            highlight=False,
+        )
+    if any(p.kind == "needs_recovery" for p in report.problems):
+        console.print(
+            "segments marked needs_recovery were left open by a recorder that stopped "
+            "abruptly; start the daemon (`rtcc-edge run`) to recover them",
+            highlight=False,
+        )
     summary = (
         f"{report.checked} segment(s), {filesize.decimal(report.bytes)} re-hashed; "
         f"{report.tombstones} expired by retention; {report.recording} still recording"
@@ -127,10 +168,12 @@ def run_status(args: argparse.Namespace) -> int:
     except StoreError as exc:
         err_console.print(f"[red]cannot read the store:[/] {exc}", highlight=False)
         return 2
+    adoptable: list[Adoptable] = []
     try:
         if store is not None:
             with store:
                 rows = store.status()
+                adoptable = store.adoptable()
     except StoreError as exc:
         err_console.print(f"[red]cannot read the store:[/] {exc}", highlight=False)
         return 2
@@ -141,9 +184,29 @@ def run_status(args: argparse.Namespace) -> int:
         for c in config.cameras
         if c.id not in known
     ]
+    daemon, recorders = from_state_file(
+        [c.id for c in config.cameras if c.enabled],
+        read_state_file(state_file_path(config.state_dir)),
+        {r.camera: r for r in rows if r.segments},
+        bar=config.compat.min_retention,
+    )
+    states = {r.camera: r.model_dump(mode="json") for r in recorders}
     if args.json:
-        print_json({"store": str(config.store_path), "cameras": _status_json(rows)})
+        cameras = [{**states.get(str(r["camera"]), {}), **r} for r in _status_json(rows)]
+        print_json(
+            {
+                "store": str(config.store_path),
+                "daemon": daemon.model_dump(mode="json"),
+                "cameras": cameras,
+                "lost_by_index": [
+                    {"camera": a.camera, "segment": a.rel, "seconds": round(a.seconds, 3)}
+                    for a in adoptable
+                ],
+            }
+        )
         return 0
+    console.print(link_line(daemon.model_dump(mode="json")["link"], running=daemon.running))
+    console.print(recorders_table(list(states.values())))
     table = Table(title=f"clip store {config.store_path}")
     table.add_column("camera", no_wrap=True)
     for column in ("held", "size"):
@@ -171,6 +234,13 @@ def run_status(args: argparse.Namespace) -> int:
     console.print(table)
     if store is None:
         console.print("no footage recorded yet", highlight=False)
+    if adoptable:
+        seconds = sum(a.seconds for a in adoptable)
+        console.print(
+            f"[yellow]{len(adoptable)} intact segment(s) ({seconds:.0f} s) are in quarantine "
+            "because the index had lost them[/]: `rtcc-edge store verify --repair` puts them back",
+            highlight=False,
+        )
     return 0
 
 

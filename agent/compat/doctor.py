@@ -70,6 +70,7 @@ from agent.link.tls import TlsConfigError, client_tls_context
 from agent.log import get_logger
 from agent.redact import REDACTED, redact, redact_tree, secret_forms, url_secrets
 from agent.secretbox import SecretError, reveal
+from agent.store import ClipStore, StoreError, StoreNotFound
 
 log = get_logger(__name__)
 
@@ -165,6 +166,33 @@ def store_check(config: AgentConfig) -> Check:
             "Free some space or give the store a bigger disk.",
         )
     return verdicts.check("store", "pass", f"{existing} is writable: {free}{not_yet}.")
+
+
+def store_integrity_check(config: AgentConfig) -> Check | None:
+    """Intact segments in quarantine because the index lost them (None: no store yet)."""
+    try:
+        with ClipStore.from_config(config, create=False) as store:
+            adoptable = store.adoptable()
+    except StoreNotFound:
+        return None
+    except (StoreError, OSError) as exc:
+        return verdicts.check(
+            "store_integrity", "warn", f"the clip store cannot be read: {exc}", None
+        )
+    if not adoptable:
+        return verdicts.check(
+            "store_integrity", "pass", "No recorded segment is waiting in quarantine."
+        )
+    seconds = sum(a.seconds for a in adoptable)
+    cameras = ", ".join(sorted({a.camera for a in adoptable}))
+    return verdicts.check(
+        "store_integrity",
+        "warn",
+        f"{len(adoptable)} intact segment(s) of {cameras} ({seconds:.0f} s of footage) are in "
+        "quarantine because the store's index lost them (a power cut or a disk that lost "
+        "its last writes).",
+        "Run `rtcc-edge store verify --repair` to put them back.",
+    )
 
 
 def config_check(path: Path) -> tuple[AgentConfig | None, Check]:
@@ -388,6 +416,9 @@ async def run_doctor(
     cameras = []
     if config is not None:
         checks.append(await asyncio.to_thread(store_check, config))
+        integrity = await asyncio.to_thread(store_integrity_check, config)
+        if integrity is not None:
+            checks.append(integrity)
         checks.append(await broker_check(config))
         enabled = [c for c in config.cameras if c.enabled]
         storage = await asyncio.to_thread(storage_facts, config, cameras_sharing=len(enabled))

@@ -36,6 +36,7 @@ CheckId = Literal[
     "config",
     "time_sync",
     "store",
+    "store_integrity",
     "broker",
     "site_retention",
 ]

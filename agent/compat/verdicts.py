@@ -52,6 +52,7 @@ TITLES: dict[CheckId, str] = {
     "config": "Configuration",
     "time_sync": "This host's clock",
     "store": "Clip store disk",
+    "store_integrity": "Footage the index lost",
     "broker": "RTCC broker",
     "site_retention": "Footage the store can hold (all cameras)",
 }

@@ -13,6 +13,10 @@ owner pauses sharing, and a camera's ended when a sharing change takes live view
 No command waits behind a session: ending one only tells it to stop (its close and ledger entry
 follow on their own), and each connection is served by its own task, so a slow command on one
 connection never holds up `status` on another.
+
+The daemon of a site that is not enrolled has no request service (`service` None) but still
+answers `status` (the recorders and the link, from `overview`); every other command is refused
+as `not_enrolled`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import pwd
 import secrets
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -50,6 +55,8 @@ log = get_logger(__name__)
 
 DEFAULT_GROUP = "rtcc-edge"
 _IDLE_TIMEOUT_S = 300.0
+
+Overview = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class ControlServerError(Exception):
@@ -108,18 +115,21 @@ class ControlServer:
     def __init__(
         self,
         path: Path,
-        service: RequestService,
+        service: RequestService | None,
         *,
         group: str | None = DEFAULT_GROUP,
         live: LiveControl | None = None,
+        overview: Overview | None = None,
     ) -> None:
         self.path = path
         self.service = service
         self.group = group
-        stream_handler = service.handlers.stream
-        if live is None and isinstance(stream_handler, LiveControl):
-            live = stream_handler
+        if service is not None:
+            stream_handler = service.handlers.stream
+            if live is None and isinstance(stream_handler, LiveControl):
+                live = stream_handler
         self.live = live
+        self.overview = overview
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -208,7 +218,17 @@ class ControlServer:
     async def _dispatch(self, cmd: str, args: Any, *, by: str) -> Any:
         service = self.service
         if cmd == "status":
-            return {**service.status(), "live": self.live.sessions() if self.live else []}
+            recording = await self.overview() if self.overview is not None else {}
+            if service is None:
+                return {"enrolled": False, **recording, "live": []}
+            live = self.live.sessions() if self.live else []
+            return {"enrolled": True, **service.status(), **recording, "live": live}
+        if service is None:
+            raise OwnerActionError(
+                "not_enrolled",
+                "this site is not enrolled with an RTCC, so there are no requests or sharing "
+                "to manage yet; enroll it with `rtcc-edge enroll`",
+            )
         if cmd == "requests":
             assert isinstance(args, RequestsArgs)
             records = service.requests(include_final=args.all, limit=args.limit)

@@ -3,7 +3,11 @@
 It is composed here, not in `agent.link`, because it needs what only the daemon has: the
 recorders' state (which cameras are online), the store (footage held, holds), and the delivery
 handlers other components register. Without `rtcc.broker_url` the site is not enrolled: the
-component logs that and does nothing, and the agent records without taking requests.
+component logs that, and the agent records without taking requests; the owner control socket
+still answers `status` (the recorders' state, the footage held, the link: not enrolled).
+
+The link's state (not enrolled / connecting / connected) is kept on the recorders' `StateBoard`,
+so the state file other processes read (`rtcc-edge store status`) carries it too.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from agent import __version__
 from agent.camera_info import CameraFacts as CheckedFacts
 from agent.camera_info import read_all_camera_facts
 from agent.clock import clock_sync
-from agent.control import ControlServer
+from agent.control import ControlServer, ControlServerError
 from agent.control.webhook import OwnerWebhook
 from agent.daemon.app import DaemonError
 from agent.identity import DeviceKey, device_key_path
@@ -32,6 +36,8 @@ from agent.log import get_logger
 from agent.policy import CameraFacts
 from agent.policy.state import OwnerStateError
 from agent.recorder import CameraState
+from agent.recorder.overview import camera_overview
+from agent.recorder.state import LinkState
 from agent.store import ClipStore
 from agent.store.model import CameraStatus
 from agent.wire.registry import SiteInfo
@@ -61,6 +67,7 @@ class LinkComponent:
         self._checked: dict[str, CheckedFacts] = {}
         self._online: frozenset[str] = frozenset()
         self._remove_listener: Any = None
+        self._watch_task: asyncio.Task[None] | None = None
 
     @property
     def handlers(self) -> DeliveryHandlers:
@@ -81,6 +88,15 @@ class LinkComponent:
             log.warning(
                 "link_disabled", reason="rtcc.broker_url is not set (not enrolled): recording only"
             )
+            self._daemon.board.set_link(LinkState.NOT_ENROLLED)
+            control = ControlServer(config.control.socket, None, overview=self.overview)
+            try:
+                await control.start()
+            except ControlServerError as exc:
+                # Only `status` is served without enrollment: never a reason not to record.
+                log.warning("control_unavailable", error=str(exc))
+            else:
+                self._control = control
             return
         key = DeviceKey.load_or_create(device_key_path(config.state_dir))
         # The daemon's store lives on its own thread; holds are placed from the event loop, so
@@ -105,14 +121,21 @@ class LinkComponent:
         self._session, self._service = link.session, link.service
         await self._refresh_footage()
         await link.service.start()
-        self._control = ControlServer(config.control.socket, link.service)
+        self._control = ControlServer(config.control.socket, link.service, overview=self.overview)
         await self._control.start()
         self._online = self._online_cameras()
         self._remove_listener = self._daemon.board.add_listener(self._on_camera_state)
+        self._daemon.board.set_link(LinkState.CONNECTING, broker=self._broker())
         await link.session.start()
+        self._watch_task = asyncio.create_task(self._watch_link(link.session), name="link-state")
         log.info("link_started", site=config.site.id, broker=config.rtcc.broker_url)
 
     async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+            self._watch_task = None
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
@@ -128,6 +151,38 @@ class LinkComponent:
         if self._holds is not None:
             self._holds.close()
             self._holds = None
+
+    # -- what the owner sees: the link and each camera's recording -----------------------------
+
+    def _broker(self) -> str | None:
+        # host:port only: a broker URL may carry a password.
+        session = self._session
+        return f"{session.broker.host}:{session.broker.port}" if session is not None else None
+
+    async def _watch_link(self, session: MqttSession) -> None:
+        board, broker = self._daemon.board, self._broker()
+        while True:
+            await session.wait_connected()
+            board.set_link(LinkState.CONNECTED, broker=broker)
+            await session.wait_disconnected()
+            board.set_link(LinkState.CONNECTING, broker=broker)
+
+    async def overview(self) -> dict[str, Any]:
+        """The control socket's `status` beyond requests: the daemon, its link, each camera."""
+        await self._refresh_footage()
+        board = self._daemon.board
+        rows = camera_overview(
+            self._daemon.recorders.cameras,
+            board.snapshot(),
+            self._footage,
+            bar=self._config.compat.min_retention,
+        )
+        return {
+            "site": self._config.site.id,
+            "pid": os.getpid(),
+            "link": board.link.model_dump(mode="json"),
+            "recorders": [row.model_dump(mode="json") for row in rows],
+        }
 
     # -- presence: what the registry and the status messages say ------------------------------
 

@@ -4,7 +4,9 @@ being delivered, written before the first byte goes out and removed when the req
 After a daemon restart the request service starts every request that was accepted or approved
 but not finished again; the row then says what was already done: the prepared file (its name
 in the temporary directory — never a path a request chose), its SHA-256, the signed manifest,
-the attempts made so far and when the job first started (the retry budget runs from there).
+the attempts made so far, when the job first started (the retry budget runs from there), and
+the time before which the upload server asked not to be tried again (its `Retry-After`): a
+restart honours it instead of forgetting it.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     sha256 TEXT,
     bytes INTEGER,
     manifest TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before_us INTEGER
 )
 """
+# Added after the first release: a delivery.db written before it lacks the column.
+_MIGRATIONS = {"not_before_us": "ALTER TABLE jobs ADD COLUMN not_before_us INTEGER"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,11 @@ class JobRow:
     bytes: int | None
     manifest: str | None  # the signed manifest of the prepared file
     attempts: int  # upload attempts made so far (all objects, all starts)
+    not_before_us: int | None = None  # the server's Retry-After, as an epoch time
+
+    @property
+    def not_before(self) -> float | None:
+        return None if self.not_before_us is None else self.not_before_us / 1_000_000
 
     @property
     def created(self) -> float:
@@ -69,6 +79,10 @@ class JobQueue:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute(_SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, statement in _MIGRATIONS.items():
+            if column not in columns:
+                self._db.execute(statement)
 
     def close(self) -> None:
         with self._lock:
@@ -112,10 +126,21 @@ class JobQueue:
             )
 
     def attempted(self, jti: str) -> int:
-        """Count one more upload attempt; returns the total."""
+        """Count one more upload attempt (any wait asked for is over); returns the total."""
         with self._lock:
-            self._db.execute("UPDATE jobs SET attempts = attempts + 1 WHERE jti = ?", (jti,))
+            self._db.execute(
+                "UPDATE jobs SET attempts = attempts + 1, not_before_us = NULL WHERE jti = ?",
+                (jti,),
+            )
             return self._get(jti).attempts
+
+    def defer(self, jti: str, not_before: float) -> None:
+        """The server asked not to be tried again before `not_before` (epoch seconds)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET not_before_us = ? WHERE jti = ?",
+                (int(not_before * 1_000_000), jti),
+            )
 
     def finish(self, jti: str) -> None:
         with self._lock:
@@ -151,4 +176,5 @@ def _row(row: sqlite3.Row) -> JobRow:
         bytes=row["bytes"],
         manifest=row["manifest"],
         attempts=row["attempts"],
+        not_before_us=row["not_before_us"],
     )

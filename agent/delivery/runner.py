@@ -279,6 +279,7 @@ class DeliveryService:
             deadline = min(
                 row.created + self.config.upload.retry_budget.total_seconds(), float(request.exp)
             )
+            await self._honour_retry_after(row, deadline)
             await self._send(
                 kind,
                 request,
@@ -356,6 +357,22 @@ class DeliveryService:
             return None
         return Prepared(row.file, row.sha256, size, row.manifest)
 
+    async def _honour_retry_after(self, row: JobRow, deadline: float) -> None:
+        """Wait out a `Retry-After` the server gave before a restart (kept in the job's row)."""
+        not_before = row.not_before
+        if not_before is None:
+            return
+        wait = not_before - self.clock()
+        if wait <= 0:
+            return
+        if not_before > deadline:
+            raise UploadFailed(
+                f"the upload server asked not to be tried again for {wait:.0f} s, "
+                f"past the retry budget ({max(0.0, deadline - self.clock()):.0f} s left)"
+            )
+        log.info("delivery_waits_retry_after", request=row.jti, seconds=round(wait, 1))
+        await asyncio.sleep(wait)
+
     async def _send(
         self,
         what: str,
@@ -389,6 +406,9 @@ class DeliveryService:
         async def attempted(attempt: Attempt) -> None:
             attempts.append(attempt)
 
+        async def deferred(not_before: float) -> None:
+            await asyncio.to_thread(self.jobs.defer, jti, not_before)
+
         try:
             result = await self.uploader.put(
                 target,
@@ -399,6 +419,7 @@ class DeliveryService:
                 progress=job.progress if url is None else None,
                 on_start=starting,
                 on_attempt=attempted,
+                on_retry_after=deferred,
             )
         except UploadFailed as exc:
             await self._record(

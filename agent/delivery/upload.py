@@ -317,12 +317,15 @@ class Uploader:
         progress: Progress | None = None,
         on_start: Callable[[int], Awaitable[None]] | None = None,
         on_attempt: AttemptHook | None = None,
+        on_retry_after: Callable[[float], Awaitable[None]] | None = None,
     ) -> UploadResult:
         """PUT `body` (a file, streamed, or bytes) to `url`; retry until `deadline` (epoch s).
 
         `on_start(n)` runs before attempt n sends anything (so an attempt cut short by a
-        cancellation is counted too), `on_attempt(attempt)` after it. Raises UploadFailed (with
-        the attempts made) when it gives up.
+        cancellation is counted too), `on_attempt(attempt)` after it, `on_retry_after(t)` when
+        the server asked not to be tried again before epoch time `t` (so that it can be kept
+        across a restart), before the wait. Raises UploadFailed (with the attempts made) when
+        it gives up.
         """
         if self._session is None:
             raise RuntimeError("the uploader is not started")
@@ -406,6 +409,8 @@ class Uploader:
                     status=status,
                     attempts=attempts,
                 )
+            if answer.retry_after is not None and on_retry_after is not None:
+                await on_retry_after(self._clock() + delay)
             await self._sleep(delay)
 
     def _redirect(self, current: str, answer: _Answer, attempts: list[Attempt]) -> str:

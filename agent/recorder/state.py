@@ -1,8 +1,10 @@
-"""Per-camera recorder state, shared with the rest of the agent.
+"""Per-camera recorder state, shared with the rest of the agent, and the daemon's link state.
 
-The supervisor is the only writer. Readers in the daemon (status and registry messages, the
-live tunnel) take a `snapshot()` or register a listener; readers in other processes (`rtcc-edge
-status`, `store status`) read the JSON file the daemon keeps current with `StateFileWriter`.
+The supervisor is the only writer of the cameras' state; the link component the only writer of
+`link` (whether the daemon reaches its RTCC). Readers in the daemon (status and registry
+messages, the live tunnel) take a `snapshot()` or register a listener; readers in other
+processes (`rtcc-edge store status`) read the JSON file the daemon keeps current with
+`StateFileWriter`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,22 @@ _NOT_RECORDING = {
 }
 
 
+class LinkState(StrEnum):
+    """The daemon's connection to its RTCC's broker, as the owner reads it."""
+
+    NOT_ENROLLED = "not_enrolled"  # no `rtcc.broker_url`: recording only, no requests
+    CONNECTING = "connecting"  # enrolled; (re)connecting to the broker
+    CONNECTED = "connected"
+
+
+class LinkInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state: LinkState = LinkState.NOT_ENROLLED
+    since: datetime | None = None
+    broker: str | None = None
+
+
 class CameraState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -89,6 +107,7 @@ class StateBoard:
             for camera in cameras
         }
         self._listeners: list[StateListener] = []
+        self._link = LinkInfo(since=now)
         self._version = 0
         self._changed = asyncio.Event()
 
@@ -122,6 +141,18 @@ class StateBoard:
         self._changed.set()
         return new
 
+    @property
+    def link(self) -> LinkInfo:
+        return self._link
+
+    def set_link(self, state: LinkState, *, broker: str | None = None) -> None:
+        """Record the link's state (its listeners are the state file's writer only)."""
+        if state is self._link.state and broker == self._link.broker:
+            return
+        self._link = LinkInfo(state=state, since=self._clock(), broker=broker)
+        self._version += 1
+        self._changed.set()
+
     def add_listener(self, listener: StateListener) -> Callable[[], None]:
         """Call `listener(state)` after every change; returns a function that removes it."""
         self._listeners.append(listener)
@@ -148,6 +179,7 @@ class StateFile(BaseModel):
     pid: int
     written_at: datetime
     cameras: dict[str, CameraState]
+    link: LinkInfo = LinkInfo()
 
     def daemon_running(self) -> bool:
         """Whether the process that wrote this file still exists."""
@@ -161,7 +193,9 @@ class StateFile(BaseModel):
 
 
 def write_state_file(path: Path, board: StateBoard) -> None:
-    data = StateFile(pid=os.getpid(), written_at=utc_now(), cameras=board.snapshot())
+    data = StateFile(
+        pid=os.getpid(), written_at=utc_now(), cameras=board.snapshot(), link=board.link
+    )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(data.model_dump_json(indent=1), encoding="utf-8")
     tmp.replace(path)
@@ -197,7 +231,7 @@ class StateFileWriter:
         self._interval = interval
         self._refresh = refresh
         self._task: asyncio.Task[None] | None = None
-        self._written: dict[str, RecorderStatus] = {}
+        self._written: tuple[dict[str, RecorderStatus], LinkState] = ({}, LinkState.NOT_ENROLLED)
 
     async def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,8 +246,9 @@ class StateFileWriter:
             self._task = None
         self._write()
 
-    def _statuses(self) -> dict[str, RecorderStatus]:
-        return {camera: state.status for camera, state in self._board.snapshot().items()}
+    def _statuses(self) -> tuple[dict[str, RecorderStatus], LinkState]:
+        cameras = {camera: state.status for camera, state in self._board.snapshot().items()}
+        return cameras, self._board.link.state
 
     def _write(self) -> None:
         self._written = self._statuses()

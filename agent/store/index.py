@@ -197,7 +197,8 @@ class Index:
         db.row_factory = sqlite3.Row
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA journal_mode = WAL")
-        # NORMAL in WAL mode: a power cut may lose the last transactions, never corrupt.
+        # NORMAL in WAL mode: a power cut may lose the last transactions, never corrupt; the
+        # transactions that must survive one ask for `durable=True` (see `transaction`).
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
         return db
@@ -226,10 +227,17 @@ class Index:
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One `BEGIN IMMEDIATE` transaction; any SQLite error becomes IndexUnavailable."""
+    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One `BEGIN IMMEDIATE` transaction; any SQLite error becomes IndexUnavailable.
+
+        `durable`: the commit fsyncs the write-ahead log (`synchronous = FULL` for this
+        transaction), so a power cut cannot take it back, nor any commit before it. Used where
+        losing the row would orphan a file: a segment opened, closed, recovered, quarantined.
+        """
         db = self.db
         try:
+            if durable:
+                db.execute("PRAGMA synchronous = FULL")
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise self._unavailable(exc, "write") from exc
@@ -243,6 +251,10 @@ class Index:
             if isinstance(exc, sqlite3.Error):
                 raise self._unavailable(exc, "write") from exc
             raise
+        finally:
+            if durable:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA synchronous = NORMAL")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
@@ -329,10 +341,11 @@ class Index:
         return segment_row(rows[0]) if rows else None
 
     def chain_head(self, db: sqlite3.Connection, camera: str) -> str | None:
-        """The hash the next segment of `camera` links to: the newest hashed segment's."""
+        """The hash the next segment of `camera` links to: the newest hashed segment's
+        (segments re-adopted from quarantine stand outside the chain, see `readopt`)."""
         row = db.execute(
             "SELECT sha256 FROM segments WHERE camera = ? AND sha256 IS NOT NULL "
-            "ORDER BY id DESC LIMIT 1",
+            "AND note NOT LIKE 're-adopted%' ORDER BY id DESC LIMIT 1",
             (camera,),
         ).fetchone()
         return None if row is None else str(row["sha256"])

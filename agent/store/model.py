@@ -127,7 +127,15 @@ class CameraStatus:
         return self.seconds / 3600
 
 
-ProblemKind = Literal["missing", "altered", "out_of_order", "chain_broken", "unindexed"]
+ProblemKind = Literal[
+    "missing",
+    "altered",
+    "out_of_order",
+    "chain_broken",
+    "unindexed",
+    "needs_recovery",
+    "lost_by_index",
+]
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,7 @@ class VerifyReport:
     tombstones: int  # expired by retention: not an error
     recording: int  # open segments, checked for presence only
     notes: tuple[str, ...] = ()
+    open_segments: tuple[str, ...] = ()  # still being written by a live recorder
 
     @property
     def ok(self) -> bool:

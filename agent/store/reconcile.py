@@ -43,7 +43,7 @@ def quarantine_file(index: Index, layout: Layout, path: Path, reason: str) -> Qu
     original = (
         path.relative_to(layout.root).as_posix() if path.is_relative_to(layout.root) else str(path)
     )
-    with index.transaction() as db:
+    with index.transaction(durable=True) as db:
         index.add_quarantine(db, original, str(target), reason)
     log.warning("file_quarantined", file=original, moved_to=str(target), reason=reason)
     return QuarantinedFile(original, target, reason)
@@ -91,7 +91,7 @@ def recover_segment(
     sha256, size = hash_file(path)
     end_pts = max(f.end_pts for f in scan.fragments)
     cut = scan.file_size - scan.complete_size
-    with index.transaction() as db:
+    with index.transaction(durable=True) as db:
         index.update_segment(
             db,
             row.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from agent.store.model import (
     from_us,
     to_us,
 )
+from agent.store.readopt import Adoptable, find_adoptable, readopt
 from agent.store.reconcile import reconcile, recover_camera
 from agent.store.retention import enforce, sweep_expired
 from agent.store.verify import VerifyProgress, verify
@@ -34,6 +36,9 @@ from agent.store.writer import ChunkCallback, SegmentWriter
 
 #: How long `open_writer` waits for a camera's lock (a `status` may hold it for a moment).
 WRITER_LOCK_WAIT = 2.0
+#: Set to "1" to skip the per-fragment fdatasync (benchmarks compare the cost and the loss on a
+#: power cut; see bench/crash_loss.py --no-sync). Never set it on a real site.
+NO_SYNC_ENV = "RTCC_EDGE_NO_FRAGMENT_SYNC"
 
 
 class ClipStore:
@@ -99,6 +104,7 @@ class ClipStore:
                 lock=lock,
                 segment_seconds=self.config.segment_seconds,
                 fragment_seconds=self.config.fragment_seconds,
+                sync_fragments=os.environ.get(NO_SYNC_ENV) != "1",
                 on_chunk=on_chunk,
                 on_segment_closed=self._after_segment if retention else None,
             )
@@ -173,6 +179,16 @@ class ClipStore:
         if camera is not None:
             check_camera_id(camera)
         return verify(self.index, self.layout, camera, progress=progress)
+
+    def adoptable(self, camera: str | None = None) -> list[Adoptable]:
+        """Intact segments in quarantine that the index had lost (see `agent.store.readopt`)."""
+        if camera is not None:
+            check_camera_id(camera)
+        return find_adoptable(self.index, self.layout, camera)
+
+    def readopt(self, camera: str | None = None) -> list[tuple[Adoptable, str | None]]:
+        """Put every adoptable segment back; each with None, or why it was left where it is."""
+        return [(item, readopt(self.index, self.layout, item)) for item in self.adoptable(camera)]
 
     def cameras(self) -> list[str]:
         return sorted(self.index.cameras())

@@ -27,6 +27,8 @@ def write_config(path: Path, state_dir: Path, cams: list[CameraHandle], *, extra
         '[site]\nid = "site-1"\nname = "Test site"\n'
         "[store]\nsegment_seconds = 10\nmin_free = 0\n"
         '[log]\nlevel = "info"\nformat = "console"\n'
+        # Its own owner socket: daemons of parallel tests must not meet at the default path.
+        f'[control]\nsocket = "{state_dir.parent / "control.sock"}"\n'
     ]
     for n, cam in enumerate(cams, 1):
         blocks.append(

@@ -7,6 +7,7 @@ request and reads what the site publishes, checking every signature with the dev
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import uuid
@@ -125,7 +126,13 @@ async def test_daemon_takes_a_signed_request_and_publishes_its_presence(
             assert status.store is not None and status.store.bytes_budget > 0
             assert status.clock is not None and status.clock.source
 
-        # The owner sees the request through the control socket.
+        # The owner sees the link up and the camera recording, and the request.
+        shown = await cli(config, "status", "--json")
+        assert shown.returncode == 0, shown.stderr
+        owner_status = json.loads(shown.stdout)
+        assert owner_status["enrolled"] is True and owner_status["link"]["state"] == "connected"
+        [recorder] = owner_status["recorders"]
+        assert (recorder["camera"], recorder["state"]) == ("front-door", "recording")
         owner = await cli(config, "requests", "--json")
         assert owner.returncode == 0, owner.stderr
         assert event["req"] in owner.stdout  # its state by now depends on delivery

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -60,6 +61,7 @@ class Received:
     headers: dict[str, str]
     answered: int | None  # None: the connection was cut
     body: bytes
+    at: float = field(default_factory=time.time)  # when the request arrived (epoch s)
 
     @property
     def sha256(self) -> str:

@@ -228,6 +228,36 @@ async def test_429_with_retry_after_is_honoured(
     assert [t["status"] for t in upload["tries"]] == [429, 200]
 
 
+async def test_a_retry_after_is_kept_across_a_restart(
+    tmp_path: Path,
+    https_receiver: ReceiverFactory,
+    test_ca: Any,
+    media_dir: Path,
+    footage: MediaSpec,
+) -> None:
+    config = delivery_config(tmp_path / "state", ca_file=test_ca.cert_path)
+    await in_thread(lambda: record_footage(config, media_dir, footage))
+    jti = str(uuid.uuid4())
+    wait = 6
+    async with https_receiver([status(503, **{"Retry-After": str(wait)}), ok()]) as receiver:
+        async with delivering_site(config) as site:
+            await site.service.handle(
+                clip_request(jti, wall(footage, 15), wall(footage, 300), receiver.url())
+            )
+            while (row := site.delivery.jobs.get(jti)) is None or row.not_before is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            assert [r.answered for r in receiver.received] == [503]
+        # The daemon restarts at once; the server's wish must outlive it.
+        async with delivering_site(config) as again:
+            done = await final_event(again, jti, within=wait + 60)
+            assert done.state.value == "completed"
+            assert_clean(again, jti)
+    first, second = receiver.received
+    assert (first.answered, second.answered) == (503, 200)
+    # Measured by the server: the retry came no sooner than it asked.
+    assert second.at - first.at >= wait - 0.05, second.at - first.at
+
+
 async def test_window_partly_older_than_the_footage_lists_the_gap(
     tmp_path: Path, hub: RunningReceiver, media_dir: Path, footage: MediaSpec
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -28,9 +29,38 @@ def test_rows_survive_reopening(tmp_path: Path) -> None:
     assert row.created_us == first.created_us  # the retry budget runs from the first start
     again.unprepared(jti)
     assert not again.get(jti).prepared  # type: ignore[union-attr]
-    again.finish(jti)
-    assert again.get(jti) is None and again.all() == []
+    again.defer(jti, 1_900_000_000.5)
     again.close()
+    deferred = JobQueue(tmp_path / "delivery.db").get(jti)
+    assert deferred is not None and deferred.not_before == 1_900_000_000.5
+    reopened = JobQueue(tmp_path / "delivery.db")
+    assert reopened.attempted(jti) == 2
+    assert reopened.get(jti).not_before is None  # type: ignore[union-attr]  # the wait is over
+    reopened.finish(jti)
+    assert reopened.get(jti) is None and reopened.all() == []
+    reopened.close()
+
+
+def test_a_queue_written_before_retry_after_was_kept_opens(tmp_path: Path) -> None:
+    path = tmp_path / "delivery.db"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE jobs (jti TEXT PRIMARY KEY, kind TEXT NOT NULL, camera TEXT NOT NULL, "
+            "created_us INTEGER NOT NULL, expires_us INTEGER NOT NULL, "
+            "starts INTEGER NOT NULL DEFAULT 1, file TEXT, sha256 TEXT, bytes INTEGER, "
+            "manifest TEXT, attempts INTEGER NOT NULL DEFAULT 0)"
+        )
+        old.execute(
+            "INSERT INTO jobs (jti, kind, camera, created_us, expires_us) "
+            "VALUES ('j', 'clip', 'c', 1, 2)"
+        )
+    old.close()
+    queue = JobQueue(path)
+    row = queue.get("j")
+    assert row is not None and row.not_before is None
+    queue.defer("j", 5.0)
+    assert queue.get("j").not_before == 5.0  # type: ignore[union-attr]
+    queue.close()
 
 
 async def test_start_forgets_expired_jobs_and_stray_files(tmp_path: Path) -> None:

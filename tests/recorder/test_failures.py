@@ -66,8 +66,10 @@ async def test_worker_killed_mid_segment_loses_at_most_a_fragment(
     lost = killed - before[-1]
     print(f"footage lost to kill -9: {lost:.3f} s")
     # A fragment (1 s) is the unit written; the writer also holds back one frame, and libav
-    # returns a frame when the next one begins: allow those two frames on top.
-    assert lost <= 1.0 + 2 * FRAME + 0.05
+    # returns a frame when the next one begins: allow those two frames on top. A worker that
+    # reads in batches writes a due fragment when it wakes, which a loaded machine delays:
+    # bench/crash_loss.py measured 0.32-0.91 s, the issue 0.33-1.19 s on a busier machine.
+    assert lost <= 1.0 + 2 * FRAME + 0.25
 
 
 @pytest.mark.slow

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from agent.config import load_config
 from agent.store import ClipStore, SegmentState, fmp4
 from tests.store.conftest import Record, SpecAt, check_segment
 from tests.support.ffprobe import ffprobe
@@ -103,3 +106,82 @@ def test_crashed_writer_is_recovered_by_the_next_writer(
     for row in (first, second):
         check_segment(store, row)
         ffprobe(store.layout.segment(row.path))
+
+
+def _verify_cli(config: Path) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "--config", str(config), "store", "verify", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return done.returncode, report
+
+
+def test_verify_names_open_segments_and_those_needing_recovery(
+    tmp_path: Path, media_dir: Path, spec_at: SpecAt
+) -> None:
+    """Before the daemon restarts, `store verify` must not call a torn open segment OK."""
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[site]\nid = "s"\nname = "Shop"\n'
+        "[store]\nsegment_seconds = 10\nmin_free = 0\n"
+    )
+    media = encode_stamped(media_dir, spec_at(0, seconds=40))
+    with ClipStore.from_config(load_config(config)) as store:
+        root = store.root
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.store.feeder", str(root), "cam1", str(media), "1.0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            assert line.strip() != "done", "the feeder finished before it was looked at"
+            if int(line) >= 15 * 12:  # 12 s in: the second segment is open
+                break
+        # The writer is alive: its open segment is listed, and it is not a problem.
+        code, alive = _verify_cli(config)
+        assert code == 0 and alive["ok"], alive
+        [open_name] = alive["open_segments"]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+    # Half a fragment torn at the end, as a crash mid-write leaves it.
+    path = root / "segments" / open_name
+    with path.open("rb") as handle:
+        scan = fmp4.scan_file(handle)
+    with path.open("ab") as handle:
+        handle.write(path.read_bytes()[scan.fragments[0].offset :][:3000])
+
+    code, dead = _verify_cli(config)
+    assert code == 1 and not dead["ok"] and dead["open_segments"] == []
+    [problem] = dead["problems"]
+    assert (problem["kind"], problem["name"]) == ("needs_recovery", open_name)
+    assert "3000 bytes of a torn fragment" in problem["detail"], problem
+    text = subprocess.run(
+        [sys.executable, "-m", "agent", "--config", str(config), "store", "verify"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "250"},
+        check=False,
+    )
+    assert (
+        text.returncode == 1 and "needs_recovery" in text.stdout and "rtcc-edge run" in text.stdout
+    )
+
+    with ClipStore.from_config(load_config(config)) as store:
+        assert store.reconcile().recovered == (open_name,)
+    code, after = _verify_cli(config)
+    assert code == 0 and after["ok"], after
