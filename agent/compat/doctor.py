@@ -70,6 +70,7 @@ from agent.link.session import BrokerSettings
 from agent.link.tls import TlsConfigError, client_tls_context
 from agent.log import get_logger
 from agent.secretbox import PREFIX, SecretError, reveal
+from agent.store.sizing import store_problems
 
 log = get_logger(__name__)
 
@@ -187,6 +188,15 @@ def config_check(path: Path) -> tuple[AgentConfig | None, Check]:
             "fail",
             f"{path} names files that cannot be read: " + "; ".join(str(p) for p in problems),
             "Restore those files or re-run `rtcc-edge enroll`.",
+        )
+    conflicts = store_problems(config)
+    if conflicts:
+        return config, verdicts.check(
+            "config",
+            "fail",
+            f"{path}: store settings that cannot work together: "
+            + "; ".join(f"{p.field}: {p.message}" for p in conflicts),
+            "Change them as said (`rtcc-edge config check` lists every problem).",
         )
     warnings = [p for p in config_warnings(config) if p.field != "rtcc.broker_url"]
     if warnings:
