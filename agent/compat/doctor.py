@@ -66,6 +66,7 @@ from agent.config import (
     load_config,
 )
 from agent.control.client import ControlClient, ControlError, DaemonNotRunning
+from agent.fsutil import atomic_file
 from agent.link.session import BrokerSettings
 from agent.link.tls import TlsConfigError, client_tls_context
 from agent.log import get_logger
@@ -535,18 +536,14 @@ def write_bundle(
         "versions.json": json.dumps(report.versions, indent=2),
     }
     directory = path.parent if str(path.parent) else Path()
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            now = time.time()
-            for name, text in members.items():
-                data = scrub(text, secrets).encode()
-                info = tarfile.TarInfo(f"rtcc-edge-support/{name}")
-                info.size, info.mtime, info.mode = len(data), now, 0o600
-                tar.addfile(info, io.BytesIO(data))
-        Path(tmp).chmod(0o600)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_file(directory / path.name, mode=0o600) as raw,
+        tarfile.open(fileobj=raw, mode="w:gz") as tar,
+    ):
+        now = time.time()
+        for name, text in members.items():
+            data = scrub(text, secrets).encode()
+            info = tarfile.TarInfo(f"rtcc-edge-support/{name}")
+            info.size, info.mtime, info.mode = len(data), now, 0o600
+            tar.addfile(info, io.BytesIO(data))
     return list(members)
