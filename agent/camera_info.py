@@ -20,17 +20,16 @@ Unknown keys are ignored; a value of the wrong type counts as unknown.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from agent.fsutil import atomic_write
 from agent.log import get_logger
 
 log = get_logger(__name__)
@@ -148,21 +147,13 @@ def _update(state: Path, camera: str, change: Callable[[dict[str, Any]], dict[st
     old = data.get(camera)
     data[camera] = change(old if isinstance(old, dict) else {})
     state.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=state, prefix=f".{CAMERA_INFO_FILE}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.chmod(0o640)
-        if os.geteuid() == 0:
-            owner = state.stat()
-            with contextlib.suppress(OSError):
-                os.chown(tmp, owner.st_uid, owner.st_gid)
-        tmp.replace(state / CAMERA_INFO_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
+    owner = state.stat()
+    atomic_write(
+        state / CAMERA_INFO_FILE,
+        json.dumps(data, indent=2, sort_keys=True),
+        mode=0o640,
+        owner=(owner.st_uid, owner.st_gid) if os.geteuid() == 0 else None,
+    )
 
 
 def read_camera_facts(state_dir: Path, camera: str) -> CameraFacts:

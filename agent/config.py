@@ -167,7 +167,14 @@ class StoreConfig(_Section):
     min_free: Bytes = Field(
         ByteSize(2 * 10**9),
         title="Free-space reserve",
-        description="Delete oldest footage to keep at least this much free on the disk.",
+        description="Delete oldest footage to keep at least this much free on the disk. The "
+        "same number decides when a recorder stopped by a full disk records again.",
+    )
+    keep_recent: Duration = Field(
+        timedelta(minutes=10),
+        title="Never delete footage this recent to make room",
+        description="When the disk fills and only held footage and footage this recent is "
+        "left, recording stops (disk_full) instead of emptying the store.",
     )
     segment_seconds: Integer = Field(60, ge=10, le=600, title="Segment length (s)")
     fragment_seconds: Number = Field(1.0, gt=0, le=1.0, title="Fragment length (s)")

@@ -15,6 +15,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from agent.fsutil import atomic_create
+
 PREFIX = "enc:v1:"
 KEY_FILE = "secret.key"
 _AAD = b"rtcc-edge camera secret v1"
@@ -49,19 +51,12 @@ class SecretBox:
             raise SecretError(f"cannot read {path}: {exc.strerror}") from exc
         state_dir.mkdir(parents=True, exist_ok=True)
         key = AESGCM.generate_key(bit_length=256)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        # A command run as root (`cameras add`, the installer) creates the key for a daemon that
+        # runs as its own user: that user, who owns the state directory, must read it.
+        owner = state_dir.stat()
+        mine = (owner.st_uid, owner.st_gid) if os.geteuid() == 0 else None
+        if not atomic_create(path, key, mode=0o600, owner=mine):
             return cls(path.read_bytes())
-        with os.fdopen(fd, "wb") as handle:
-            # A command run as root (`cameras add`, the installer) creates the key for a daemon
-            # that runs as its own user: that user, who owns the state directory, must read it.
-            if os.geteuid() == 0:
-                owner = state_dir.stat()
-                os.fchown(handle.fileno(), owner.st_uid, owner.st_gid)
-            handle.write(key)
-            handle.flush()
-            os.fsync(handle.fileno())
         return cls(key)
 
     @classmethod

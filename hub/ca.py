@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from agent.fsutil import atomic_write
 from hub.state import SITE_ID, HubHome, write_atomic
 
 CA_DIR = "ca"
@@ -84,17 +84,7 @@ def private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 def write_private(path: Path, data: bytes) -> None:
     """Write a private key 0600 (created beside, then renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.replace(path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, mode=0o600)
 
 
 def _san(names: Sequence[str]) -> x509.SubjectAlternativeName:

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from agent.fsutil import atomic_write
 from agent.wire import EventState
 from hub.core import Hub
 from hub.csvout import to_csv
@@ -120,7 +121,7 @@ async def receive(hub: Hub, request: RequestRow, manifest: str) -> Received | No
         # Kept beside the clip too, so the case directory can be checked offline.
         manifest_file = path.with_name(MANIFEST_NAME)
         if not await asyncio.to_thread(manifest_file.exists):
-            await asyncio.to_thread(manifest_file.write_text, manifest + "\n", "ascii")
+            await asyncio.to_thread(atomic_write, manifest_file, manifest + "\n", mode=0o640)
     result = await verify(hub, evidence.id, actor=HUB_ACTOR)
     hub.bus.publish(f"case:{request.case}", f"request:{request.id}", "evidence")
     return Received(evidence.id, result)

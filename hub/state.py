@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from agent import fsutil
 from agent.identity import jwk_thumbprint
 from agent.identity.jwk import public_key_from_jwk
 
@@ -98,17 +98,7 @@ def exclusive(lock_path: Path, *, directory_mode: int = 0o700) -> Iterator[None]
 
 def write_atomic(path: Path, data: str, *, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    fsutil.atomic_write(path, data, mode=mode)
 
 
 def _toml_value(value: object) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from agent.fsutil import fsync_dir
 from hub.presign import CASES_DIR, case_directory, check_segment
 from hub.state import HubHome, write_atomic
 
@@ -85,7 +86,7 @@ class CaseStore:
             await asyncio.to_thread(
                 write_atomic, final.with_name(final.name + HASH_SUFFIX), record, mode=0o640
             )
-            await asyncio.to_thread(_fsync_dir, final.parent)
+            await asyncio.to_thread(fsync_dir, final.parent)
             return StoredObject(final, sha256, received)
         finally:
             if not committed:
@@ -100,11 +101,3 @@ def _make_dirs(root: Path, directory: Path) -> None:
 def _flush(handle: BinaryIO) -> None:
     handle.flush()
     os.fsync(handle.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

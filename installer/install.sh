@@ -566,6 +566,13 @@ create_venv() {
     record dir "$OPT" 0755 root root program
 }
 
+# The store's byte budget and free-space reserve, sized for the disk the store is on (the
+# default budget is a guess that may not hold the program's 48 hours, or may not fit the disk).
+store_settings() {
+    [ "$DRY_RUN" != 1 ] && [ -x "$(p "$OPT")/bin/rtcc-edge" ] || return 1
+    rtcc_edge config store-size --store "$(p "$STORE")" 2>"$WORK/size.err"
+}
+
 write_config() {
     path=$(p "$CONFIG")
     if [ -f "$path" ]; then
@@ -573,6 +580,15 @@ write_config() {
         set_owner_mode "$path" 0640 root "$SERVICE_USER"
         record file "$CONFIG" 0640 root "$SERVICE_USER" config
         return 0
+    fi
+    if sized=$(store_settings); then
+        note "store budget: $(printf '%s\n' "$sized" | sed -n 's/^# About //p')"
+        case $sized in
+            *"Less than"*) warn "this disk holds less than the program's 48 hours of footage for one camera: see [store] in $path" ;;
+        esac
+    else
+        [ "$DRY_RUN" = 1 ] && note "would size the store budget for the disk of $(p "$STORE")"
+        sized="# Not sized: \`rtcc-edge config store-size\` prints max_bytes and min_free for this disk."
     fi
     cat >"$WORK/agent.toml" <<EOF
 # rtcc-edge agent configuration, written by the installer.
@@ -595,6 +611,9 @@ socket = "$(p "$RUNDIR")/control.sock"
 [log]
 level = "info"
 format = "auto"
+
+[store]
+$sized
 
 # Cameras: run \`rtcc-edge discover\`, then \`rtcc-edge cameras add\` for each camera to record.
 EOF

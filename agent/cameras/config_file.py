@@ -8,9 +8,6 @@ would not load.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ from typing import Any
 import tomlkit
 
 from agent.config import load_config
+from agent.fsutil import atomic_write
 
 
 def toml_block(fields: Mapping[str, Any], comment: str, location: Mapping[str, Any]) -> str:
@@ -33,26 +31,14 @@ def toml_block(fields: Mapping[str, Any], comment: str, location: Mapping[str, A
 def replace_config(path: Path, text: str) -> None:
     """Validate `text` as the configuration, then put it in place of `path` atomically;
     ConfigError (and the original untouched) when it would not load."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temporary = Path(tmp)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        info = path.stat()
-        temporary.chmod(info.st_mode & 0o7777)
-        with contextlib.suppress(PermissionError):  # only root may give files away
-            os.chown(temporary, info.st_uid, info.st_gid)
-        load_config(temporary)  # ConfigError: the original stays untouched
-        temporary.replace(path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    finally:
-        temporary.unlink(missing_ok=True)
+    info = path.stat()
+    atomic_write(
+        path,
+        text,
+        mode=info.st_mode & 0o7777,
+        owner=(info.st_uid, info.st_gid),
+        check=load_config,  # ConfigError: the original stays untouched
+    )
 
 
 def append_blocks(path: Path, blocks: Sequence[str]) -> None:

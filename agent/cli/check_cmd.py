@@ -13,10 +13,8 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from agent.compat.probe import ProbeOptions
 from agent.compat.recorder_check import check_device
 from agent.compat.report import CameraReport, Check, RecorderReport, Status
 from agent.config import AgentConfig, CompatConfig, resolve_config_path
+from agent.fsutil import atomic_write
 from agent.onvif.addresses import device_service_url
 
 STATUS_STYLE: dict[Status, str] = {
@@ -224,15 +223,7 @@ def target_from_address(text: str, args: argparse.Namespace) -> Target:
 
 
 def _write_snapshot(path: Path, data: bytes) -> None:
-    directory = path.parent if str(path.parent) else Path()
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, mode=0o600)
 
 
 def checks_table(title: str, checks: Sequence[Check]) -> Table:

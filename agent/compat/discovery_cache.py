@@ -3,11 +3,10 @@ device by its number from it."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from agent.compat.report import DiscoveryReport
+from agent.fsutil import atomic_write
 
 CACHE_FILE = "discovery.json"
 
@@ -19,14 +18,7 @@ def cache_path(state_dir: Path) -> Path:
 def save_cache(state_dir: Path, report: DiscoveryReport) -> None:
     """Atomically, so `cameras add` never reads half a file; OSError if it cannot be written."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".discovery.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(report.model_dump_json(indent=2))
-        Path(tmp).replace(cache_path(state_dir))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(cache_path(state_dir), report.model_dump_json(indent=2), mode=0o600)
 
 
 def load_cache(state_dir: Path) -> DiscoveryReport:

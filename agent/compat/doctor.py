@@ -65,12 +65,14 @@ from agent.config import (
     load_config,
 )
 from agent.control.client import ControlClient, ControlError, DaemonNotRunning
+from agent.fsutil import atomic_file
 from agent.link.session import BrokerSettings
 from agent.link.tls import TlsConfigError, client_tls_context
 from agent.log import get_logger
 from agent.redact import REDACTED, redact, redact_tree, secret_forms, url_secrets
 from agent.secretbox import SecretError, reveal
 from agent.store import ClipStore, StoreError, StoreNotFound
+from agent.store.sizing import store_problems
 
 log = get_logger(__name__)
 
@@ -213,6 +215,15 @@ def config_check(path: Path) -> tuple[AgentConfig | None, Check]:
             "fail",
             f"{path} names files that cannot be read: " + "; ".join(str(p) for p in problems),
             "Restore those files or re-run `rtcc-edge enroll`.",
+        )
+    conflicts = store_problems(config)
+    if conflicts:
+        return config, verdicts.check(
+            "config",
+            "fail",
+            f"{path}: store settings that cannot work together: "
+            + "; ".join(f"{p.field}: {p.message}" for p in conflicts),
+            "Change them as said (`rtcc-edge config check` lists every problem).",
         )
     warnings = [p for p in config_warnings(config) if p.field != "rtcc.broker_url"]
     if warnings:
@@ -552,18 +563,14 @@ def write_bundle(
         "versions.json": json.dumps(redact_tree(report.versions, secrets), indent=2),
     }
     directory = path.parent if str(path.parent) else Path()
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            now = time.time()
-            for name, text in members.items():
-                data = (text if name.endswith(".json") else scrub(text, secrets)).encode()
-                info = tarfile.TarInfo(f"rtcc-edge-support/{name}")
-                info.size, info.mtime, info.mode = len(data), now, 0o600
-                tar.addfile(info, io.BytesIO(data))
-        Path(tmp).chmod(0o600)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_file(directory / path.name, mode=0o600) as raw,
+        tarfile.open(fileobj=raw, mode="w:gz") as tar,
+    ):
+        now = time.time()
+        for name, text in members.items():
+            data = (text if name.endswith(".json") else scrub(text, secrets)).encode()
+            info = tarfile.TarInfo(f"rtcc-edge-support/{name}")
+            info.size, info.mtime, info.mode = len(data), now, 0o600
+            tar.addfile(info, io.BytesIO(data))
     return list(members)

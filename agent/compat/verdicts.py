@@ -28,6 +28,7 @@ from agent.compat.report import (
     Vendor,
 )
 from agent.config import CompatConfig
+from agent.store import sizing
 
 CLOCK_WARN_S = 2.0
 CLOCK_FAIL_S = 30.0
@@ -487,8 +488,17 @@ def retention_hours(bitrate_bps: float, capacity_bytes: float, max_age_s: float)
 
 
 def _retention(
-    check_id: CheckId, hours: float, what: str, storage: Storage, compat: CompatConfig
+    check_id: CheckId,
+    hours: float,
+    what: str,
+    storage: Storage,
+    compat: CompatConfig,
+    *,
+    bitrate_bps: float,
+    share: int = 1,
 ) -> Check:
+    """`bitrate_bps` is what fills `1 / share` of the store (one camera of `share`, or the
+    whole site with `share` 1)."""
     minimum = compat.min_retention.total_seconds() / 3600
     recommended = compat.recommended_retention.total_seconds() / 3600
     held = f"{what} holds about {_duration(hours * 3600)} of footage"
@@ -500,16 +510,12 @@ def _retention(
             f"program's minimum of {_duration(minimum * 3600)}.",
             f"Raise store.max_age to at least {_duration(recommended * 3600)}.",
         )
-    remedy = (
-        "Give the store more room (a bigger disk, store.max_bytes), lower the cameras' bitrate, "
-        "or record fewer cameras."
-    )
     if hours < minimum:
         return check(
             check_id,
             "fail",
             f"{held}, less than the program's minimum of {_duration(minimum * 3600)}.",
-            remedy,
+            storage_remedy(storage, minimum, bitrate_bps * share),
         )
     if hours < recommended:
         return check(
@@ -517,9 +523,39 @@ def _retention(
             "warn",
             f"{held}: the minimum of {_duration(minimum * 3600)} is met, the recommended "
             f"{_duration(recommended * 3600)} is not.",
-            remedy,
+            storage_remedy(storage, recommended, bitrate_bps * share),
         )
     return check(check_id, "pass", f"{held}.")
+
+
+#: Headroom on a suggested budget: a camera's bitrate varies with what it sees.
+BUDGET_HEADROOM = 1.1
+
+
+def storage_remedy(storage: Storage, hours: float, bitrate_bps: float) -> str:
+    """Which setting to change, and to what, for the store to hold `hours` at `bitrate_bps`
+    (all cameras together)."""
+    needed = sizing.round_up(int(hours * 3600 * bitrate_bps / 8 * BUDGET_HEADROOM))
+    wanted = _duration(hours * 3600)
+    setting = f'store.max_bytes = "{sizing.bytes_text(needed)}"'
+    if storage.free_bytes is None:
+        return f"Set {setting} ({wanted} at {_mbps(bitrate_bps)}, with 10 % to spare)."
+    disk_room = storage.used_bytes + storage.free_bytes - storage.reserve_bytes
+    if storage.budget_bytes < needed <= disk_room:
+        return (
+            f"Set {setting} in the configuration (now "
+            f"{sizing.bytes_text(storage.budget_bytes)}): {wanted} at {_mbps(bitrate_bps)}, with "
+            f"10 % to spare; the disk has room for it ({_gb(disk_room)} after the reserve "
+            "store.min_free)."
+        )
+    missing = needed - max(0, disk_room)
+    lower = max(0.0, disk_room) * 8 / (hours * 3600 * BUDGET_HEADROOM)
+    return (
+        f"The disk can give the store only {_gb(max(0, disk_room))} after the reserve "
+        f"store.min_free, and {wanted} at {_mbps(bitrate_bps)} needs {_gb(needed)}: put the "
+        f"store (store.path) on a disk with {_gb(missing)} more free, then set {setting}; or "
+        f"lower the cameras' bitrate to {_mbps(lower)} in all; or record fewer cameras."
+    )
 
 
 def retention_check(stream: Stream | None, storage: Storage | None, compat: CompatConfig) -> Check:
@@ -535,7 +571,15 @@ def retention_check(stream: Stream | None, storage: Storage | None, compat: Comp
         f"At {_mbps(stream.bitrate_bps)}, this camera's share of the store ({_gb(share)}: "
         f"{_gb(storage.capacity_bytes)} for {storage.cameras_sharing} camera(s))"
     )
-    return _retention("retention", hours, what, storage, compat)
+    return _retention(
+        "retention",
+        hours,
+        what,
+        storage,
+        compat,
+        bitrate_bps=stream.bitrate_bps,
+        share=max(1, storage.cameras_sharing),
+    )
 
 
 def site_retention_check(
@@ -550,7 +594,7 @@ def site_retention_check(
         f"At {_mbps(total)} for {len(bitrates)} camera(s), the store "
         f"({_gb(storage.capacity_bytes)} usable)"
     )
-    return _retention("site_retention", hours, what, storage, compat)
+    return _retention("site_retention", hours, what, storage, compat, bitrate_bps=total)
 
 
 def storage_capacity(*, budget: int, used: int, free: int | None, reserve: int) -> int:

@@ -12,6 +12,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.fsutil import fsync_dir
+
 
 @dataclass(frozen=True)
 class Ownership:
@@ -81,8 +83,8 @@ class Staged:
             temp.replace(final)
             done.append(final)
         self.pending.clear()
-        if done:
-            _sync_directory(done[-1].parent)
+        for directory in dict.fromkeys(final.parent for final in done):
+            _sync_directory(directory)
         return done
 
     def discard(self) -> None:
@@ -93,11 +95,7 @@ class Staged:
 
 def _sync_directory(path: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(path)
 
 
 def give_to(path: Path, who: Ownership) -> None:

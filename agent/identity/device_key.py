@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from agent.fsutil import atomic_create
 from agent.identity.jwk import public_jwk_of
 
 # The device key's file name in the state directory: the one place it is defined.
@@ -67,14 +67,8 @@ class DeviceKey:
         path.parent.mkdir(parents=True, exist_ok=True)
         key = cls.generate()
         pem = key._key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        if not atomic_create(path, pem, mode=0o600):
             return cls.load(path)  # another process created it first
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-            handle.flush()
-            os.fsync(handle.fileno())
         return key
 
     @property

@@ -37,6 +37,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from agent.fsutil import atomic_write, fsync_dir
 from agent.identity import DeviceKey
 from agent.log import get_logger
 
@@ -202,26 +203,6 @@ class SignedHead:
             raise LedgerFormatError(f"{path} is not a signed head: {exc}") from exc
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    _fsync_dir(path.parent)
-
-
 def _last_line(fd: int, size: int) -> tuple[bytes, int]:
     """The last complete line (without its newline) and the offset where complete lines end.
 
@@ -312,7 +293,7 @@ class Ledger:
         except OSError as exc:
             raise LedgerError(f"cannot open {path}: {exc}") from exc
         if created:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         size = os.fstat(self._fd).st_size
         if size == 0:
             return
@@ -419,8 +400,8 @@ class Ledger:
             "jws": self._sign_head(entry.seq, entry.hash),
         }
         try:
-            _atomic_write(
-                self.directory / HEAD_FILE, json.dumps(head, indent=2).encode(), _FILE_MODE
+            atomic_write(
+                self.directory / HEAD_FILE, json.dumps(head, indent=2).encode(), mode=_FILE_MODE
             )
         except OSError as exc:
             raise LedgerError(f"cannot write the signed head: {exc}") from exc

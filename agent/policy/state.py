@@ -9,7 +9,6 @@ back to the configuration could share a camera the owner had made private.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -17,6 +16,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from agent.config import SharingMode
+from agent.fsutil import atomic_write
 
 STATE_FILE = "owner-policy.json"
 
@@ -70,20 +70,8 @@ class OwnerStateStore:
 
     def save(self, state: OwnerState) -> None:
         data = json.dumps(state.model_dump(mode="json"), indent=2).encode()
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            tmp.replace(self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            atomic_write(self.path, data, mode=0o640)
         except OSError as exc:
             raise OwnerStateError(f"cannot save {self.path}: {exc.strerror}") from exc

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agent.fsutil import atomic_write
 from agent.log import get_logger
 
 log = get_logger(__name__)
@@ -196,9 +197,8 @@ def write_state_file(path: Path, board: StateBoard) -> None:
     data = StateFile(
         pid=os.getpid(), written_at=utc_now(), cameras=board.snapshot(), link=board.link
     )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(data.model_dump_json(indent=1), encoding="utf-8")
-    tmp.replace(path)
+    # Rewritten every few seconds from the event loop: not worth an fsync (see agent.fsutil).
+    atomic_write(path, data.model_dump_json(indent=1), mode=0o644, durable=False)
 
 
 def state_file_path(state_dir: Path) -> Path:

@@ -81,7 +81,6 @@ class RecorderSettings:
     # A worker that has caught up with its camera lets packets gather this long before reading
     # them in one go (never past a fragment's due time): a third less CPU per camera.
     read_batch: float = 0.5
-    resume_free_bytes: int = 64 * 1024 * 1024  # after a full disk, wait for this much room
 
 
 class RestartBudget:
@@ -254,7 +253,6 @@ class _CameraRecorder:
             reconnect_cap=settings.reconnect_cap,
             status_interval=settings.status_interval,
             read_batch=settings.read_batch,
-            resume_free_bytes=settings.resume_free_bytes,
             log_level=sup.log_level,
             log_format=sup.log_format,
         )

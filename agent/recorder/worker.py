@@ -57,6 +57,7 @@ from agent.recorder.probe import rtsp_answers
 from agent.recorder.source import StreamSource
 from agent.recorder.timestamps import TimestampRepair, frame_ticks
 from agent.store import ClipStore, DiskFullError, MediaChunk, SegmentWriter, StoreError
+from agent.store.retention import NOTHING_DELETABLE
 
 log = get_logger(__name__)
 
@@ -95,7 +96,6 @@ class WorkerSpec:
     reconnect_cap: float
     status_interval: float = 1.0
     read_batch: float = 0.0  # see Recorder._nap
-    resume_free_bytes: int = 64 * 1024 * 1024
     log_level: str = "info"
     log_format: str = "auto"
     extra_options: dict[str, str] = field(default_factory=dict)
@@ -354,16 +354,30 @@ class Recorder:
         self.report("disk_full" if full else "store_error", error=str(exc))
         self.wait(self._backoff.next())
         if full:
-            # Do not keep re-opening the camera only to fail again: wait for retention (or the
-            # owner) to make room.
-            while self._free_bytes() < self.spec.resume_free_bytes:
-                self.wait(self.spec.status_interval)
+            self._wait_for_room()
+
+    def _wait_for_room(self) -> None:
+        """Do not keep re-opening the camera only to fail again: make room (a retention pass
+        of our own, as the daemon's may be minutes away) and wait until `store.min_free` is
+        free — the very number retention frees down to, so this wait ends when retention has
+        done its job. When nothing more may be deleted, say so, and wait for the owner."""
+        while self._free_bytes() < self.spec.store.min_free:
+            if self.store is not None:
+                try:
+                    self.store.enforce_retention()
+                    if self._free_bytes() >= self.spec.store.min_free:
+                        break
+                    if not self.store.can_make_room():
+                        self.report(error=NOTHING_DELETABLE)
+                except (StoreError, OSError) as exc:
+                    log.warning("retention_failed", camera=self.spec.camera, error=str(exc))
+            self.wait(self.spec.status_interval)
 
     def _free_bytes(self) -> int:
         try:
             stats = os.statvfs(self.spec.store_root)
         except OSError:
-            return self.spec.resume_free_bytes  # cannot tell: let the next attempt find out
+            return self.spec.store.min_free  # cannot tell: let the next attempt find out
         return stats.f_bavail * stats.f_frsize
 
     def _record(self, container: Any, store: ClipStore) -> None:

@@ -25,6 +25,7 @@ Choices, so that a clip is both playable everywhere and faithful:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -36,6 +37,7 @@ from typing import Any
 
 import av
 
+from agent.fsutil import fsync_dir
 from agent.log import get_logger
 from agent.store.errors import NoFootage
 from agent.store.files import hash_file
@@ -134,6 +136,8 @@ def extract(
         job.abort()
         tmp.unlink(missing_ok=True)
         raise
+    with contextlib.suppress(OSError):
+        fsync_dir(dest.parent)  # the clip's name survives a power cut too
     if progress is not None:
         progress(1.0)
     result = job.result(dest, sha256, size)

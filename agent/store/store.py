@@ -30,7 +30,7 @@ from agent.store.model import (
 )
 from agent.store.readopt import Adoptable, find_adoptable, readopt
 from agent.store.reconcile import reconcile, recover_camera
-from agent.store.retention import enforce, sweep_expired
+from agent.store.retention import can_make_room, enforce, sweep_expired
 from agent.store.verify import VerifyProgress, verify
 from agent.store.writer import ChunkCallback, SegmentWriter
 
@@ -130,6 +130,10 @@ class ClipStore:
             self.config,
             now=None if now is None else to_us(now),
         )
+
+    def can_make_room(self) -> bool:
+        """Whether retention could still free space (see `agent.store.retention`)."""
+        return can_make_room(self.index, self.config)
 
     def place_hold(
         self, hold_id: str, camera: str, start: datetime, end: datetime, *, reason: str = ""

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from agent.compat.doctor import (
 )
 from agent.config import load_config
 from agent.secretbox import SecretBox
+from tests.support import tmpfs
 from tests.support.broker import MosquittoBroker, next_message, running_broker
 from tests.support.camsim import CamsimRun, camera, run_cameras
 
@@ -67,7 +69,7 @@ def site_config(
         'name = "Doctor Test Grocery"',
         "[store]",
         'max_bytes = "2000GB"',
-        'min_free = "1MB"',
+        'min_free = "1GB"',
         store,
         # Its own control socket: a daemon of another test on the default path would make the
         # broker check skip the MQTT login.
@@ -344,3 +346,48 @@ def test_passwords_in_camera_url_queries_never_reach_the_bundle(
     assert "rtsp://admin:[redacted]@" in agent_toml
     assert "password=[redacted]" in texts["rtcc-edge-support/report.json"]
     assert status in (0, 1)
+
+
+def test_a_fresh_install_is_told_which_setting_to_change_and_to_what(
+    tmp_path: Path, cams: CamsimRun
+) -> None:
+    """Issue 11 item 13: the default budget (50 GB) cannot hold 48 h of a 1080p camera at
+    4 Mbit/s; doctor names store.max_bytes and the value that does, and that value passes."""
+    with tmpfs.small_disk(tmp_path, size="500g", mode="0755", name="disk") as disk:
+        state = disk / "state"
+        state.mkdir()
+        secret = SecretBox.load_or_create(state).encrypt(CAMERA_PASSWORD)
+        front = cams["front"]
+        base = [
+            f'state_dir = "{state}"',
+            "[site]",
+            f'id = "{SITE}"',
+            'name = "Fresh Install Grocery"',
+        ]
+        camera_lines = [
+            "[[cameras]]",
+            'id = "front"',
+            'name = "Front"',
+            f'onvif_url = "{front.onvif_url}"',
+            f'username = "{front.username}"',
+            f'secret = "{secret}"',
+        ]
+        path = tmp_path / "agent.toml"
+        path.write_text("\n".join(base + camera_lines) + "\n")
+        _, report = run_json("--config", str(path), "doctor", "--json")
+        verdict = checks_of(report)["site_retention"]
+        assert verdict["status"] == "fail", verdict
+        remedy = " ".join(str(verdict["remedy"]).split())
+        print(verdict["reason"], remedy)
+        found = re.search(
+            r'Set store\.max_bytes = "(\d+)GB" in the configuration \(now 50GB\)', remedy
+        )
+        assert found, remedy
+        assert "the disk has room for it" in remedy
+        # 48 h at about 4 Mbit/s is 86 GB; with 10 % to spare, about 95 GB.
+        assert 85 <= int(found.group(1)) <= 110
+        path.write_text(
+            "\n".join([*base, "[store]", f'max_bytes = "{found.group(1)}GB"', *camera_lines]) + "\n"
+        )
+        _, report = run_json("--config", str(path), "doctor", "--json")
+        assert checks_of(report)["site_retention"]["status"] != "fail", checks_of(report)

@@ -22,6 +22,13 @@ import pytest
 
 from agent.config import config_file_problems, load_config
 from agent.identity import DeviceKey
+from agent.store.sizing import (
+    ESTIMATED_CAMERA_BPS,
+    GB,
+    disk_space,
+    reserve_for,
+    store_problems,
+)
 from agent.wire import Topics
 from hub.mqtt import hub_client, retained
 from tests.installer.conftest import (
@@ -108,6 +115,17 @@ def test_install_enrolls_and_lays_out_files_as_documented(staged: Staged) -> Non
     assert config.state_dir == staged.path("/var/lib/rtcc-edge")
     assert config.rtcc.broker_url == f"mqtts://127.0.0.1:{staged.hub.site_port}"
     assert config_file_problems(config) == []
+    # The store's budget was sized for this disk (issue 11 item 13), not the 50 GB default.
+    text = staged.path("/etc/rtcc-edge/agent.toml").read_text()
+    assert "sized for this disk" in text, text
+    assert "store budget: " in staged.first.out
+    assert store_problems(config) == []
+    total, free = disk_space(staged.path("/var/lib/rtcc-edge/store"))
+    assert config.store.min_free == reserve_for(
+        total, cameras=1, segment_seconds=60, bitrate_bps=ESTIMATED_CAMERA_BPS
+    )
+    room = free - config.store.min_free  # the disk is shared with other tests: roughly
+    assert abs(config.store.max_bytes - room) < max(2 * GB, room // 20)
     assert staged.hub.home.trusted_sites()[config.site.id].kid == (
         DeviceKey.load(staged.path("/var/lib/rtcc-edge/device.key")).kid
     )

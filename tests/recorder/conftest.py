@@ -50,7 +50,6 @@ FAST = RecorderSettings(
     failed_retry=4.0,
     offline_after=3.0,
     stop_grace=8.0,
-    resume_free_bytes=1_000_000,
 )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -10,12 +12,21 @@ from pathlib import Path
 import pytest
 
 from agent.config import StoreConfig
-from agent.store import ClipStore, DiskFullError, SegmentState, StoreWriteError
-from agent.store.retention import available_bytes
+from agent.store import (
+    ClipStore,
+    DiskFullError,
+    SegmentRow,
+    SegmentState,
+    StoreWriteError,
+    retention,
+)
+from agent.store.errors import IndexUnavailable
+from agent.store.model import from_us
+from agent.store.retention import NOTHING_DELETABLE, available_bytes
 from camsim.sei import FrameStamp
 from tests.store.conftest import SpecAt, check_segment
 from tests.support import tmpfs
-from tests.support.media import encode_stamped, feed, stamped_source
+from tests.support.media import MediaSpec, encode_stamped, feed, stamped_source
 
 
 @pytest.fixture
@@ -125,4 +136,82 @@ def test_free_space_reserve(small_disk: Path, media_dir: Path, spec_at: SpecAt) 
     assert expired and kept and all("free_space" in r.note for r in expired)
     assert max(r.start_us for r in expired) < min(r.start_us for r in kept)
     assert kept[-1].end_us >= spec.end_us  # the newest footage is what is kept
+    store.close()
+
+
+def _fill_to_the_brim(path: Path) -> None:
+    """Another process's file taking every last block of the disk (100 % full)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for block in (1024 * 1024, 4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * block)
+    finally:
+        os.close(fd)
+    assert available_bytes(path.parent) == 0
+
+
+def _record_segments(store: ClipStore, media_dir: Path, spec: MediaSpec) -> list[SegmentRow]:
+    with (
+        stamped_source(encode_stamped(media_dir, spec)) as source,
+        store.open_writer("cam1", source.stream) as writer,
+    ):
+        feed(writer, source)
+    return store.segments("cam1")
+
+
+def test_a_disk_filled_to_100_percent_recovers(
+    small_disk: Path, media_dir: Path, spec_at: SpecAt
+) -> None:
+    """Issue 11 item 2: with not one block free the index cannot take a tombstone; retention
+    still deletes the oldest unheld segment (and never the held one) and the index is usable
+    again afterwards."""
+    store = ClipStore(small_disk / "store", config=_config(min_free=1_000_000))
+    spec = spec_at(0, seconds=50, width=640, height=360, bitrate=1_000_000)
+    rows = _record_segments(store, media_dir, spec)
+    assert len(rows) == 5
+    store.place_hold("req-1", "cam1", from_us(rows[0].start_us), from_us(rows[0].end_us))
+    # An empty write-ahead log: the next index write needs new blocks of the disk.
+    store.index.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    _fill_to_the_brim(small_disk / "filler")
+    with pytest.raises(IndexUnavailable, match="full"):
+        store.place_hold("req-2", "cam1", from_us(rows[1].start_us), from_us(rows[1].end_us))
+    report = store.enforce_retention()
+    assert [e.name for e in report.expired] == [r.path for r in rows[1 : 1 + len(report.expired)]]
+    assert report.expired and all(e.reason == "free_space" for e in report.expired)
+    assert available_bytes(small_disk) >= 1_000_000
+    kept = store.segments("cam1")
+    assert kept[0] == rows[0] and store.layout.segment(rows[0].path).is_file()
+    assert kept == [rows[0], *rows[1 + len(report.expired) :]]
+    for row in store.segments("cam1", states=[SegmentState.EXPIRED]):
+        assert not store.layout.segment(row.path).exists()
+    store.place_hold("req-2", "cam1", from_us(kept[-1].start_us), from_us(kept[-1].end_us))
+    assert store.verify().ok
+    store.close()
+
+
+def test_an_outside_fill_does_not_empty_the_store(
+    small_disk: Path, media_dir: Path, spec_at: SpecAt
+) -> None:
+    """Issue 11 item 3: oldest unheld first; footage newer than `keep_recent` and held footage
+    are kept, and the pass says that nothing more may be deleted."""
+    store = ClipStore(small_disk / "store", config=_config(min_free=8_000_000))
+    spec = spec_at(0, seconds=60, width=640, height=360, bitrate=1_000_000)
+    rows = _record_segments(store, media_dir, spec)
+    assert len(rows) == 6
+    store.place_hold("req-1", "cam1", from_us(rows[1].start_us), from_us(rows[1].end_us))
+    _fill(small_disk / "filler", leave=100_000)
+    # "Now" is such that the last three segments are recent.
+    now_us = rows[2].end_us + int(store.config.keep_recent.total_seconds() * 1_000_000)
+    report = store.enforce_retention(now=from_us(now_us))
+    assert [e.name for e in report.expired] == [rows[0].path, rows[2].path]
+    assert [r.path for r in store.segments("cam1")] == [r.path for r in (rows[1], *rows[3:])]
+    assert NOTHING_DELETABLE in report.notes
+    assert available_bytes(small_disk) < 8_000_000
+    assert not retention.can_make_room(store.index, store.config, now=now_us)
+    # Time passes: the next segment is no longer recent and goes, oldest first.
+    report = store.enforce_retention(now=from_us(rows[3].end_us + (now_us - rows[2].end_us)))
+    assert [e.name for e in report.expired] == [rows[3].path]
+    assert store.verify().ok
     store.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.store import ClipStore, InvalidWindow, SegmentState
+from agent.store import ClipStore, InvalidWindow, SegmentRow, SegmentState, retention
 from agent.store.model import from_us
 from tests.store.conftest import Record, SpecAt
 from tests.support.media import encode_stamped, stamped_source
@@ -117,3 +117,31 @@ def test_hold_arguments_are_checked(store: ClipStore) -> None:
     store.place_hold("h", "cam1", start, start + timedelta(hours=2), reason="widened")
     [hold] = store.holds("cam1")
     assert hold.end == start + timedelta(hours=2) and hold.reason == "widened"
+
+
+def test_a_hold_placed_during_a_pass_is_honoured(
+    store: ClipStore, record: Record, spec_at: SpecAt
+) -> None:
+    """Issue 11 item 4: the pass has chosen its segments when a request holds one of them,
+    through another connection; the delete re-checks holds in its own statement."""
+    spec = spec_at(0, seconds=35)
+    record(store, "cam1", spec)
+    store.config = store.config.model_copy(update={"max_bytes": 1})
+    other = ClipStore(store.root, config=store.config)  # the link's own connection
+    placed: list[str] = []
+
+    def hold_the_second(row: SegmentRow) -> None:
+        if (row.start_us - spec.start_us) // 1_000_000 == 10 and not placed:
+            other.place_hold("req-9", "cam1", from_us(row.start_us), from_us(row.end_us - 1))
+            placed.append(row.path)
+
+    report = retention.enforce(
+        store.index, store.layout, store.config, before_delete=hold_the_second
+    )
+    other.close()
+    assert placed, "the pass never chose the segment the hold covers"
+    assert placed[0] not in {e.name for e in report.expired}
+    assert [r.path for r in store.segments("cam1")] == placed
+    assert store.layout.segment(placed[0]).is_file()
+    assert len(report.expired) == 3  # the others went
+    assert store.verify().ok

@@ -46,7 +46,6 @@ FAST = RecorderSettings(
     restart_cap=1.0,
     offline_after=3.0,
     stop_grace=8.0,
-    resume_free_bytes=1_000_000,
 )
 QUICK = TunnelSettings(max_queue_bytes=2 * 1024 * 1024, first_video_timeout=10, stall_timeout=4)
 
