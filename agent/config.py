@@ -344,6 +344,19 @@ class ControlConfig(_Section):
         title="Owner control socket",
         description="Unix socket the owner CLI talks to; root and the rtcc-edge group only.",
     )
+    owner_group: str = Field(
+        "rtcc-edge-owner",
+        title="Owner group",
+        description="Members (and root) may change sharing, pause, approve and deny; the "
+        "service user never may, even if it were a member.",
+    )
+    owner_dir: Path | None = Field(
+        None,
+        title="Owner directory",
+        description="Where the owner's choices (sharing changes, pause, approvals) are kept: "
+        "written by root and the owner group, only read by the service. Default: `owner/` "
+        "beside the configuration file (/etc/rtcc-edge/owner).",
+    )
 
 
 _config_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
@@ -395,6 +408,22 @@ class AgentConfig(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _owner_dir_beside_the_file(self) -> AgentConfig:
+        # Beside the configuration file, so the owner's choices live with the other files only
+        # root writes (never in the service-writable state directory); a configuration built
+        # in code (tests) has no file and keeps them in its own state directory.
+        if self.control.owner_dir is None:
+            source = _config_path.get()
+            base = source.parent if source is not None else self.state_dir
+            self.control.owner_dir = base / "owner"
+        return self
+
+    @property
+    def owner_dir(self) -> Path:
+        assert self.control.owner_dir is not None  # filled in by the validator above
+        return self.control.owner_dir
 
     @property
     def store_path(self) -> Path:

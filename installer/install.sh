@@ -16,6 +16,7 @@
 
 PROGRAM=rtcc-edge-install
 SERVICE_USER=rtcc-edge
+OWNER_GROUP=rtcc-edge-owner  # may change sharing, pause, approve (root may too)
 UNIT_NAME=rtcc-edge.service
 
 OPT=/opt/rtcc-edge
@@ -73,6 +74,7 @@ p() { printf '%s%s' "$ROOT" "$1"; }
 WORK=""
 CREATED=""      # file listing paths this run created, one per line, in order
 USER_CREATED=0  # this run created the service user
+OWNER_GROUP_CREATED=0  # this run created the owner group
 DONE=0
 
 remember() { printf '%s\n' "$1" >>"$CREATED"; }
@@ -93,6 +95,9 @@ rollback() {
     if [ "$USER_CREATED" = 1 ]; then
         userdel "$SERVICE_USER" >/dev/null 2>&1 && printf '    removed user %s\n' "$SERVICE_USER" >&2
         getent group "$SERVICE_USER" >/dev/null 2>&1 && groupdel "$SERVICE_USER" >/dev/null 2>&1
+    fi
+    if [ "$OWNER_GROUP_CREATED" = 1 ]; then
+        groupdel "$OWNER_GROUP" >/dev/null 2>&1 && printf '    removed group %s\n' "$OWNER_GROUP" >&2
     fi
     if [ -n "$UNIT_WRITTEN" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
         systemctl daemon-reload >/dev/null 2>&1
@@ -536,6 +541,40 @@ create_user() {
     record user "$SERVICE_USER" - - - created
 }
 
+create_owner_group() {
+    # Root and this group's members act as the owner; the service user is never in it.
+    if [ -n "$ROOT" ]; then
+        record group "$OWNER_GROUP" - - - created  # would be, on the target
+        return 0
+    fi
+    if getent group "$OWNER_GROUP" >/dev/null 2>&1; then
+        origin=existing
+        if [ -r "$WORK/previous-manifest" ] \
+            && grep -q "^group	$OWNER_GROUP	.*	created\$" "$WORK/previous-manifest"; then
+            origin=created
+        fi
+        record group "$OWNER_GROUP" - - - "$origin"
+        return 0
+    fi
+    step "creating the owner group $OWNER_GROUP"
+    act groupadd --system "$OWNER_GROUP" || die "cannot create the group $OWNER_GROUP"
+    [ "$DRY_RUN" = 1 ] || OWNER_GROUP_CREATED=1
+    record group "$OWNER_GROUP" - - - created
+}
+
+owner_dir() {
+    # The owner's choices (sharing changes, pause, approvals): root and the owner group write
+    # them, the service only reads (it is "other" here). setgid keeps new files in the group.
+    ensure_dir "$ETC/owner" 2775 root "$OWNER_GROUP" config
+    legacy=$(p "$STATE")/owner-policy.json
+    target=$(p "$ETC")/owner/owner-policy.json
+    if [ -f "$legacy" ] && [ ! -e "$target" ]; then
+        step "moving the owner's choices out of the service's reach, to $target"
+        act mv -f "$legacy" "$target" || die "cannot move $legacy to $target"
+    fi
+    keep_file "$ETC/owner/owner-policy.json" 0644 root "$OWNER_GROUP" config
+}
+
 create_venv() {
     venv=$(p "$OPT")
     if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
@@ -643,6 +682,12 @@ device_key() {
     if [ "$DRY_RUN" = 1 ]; then
         note "would create $(p "$STATE")/device.key unless it exists"
     else
+        # A key with a wrong mode is refused by every command that loads it: put the promised
+        # mode and owner back first, then read it.
+        key=$(p "$STATE")/device.key
+        if [ -e "$key" ]; then
+            set_owner_mode "$key" 0600 "$SERVICE_USER" "$SERVICE_USER"
+        fi
         rtcc_edge keys show --json >"$WORK/key.json" 2>"$WORK/key.err" \
             || die "cannot create the device key: $(tail -n 1 "$WORK/key.err")"
         if grep -q '"created": true' "$WORK/key.json"; then
@@ -780,6 +825,7 @@ do_install() {
     fi
     install_packages
     create_user
+    create_owner_group
     ensure_dir "$ETC" 0750 root "$SERVICE_USER" config
     ensure_dir "$STATE" 0750 "$SERVICE_USER" "$SERVICE_USER" state
     ensure_dir "$STORE" 0750 "$SERVICE_USER" "$SERVICE_USER" footage
@@ -789,6 +835,7 @@ do_install() {
     fi
     create_venv
     write_config
+    owner_dir
     device_key
     write_unit
     enroll
@@ -916,6 +963,12 @@ do_uninstall() {
             act userdel "$SERVICE_USER" || warn "cannot remove the user $SERVICE_USER"
             getent group "$SERVICE_USER" >/dev/null 2>&1 && { act groupdel "$SERVICE_USER" || true; }
             note "removed the user $SERVICE_USER"
+        fi
+        if [ -z "$ROOT" ] && [ -r "$WORK/previous-manifest" ] \
+            && grep -q "^group	$OWNER_GROUP	.*	created\$" "$WORK/previous-manifest" \
+            && getent group "$OWNER_GROUP" >/dev/null 2>&1; then
+            act groupdel "$OWNER_GROUP" || warn "cannot remove the group $OWNER_GROUP"
+            note "removed the group $OWNER_GROUP"
         fi
         remove_parents
         say "rtcc-edge is purged."

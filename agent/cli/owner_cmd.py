@@ -2,24 +2,47 @@
 `requests`, `approve ID`, `deny ID [--reason]`, `sharing [set CAMERA MODE [--live/--no-live]]`,
 `pause [--for 2h]`, `resume`, `status`, `live stop ID`.
 
+The commands that change something (approve, deny, sharing set, pause, resume, live stop) are
+the owner's: root or a member of the owner group (`control.owner_group`). They first record the
+owner's choice in the owner directory (`control.owner_dir`, which the service cannot write),
+then tell the daemon, which checks the caller's identity on its socket and adopts the choice.
+
 Exit status: 0 done, 1 the daemon refused (unknown id, not pending, not allowed), 2 bad usage
-or configuration, the daemon not running, or no permission on its socket.
+or configuration, the daemon not running, not the owner, or no permission on its socket.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.table import Table
 
 from agent.cli.common import console, err_console, load_or_report, print_json
 from agent.cli.recording_view import link_line, recorders_table
-from agent.config import SharingMode, parse_duration
+from agent.config import AgentConfig, SharingMode, parse_duration
 from agent.control import ControlClient, ControlError, DaemonNotRunning
+from agent.control.auth import describe_uid
+from agent.policy import NotOwnerError, OwnerStateError, Policy, PolicyError
 
-_NOT_ALLOWED_TO_REACH = {"permission_denied"}
+_NOT_ALLOWED_TO_REACH = {"permission_denied", "not_owner"}
+
+
+class _Owner:
+    """The owner's side of a change: the daemon must be there, then the choice is recorded in
+    the owner directory (only root and the owner group can), then the daemon is told."""
+
+    def __init__(self, config: AgentConfig, client: ControlClient) -> None:
+        self.config = config
+        self.client = client
+        self.by = describe_uid(os.geteuid())
+
+    def policy(self) -> Policy:
+        self.client.call("status")  # DaemonNotRunning before anything is written
+        return Policy.open(self.config)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,13 +55,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     approve = subparsers.add_parser("approve", help="approve a pending request")
     approve.add_argument("id", help="request id (or its first characters)")
     approve.add_argument("--json", action="store_true", help="machine-readable output")
-    approve.set_defaults(func=_command(_approve))
+    approve.set_defaults(func=_owner_command(_approve))
 
     deny = subparsers.add_parser("deny", help="deny a pending request")
     deny.add_argument("id", help="request id (or its first characters)")
     deny.add_argument("--reason", default="", help="told to the RTCC")
     deny.add_argument("--json", action="store_true", help="machine-readable output")
-    deny.set_defaults(func=_command(_deny))
+    deny.set_defaults(func=_owner_command(_deny))
 
     sharing = subparsers.add_parser("sharing", help="show or change what each camera shares")
     sharing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -54,25 +77,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="allow live view (integrated cameras only)",
     )
     sharing_set.add_argument("--json", action="store_true", help="machine-readable output")
-    sharing_set.set_defaults(func=_command(_sharing_set))
+    sharing_set.set_defaults(func=_owner_command(_sharing_set))
 
     pause = subparsers.add_parser("pause", help="refuse all footage requests for a while")
     pause.add_argument(
         "--for", dest="duration", metavar="DURATION", help="e.g. 2h; default: until resume"
     )
     pause.add_argument("--json", action="store_true", help="machine-readable output")
-    pause.set_defaults(func=_command(_pause))
+    pause.set_defaults(func=_owner_command(_pause))
 
     resume = subparsers.add_parser("resume", help="end a pause")
     resume.add_argument("--json", action="store_true", help="machine-readable output")
-    resume.set_defaults(func=_command(_resume))
+    resume.set_defaults(func=_owner_command(_resume))
 
     live = subparsers.add_parser("live", help="live sessions in progress (see status)")
     live_sub = live.add_subparsers(dest="live_command", metavar="ACTION", required=True)
     live_stop = live_sub.add_parser("stop", help="end a live session now")
     live_stop.add_argument("id", help="request id (or its first characters)")
     live_stop.add_argument("--json", action="store_true", help="machine-readable output")
-    live_stop.set_defaults(func=_command(_live_stop))
+    live_stop.set_defaults(func=_owner_command(_live_stop))
 
     status = subparsers.add_parser(
         "status", help="each camera's recording, the RTCC link, sharing and pending requests"
@@ -82,6 +105,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 Action = Callable[[ControlClient, argparse.Namespace], Any]
+OwnerAction = Callable[[_Owner, argparse.Namespace], Any]
+
+
+def _owner_command(action: OwnerAction) -> Callable[[argparse.Namespace], int]:
+    return _command(lambda client, args: action(_Owner(args.loaded_config, client), args))
 
 
 def _command(action: Action) -> Callable[[argparse.Namespace], int]:
@@ -89,6 +117,7 @@ def _command(action: Action) -> Callable[[argparse.Namespace], int]:
         config = load_or_report(args)
         if config is None:
             return 2
+        args.loaded_config = config
         client = ControlClient(config.control.socket)
         try:
             result = action(client, args)
@@ -98,6 +127,15 @@ def _command(action: Action) -> Callable[[argparse.Namespace], int]:
         except ControlError as exc:
             err_console.print(f"[red]{exc.message}[/]", highlight=False)
             return 2 if exc.code in _NOT_ALLOWED_TO_REACH else 1
+        except NotOwnerError as exc:
+            err_console.print(f"[red]{exc}[/]", highlight=False)
+            return 2
+        except PolicyError as exc:
+            err_console.print(f"[red]{exc}[/]", highlight=False)
+            return 1
+        except OwnerStateError as exc:
+            err_console.print(str(exc), highlight=False)
+            return 2
         except ValueError as exc:
             err_console.print(str(exc), highlight=False)
             return 2
@@ -156,15 +194,34 @@ def _requests(client: ControlClient, args: argparse.Namespace) -> Any:
     return records
 
 
-def _approve(client: ControlClient, args: argparse.Namespace) -> Any:
-    record = client.call("approve", id=args.id)
+def _pending_id(owner: _Owner, request_id: str) -> str | None:
+    """The full id of the one pending request `request_id` names, or None (the daemon then
+    says what is wrong with it)."""
+    records = owner.client.call("requests", all=True, limit=1000)
+    exact = [r for r in records if r["id"] == request_id]
+    matches = exact or [r for r in records if r["id"].startswith(request_id)]
+    if len(request_id) < 4 or len(matches) != 1 or matches[0]["state"] != "pending_approval":
+        return None
+    return str(matches[0]["id"])
+
+
+def _approve(owner: _Owner, args: argparse.Namespace) -> Any:
+    policy = owner.policy()
+    jti = _pending_id(owner, args.id)
+    if jti is not None:
+        policy.record_decision(jti, "approved", by=owner.by)
+    record = owner.client.call("approve", id=jti or args.id)
     if not args.json:
         console.print(f"approved {record['id']} ({record.get('cmd')} of {record.get('camera')})")
     return record
 
 
-def _deny(client: ControlClient, args: argparse.Namespace) -> Any:
-    record = client.call("deny", id=args.id, reason=args.reason)
+def _deny(owner: _Owner, args: argparse.Namespace) -> Any:
+    policy = owner.policy()
+    jti = _pending_id(owner, args.id)
+    if jti is not None:
+        policy.record_decision(jti, "denied", reason=args.reason, by=owner.by)
+    record = owner.client.call("deny", id=jti or args.id, reason=args.reason)
     if not args.json:
         console.print(f"denied {record['id']} ({record.get('cmd')} of {record.get('camera')})")
     return record
@@ -192,21 +249,25 @@ def _sharing_show(client: ControlClient, args: argparse.Namespace) -> Any:
     return rows
 
 
-def _sharing_set(client: ControlClient, args: argparse.Namespace) -> Any:
-    row = client.call("sharing_set", camera=args.camera, mode=args.mode, live=args.live)
+def _sharing_set(owner: _Owner, args: argparse.Namespace) -> Any:
+    mode = SharingMode(args.mode)
+    _before, after = owner.policy().set_sharing(args.camera, mode, live=args.live, by=owner.by)
+    row = owner.client.call("sharing_set", camera=args.camera, mode=args.mode, live=after.live)
     if not args.json:
         live = ", live view allowed" if row["live"] else ""
         console.print(f"{row['camera']}: {row['mode']}{live}", highlight=False)
     return row
 
 
-def _pause(client: ControlClient, args: argparse.Namespace) -> Any:
+def _pause(owner: _Owner, args: argparse.Namespace) -> Any:
     seconds = None
     if args.duration is not None:
         seconds = parse_duration(args.duration).total_seconds()
         if seconds <= 0:
             raise ValueError("--for must be longer than zero")
-    result = client.call("pause", seconds=seconds)
+    until = None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
+    owner.policy().pause(until=until, by=owner.by)
+    result = owner.client.call("pause", seconds=seconds)
     if not args.json:
         until = result.get("until")
         console.print(
@@ -218,15 +279,16 @@ def _pause(client: ControlClient, args: argparse.Namespace) -> Any:
     return result
 
 
-def _resume(client: ControlClient, args: argparse.Namespace) -> Any:
-    result = client.call("resume")
+def _resume(owner: _Owner, args: argparse.Namespace) -> Any:
+    owner.policy().resume()
+    result = owner.client.call("resume")
     if not args.json:
         console.print("sharing resumed" if result["was_paused"] else "sharing was not paused")
     return result
 
 
-def _live_stop(client: ControlClient, args: argparse.Namespace) -> Any:
-    session = client.call("live_stop", id=args.id)
+def _live_stop(owner: _Owner, args: argparse.Namespace) -> Any:
+    session = owner.client.call("live_stop", id=args.id)
     if not args.json:
         console.print(
             f"ended live session {session['id']} ({session['camera']}, "

@@ -5,7 +5,11 @@ and only then renamed into place, so it is never reachable with looser permissio
 and group `rtcc-edge` when that group exists, otherwise 0600 (its owner — root, or the daemon's
 user — only). A live socket already at the path means another daemon runs: that is an error; a
 stale one (nothing listening) is replaced. Each connection may send several requests; the
-peer's uid (SO_PEERCRED) is recorded in the ledger as who approved, denied or changed what.
+peer's uid (SO_PEERCRED) is recorded in the ledger as who approved, denied or changed what, and
+decides who may act as the owner (`agent.control.auth`): owner commands from anyone else are
+refused with `not_owner`. The owner's choices themselves live in the owner directory the daemon
+cannot write (`agent.policy.state`): the owner's CLI records them there first, and the daemon
+adopts what it finds (a daemon running as root writes them itself).
 
 Live sessions in progress (`LiveControl`, the tunnel's manager — given, or found as the request
 service's `stream` handler) are listed by `status`, ended by `live_stop`, all ended when the
@@ -25,16 +29,15 @@ import asyncio
 import contextlib
 import grp
 import os
-import pwd
 import secrets
 import socket
-import struct
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from agent.config import SharingMode
+from agent.control.auth import DEFAULT_OWNER_GROUP, OWNER_COMMANDS, Peer, owner_refusal, peer_of
 from agent.control.protocol import (
     MAX_LINE,
     ApproveArgs,
@@ -49,7 +52,8 @@ from agent.control.protocol import (
 )
 from agent.link.service import OwnerActionError, RequestService
 from agent.log import get_logger
-from agent.policy import CameraSharing, PolicyError
+from agent.policy import CameraSharing, NotOwnerError, PolicyError
+from agent.wire import EventState
 
 log = get_logger(__name__)
 
@@ -86,19 +90,6 @@ def _sharing_json(sharing: CameraSharing) -> dict[str, Any]:
     }
 
 
-def _peer(writer: asyncio.StreamWriter) -> str:
-    sock = writer.get_extra_info("socket")
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return "unknown"
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    try:
-        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
-    except KeyError:
-        return f"uid {uid}"
-
-
 def _listening(path: Path) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
@@ -120,10 +111,15 @@ class ControlServer:
         group: str | None = DEFAULT_GROUP,
         live: LiveControl | None = None,
         overview: Overview | None = None,
+        owner_group: str | None = DEFAULT_OWNER_GROUP,
+        service_uid: int | None = None,
     ) -> None:
+        """`service_uid`: the uid never allowed to act as the owner (default: this process's)."""
         self.path = path
         self.service = service
         self.group = group
+        self.owner_group = owner_group
+        self.service_uid = os.geteuid() if service_uid is None else service_uid
         if service is not None:
             stream_handler = service.handlers.stream
             if live is None and isinstance(stream_handler, LiveControl):
@@ -179,7 +175,8 @@ class ControlServer:
             self.path.unlink()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        by = _peer(writer)
+        peer = peer_of(writer.get_extra_info("socket"))
+        by = peer.label if peer is not None else "unknown"
         try:
             while True:
                 try:
@@ -191,7 +188,7 @@ class ControlServer:
                     return
                 if not line:
                     return
-                writer.write(await self.respond(line, by=by))
+                writer.write(await self.respond(line, by=by, peer=peer))
                 await writer.drain()
         except (TimeoutError, ConnectionError):
             return
@@ -200,15 +197,24 @@ class ControlServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def respond(self, line: bytes, *, by: str) -> bytes:
-        """One response line for one request line; never raises."""
+    async def respond(self, line: bytes, *, by: str, peer: Peer | None) -> bytes:
+        """One response line for one request line from `peer`; never raises."""
         try:
             cmd, args = parse_request(line)
+            if cmd in OWNER_COMMANDS:
+                refusal = owner_refusal(
+                    peer, owner_group=self.owner_group, service_uid=self.service_uid
+                )
+                if refusal is not None:
+                    log.warning("control_not_owner", cmd=cmd, by=by)
+                    return encode_error("not_owner", refusal)
             return encode_ok(await self._dispatch(cmd, args, by=by))
         except ProtocolError as exc:
             return encode_error(exc.code, exc.message)
         except OwnerActionError as exc:
             return encode_error(exc.code, exc.message)
+        except NotOwnerError as exc:
+            return encode_error("not_owner", str(exc))
         except PolicyError as exc:
             return encode_error("not_allowed", str(exc))
         except Exception as exc:
@@ -238,11 +244,17 @@ class ControlServer:
         if cmd == "approve":
             assert isinstance(args, ApproveArgs)
             log.info("owner_approve", request=args.id, by=by)
-            return (await service.approve(args.id, by=by)).summary()
+            jti = self._pending_jti(args.id)
+            if jti is not None:
+                service.policy.record_decision(jti, "approved", by=by)
+            return (await service.approve(jti or args.id, by=by)).summary()
         if cmd == "deny":
             assert isinstance(args, DenyArgs)
             log.info("owner_deny", request=args.id, by=by)
-            return (await service.deny(args.id, reason=args.reason, by=by)).summary()
+            jti = self._pending_jti(args.id)
+            if jti is not None:
+                service.policy.record_decision(jti, "denied", reason=args.reason, by=by)
+            return (await service.deny(jti or args.id, reason=args.reason, by=by)).summary()
         if cmd == "sharing":
             return [_sharing_json(s) for s in service.policy.all_sharing()]
         if cmd == "sharing_set":
@@ -271,3 +283,16 @@ class ControlServer:
             log.info("owner_live_stop", request=args.id, by=by)
             return await self.live.stop_session(args.id, by=by)
         raise ProtocolError("unknown_command", f"unknown command {cmd!r}")
+
+    def _pending_jti(self, request_id: str) -> str | None:
+        """The one pending request `request_id` names (id or prefix), or None — then the
+        service's own lookup says what is wrong (not found, ambiguous, not pending)."""
+        if self.service is None:
+            return None
+        book = self.service.book
+        exact = book.get(request_id)
+        matches = [exact] if exact is not None else book.matching(request_id)
+        if len(request_id) < 4 or len(matches) != 1:
+            return None
+        record = matches[0]
+        return record.jti if record.state is EventState.PENDING_APPROVAL else None

@@ -121,7 +121,12 @@ class LinkComponent:
         self._session, self._service = link.session, link.service
         await self._refresh_footage()
         await link.service.start()
-        self._control = ControlServer(config.control.socket, link.service, overview=self.overview)
+        self._control = ControlServer(
+            config.control.socket,
+            link.service,
+            overview=self.overview,
+            owner_group=config.control.owner_group,
+        )
         await self._control.start()
         self._online = self._online_cameras()
         self._remove_listener = self._daemon.board.add_listener(self._on_camera_state)

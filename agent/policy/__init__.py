@@ -5,15 +5,25 @@ configuration file and judges verified requests (`Policy.evaluate`); see `agent.
 for the order of checks and `agent.policy.hosts` for the destination rules.
 """
 
-from agent.policy.engine import CameraFacts, CameraSharing, Decision, Outcome, Policy, PolicyError
+from agent.policy.engine import (
+    CameraFacts,
+    CameraSharing,
+    Decision,
+    NotOwnerError,
+    Outcome,
+    Policy,
+    PolicyError,
+)
 from agent.policy.hosts import destination_problem, host_matches, is_loopback
-from agent.policy.state import OwnerState, OwnerStateError, OwnerStateStore
+from agent.policy.state import OwnerDecision, OwnerState, OwnerStateError, OwnerStateStore
 
 __all__ = [
     "CameraFacts",
     "CameraSharing",
     "Decision",
+    "NotOwnerError",
     "Outcome",
+    "OwnerDecision",
     "OwnerState",
     "OwnerStateError",
     "OwnerStateStore",

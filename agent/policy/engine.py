@@ -33,7 +33,15 @@ from typing import Literal
 
 from agent.config import AgentConfig, CameraConfig, SharingMode
 from agent.policy.hosts import destination_problem
-from agent.policy.state import STATE_FILE, CameraOverride, OwnerState, OwnerStateStore
+from agent.policy.state import (
+    STATE_FILE,
+    CameraOverride,
+    OwnerDecision,
+    OwnerState,
+    OwnerStateError,
+    OwnerStateStore,
+    legacy_problem,
+)
 from agent.wire import CameraListing, RejectCode, Request
 from agent.wire.registry import Location, Verdict
 from agent.wire.requests import (
@@ -49,6 +57,10 @@ Outcome = Literal["accepted", "pending_approval", "rejected"]
 
 class PolicyError(Exception):
     """The owner asked for a change the configuration does not allow (message says why)."""
+
+
+class NotOwnerError(PolicyError):
+    """This process may not write the owner's choices (it is not root or the owner group)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,15 @@ class Policy:
 
     @classmethod
     def open(cls, config: AgentConfig, *, clock: Callable[[], float] = time.time) -> Policy:
-        return cls(config, OwnerStateStore(Path(config.state_dir) / STATE_FILE), clock=clock)
+        """OwnerStateError when the owner's file is damaged or still in the state directory."""
+        problem = legacy_problem(Path(config.state_dir), config.owner_dir)
+        if problem:
+            raise OwnerStateError(problem)
+        return cls(config, OwnerStateStore(config.owner_dir / STATE_FILE), clock=clock)
+
+    @property
+    def owner_file(self) -> Path:
+        return self._store.path
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -146,8 +166,17 @@ class Policy:
                 "camera is listed on the map, so set [cameras.location] first"
             )
         override = CameraOverride(mode=mode, live=live, changed=self._now(), by=by)
-        sharing = {**self._state.sharing, camera_id: override}
-        self._save(self._state.model_copy(update={"sharing": sharing}))
+
+        def recorded(state: OwnerState) -> bool:
+            saved = state.sharing.get(camera_id)
+            return saved is not None and (saved.mode, saved.live) == (mode, live)
+
+        self._commit(
+            lambda state: state.model_copy(
+                update={"sharing": {**state.sharing, camera_id: override}}
+            ),
+            recorded,
+        )
         after = self.sharing(camera_id)
         assert after is not None
         return before, after
@@ -167,24 +196,67 @@ class Policy:
         return self._state.paused_until if self._state.paused else None
 
     def pause(self, *, until: datetime | None, by: str) -> None:
-        self._save(
-            self._state.model_copy(update={"paused": True, "paused_until": until, "paused_by": by})
+        now = self._now()
+        self._commit(
+            lambda state: state.model_copy(
+                update={"paused": True, "paused_until": until, "paused_by": by}
+            ),
+            lambda state: state.paused_at(now) and (state.paused_until is None) == (until is None),
         )
 
     def resume(self) -> bool:
         """Switch the pause off; False if it was not on."""
         was_on = self._state.paused
         if was_on:
-            self._save(
-                self._state.model_copy(
+            now = self._now()
+            self._commit(
+                lambda state: state.model_copy(
                     update={"paused": False, "paused_until": None, "paused_by": ""}
-                )
+                ),
+                lambda state: not state.paused_at(now),
             )
         return was_on
 
-    def _save(self, state: OwnerState) -> None:
-        self._store.save(state)
-        self._state = state
+    def record_decision(
+        self, jti: str, decision: Literal["approved", "denied"], *, reason: str = "", by: str
+    ) -> None:
+        """Record the owner's answer to request `jti` before anything acts on it."""
+        answer = OwnerDecision(decision=decision, reason=reason, at=self._now(), by=by)
+
+        def recorded(state: OwnerState) -> bool:
+            saved = state.decisions.get(jti)
+            return saved is not None and saved.decision == decision
+
+        self._commit(lambda state: state.with_decision(jti, answer), recorded)
+
+    def decision(self, jti: str) -> OwnerDecision | None:
+        return self._state.decisions.get(jti)
+
+    def _commit(
+        self, change: Callable[[OwnerState], OwnerState], recorded: Callable[[OwnerState], bool]
+    ) -> None:
+        """Make an owner's change effective: adopt it when the owner's file already records it
+        (the owner's CLI writes first, then tells the daemon), else write it — which only root
+        and the owner group can. PolicyError with a plain sentence when this process may not."""
+        on_disk = self._store.load()
+        if recorded(on_disk):
+            if on_disk.paused and not on_disk.paused_at(self._now()):
+                # A timed pause that has ended: off here, whatever the file still says.
+                on_disk = on_disk.model_copy(
+                    update={"paused": False, "paused_until": None, "paused_by": ""}
+                )
+            self._state = on_disk
+            return
+        try:
+            self._state = self._store.update(change)
+        except OwnerStateError as exc:
+            if isinstance(exc.__cause__, PermissionError):
+                raise NotOwnerError(
+                    f"Only the owner can do that: {self._store.path.parent} is writable by root "
+                    f"and the {self._config.control.owner_group} group only. Run the command "
+                    "with sudo, or as a member of that group."
+                ) from exc
+            raise
 
     # Judging a verified request.
 

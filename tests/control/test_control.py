@@ -31,7 +31,7 @@ from agent.control import (
 )
 from agent.control.protocol import MAX_LINE
 from agent.ledger import Kind, read_entries
-from tests.support.link_service import Site, running_service, site_config
+from tests.support.link_service import Site, running_service, site_config, write_site_config
 from tests.support.rtcc import jti_of, make_request
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -297,13 +297,7 @@ def test_client_without_a_daemon(tmp_path: Path) -> None:
 
 @pytest.fixture
 def config_file(short_dir: Path, config: AgentConfig) -> Path:
-    path = short_dir / "agent.toml"
-    path.write_text(
-        f'state_dir = "{config.state_dir}"\n'
-        '[site]\nid = "site-1"\nname = "Corner"\n'
-        f'[control]\nsocket = "{config.control.socket}"\n'
-    )
-    return path
+    return write_site_config(config, short_dir / "agent.toml")
 
 
 async def cli(config_file: Path, *args: str) -> int:

@@ -57,6 +57,7 @@ DOCUMENTED = {
     "/opt/rtcc-edge": ("0755", "root", "root"),
     "/etc/systemd/system/rtcc-edge.service": ("0644", "root", "root"),
     "/run/rtcc-edge": ("0750", "rtcc-edge", "rtcc-edge"),
+    "/etc/rtcc-edge/owner": ("2775", "root", "rtcc-edge-owner"),
 }
 
 
@@ -219,6 +220,34 @@ def test_second_run_is_a_noop_upgrade(staged: Staged) -> None:
     after = _snapshot(staged.root)
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     assert changed == set(), sorted(changed)
+
+
+def test_rerun_repairs_a_damaged_install(staged: Staged) -> None:
+    """The installer promises to fix modes: a re-run over keys and directories with wrong modes
+    (and an owner file left where older versions kept it) repairs them instead of dying."""
+    kid = DeviceKey.load(staged.path("/var/lib/rtcc-edge/device.key")).kid
+    damage = {
+        "/var/lib/rtcc-edge/device.key": 0o644,
+        "/etc/rtcc-edge/client.key": 0o666,
+        "/etc/rtcc-edge/agent.toml": 0o666,
+        "/var/lib/rtcc-edge": 0o777,
+        "/etc/rtcc-edge/owner": 0o777,
+    }
+    for logical, mode in damage.items():
+        staged.path(logical).chmod(mode)
+    legacy = staged.path("/var/lib/rtcc-edge/owner-policy.json")
+    legacy.write_text('{"version": 1, "paused": true}')
+    again = staged.install()
+    assert again.code == 0, again.text
+    assert "Upgrading rtcc-edge" in again.out
+    for logical in damage:
+        assert _mode(staged.path(logical)) == DOCUMENTED[logical][0], logical
+    assert DeviceKey.load(staged.path("/var/lib/rtcc-edge/device.key")).kid == kid
+    moved = staged.path("/etc/rtcc-edge/owner/owner-policy.json")
+    assert not legacy.exists() and json.loads(moved.read_text())["paused"] is True
+    assert _mode(moved) == "0644"
+    assert "moving the owner's choices out of the service's reach" in again.out
+    moved.unlink()  # the tests below expect an install without owner changes
 
 
 def test_dry_run_changes_nothing(staged: Staged, tmp_path: Path) -> None:

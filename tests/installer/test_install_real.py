@@ -38,14 +38,18 @@ echo $? >"$W/install.code"
 for path in /opt/rtcc-edge /opt/rtcc-edge/bin/rtcc-edge /etc/rtcc-edge /etc/rtcc-edge/agent.toml \
     /etc/rtcc-edge/ca.pem /etc/rtcc-edge/client.pem /etc/rtcc-edge/client.key \
     /etc/rtcc-edge/rtcc-jwks.json /etc/rtcc-edge/install-manifest.tsv /var/lib/rtcc-edge \
+    /etc/rtcc-edge/owner \
     /var/lib/rtcc-edge/device.key /var/lib/rtcc-edge/store /etc/systemd/system/rtcc-edge.service
 do
     stat -c '%n %a %U %G' "$path" >>"$W/stat.txt" 2>&1
 done
 getent passwd rtcc-edge >"$W/user.txt"
+getent group rtcc-edge-owner >"$W/owner-group.txt"
+id -nG rtcc-edge >"$W/service-groups.txt"
 /bin/sh "$1" --purge --yes >"$W/purge.out" 2>&1
 echo $? >"$W/purge.code"
 getent passwd rtcc-edge >"$W/user-after.txt"
+getent group rtcc-edge-owner >"$W/owner-group-after.txt"
 ls -A /opt >"$W/opt-after.txt"
 exit 0
 """
@@ -95,7 +99,11 @@ def test_real_mode_install_and_purge(hub: EnrollHub, wheel: Path, scratch: Path)
         "/var/lib/rtcc-edge/device.key": ("600", "rtcc-edge", "rtcc-edge"),
         "/var/lib/rtcc-edge/store": ("750", "rtcc-edge", "rtcc-edge"),
         "/etc/systemd/system/rtcc-edge.service": ("644", "root", "root"),
+        "/etc/rtcc-edge/owner": ("2775", "root", "rtcc-edge-owner"),
     }
+    # The owner group exists, and the service user is not in it.
+    assert (scratch / "owner-group.txt").read_text().startswith("rtcc-edge-owner:")
+    assert "rtcc-edge-owner" not in (scratch / "service-groups.txt").read_text().split()
     account = (scratch / "user.txt").read_text().split(":")
     assert account[0] == "rtcc-edge" and account[5] == "/var/lib/rtcc-edge"
     assert account[6].strip() in ("/usr/sbin/nologin", "/bin/false")
@@ -104,6 +112,7 @@ def test_real_mode_install_and_purge(hub: EnrollHub, wheel: Path, scratch: Path)
 
     assert (scratch / "purge.code").read_text().strip() == "0", (scratch / "purge.out").read_text()
     assert (scratch / "user-after.txt").read_text() == ""
+    assert (scratch / "owner-group-after.txt").read_text() == ""
     assert not (scratch / "varlib" / "rtcc-edge").exists()
     assert not (scratch / "etc" / "rtcc-edge").exists()
     assert "rtcc-edge" not in (scratch / "opt-after.txt").read_text().split()

@@ -66,12 +66,13 @@ def test_changes_the_config_does_not_allow(
     policy = Policy.open(config)
     with pytest.raises(PolicyError, match=why):
         policy.set_sharing(camera, mode, live=live, by="owner")
-    assert not (Path(config.state_dir) / STATE_FILE).exists()
+    assert not (config.owner_dir / STATE_FILE).exists()
 
 
 @pytest.mark.parametrize("content", ["{broken", '{"version": 2}', '{"sharing": {"x": 1}}'])
 def test_a_damaged_state_file_is_an_error(config: AgentConfig, content: str) -> None:
-    (Path(config.state_dir) / STATE_FILE).write_text(content)
+    config.owner_dir.mkdir()
+    (config.owner_dir / STATE_FILE).write_text(content)
     with pytest.raises(OwnerStateError, match=STATE_FILE):
         Policy.open(config)
 
@@ -138,6 +139,35 @@ def test_listings_never_show_private_cameras(config: AgentConfig) -> None:
 def test_state_file_is_readable_json(config: AgentConfig) -> None:
     policy = Policy.open(config)
     policy.set_sharing("side-door", SharingMode.INTEGRATED, live=True, by="uid 0 (root)")
-    saved = json.loads((Path(config.state_dir) / STATE_FILE).read_text())
+    saved = json.loads((config.owner_dir / STATE_FILE).read_text())
     assert saved["sharing"]["side-door"]["live"] is True
     assert saved["sharing"]["side-door"]["by"] == "uid 0 (root)"
+
+
+def test_an_owner_file_left_in_the_state_directory_blocks_start(config: AgentConfig) -> None:
+    """Older versions kept the owner's choices where the service can write them: the daemon
+    refuses to guess which copy is the owner's and says what root must do."""
+    (Path(config.state_dir) / STATE_FILE).write_text('{"version": 1, "paused": true}')
+    with pytest.raises(OwnerStateError, match="move that file to") as caught:
+        Policy.open(config)
+    assert str(config.owner_dir / STATE_FILE) in str(caught.value)
+    (config.owner_dir).mkdir()
+    (config.owner_dir / STATE_FILE).write_text('{"version": 1}')
+    assert not Policy.open(config).paused  # the owner directory's copy wins
+
+
+def test_decisions_are_recorded_and_adopted(config: AgentConfig) -> None:
+    daemon = Policy.open(config)
+    owner = Policy.open(config)
+    owner.record_decision("req-1", "approved", by="uid 0 (root)")
+    owner.set_sharing("front-door", SharingMode.PRIVATE, live=None, by="uid 0 (root)")
+    assert daemon.sharing("front-door").mode is SharingMode.INTEGRATED  # type: ignore[union-attr]
+    # The daemon adopts what the owner recorded rather than writing it again.
+    stamp = (config.owner_dir / STATE_FILE).stat().st_mtime_ns
+    daemon.set_sharing("front-door", SharingMode.PRIVATE, live=None, by="uid 0 (root)")
+    daemon.record_decision("req-1", "approved", by="uid 0 (root)")
+    assert (config.owner_dir / STATE_FILE).stat().st_mtime_ns == stamp
+    assert daemon.decision("req-1").decision == "approved"  # type: ignore[union-attr]
+    assert daemon.sharing("front-door").source == "owner"  # type: ignore[union-attr]
+    mode = (config.owner_dir / STATE_FILE).stat().st_mode & 0o777
+    assert mode == 0o644

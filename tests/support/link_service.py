@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+
 from agent.config import AgentConfig
 from agent.identity import DeviceKey
 from agent.link import DeliveryHandlers, PendingNotifier, RequestService
@@ -67,9 +69,11 @@ def site_config(
     *,
     key: RtccTestKey = RTCC,
     socket_path: Path | None = None,
+    owner_dir: Path | None = None,
     **policy: Any,
 ) -> AgentConfig:
-    """A site `SITE` trusting `key` (JWKS written into `state_dir`), with the CAMERAS above."""
+    """A site `SITE` trusting `key` (JWKS written into `state_dir`), with the CAMERAS above;
+    the owner's choices in `owner_dir` (default `<state_dir>/owner`)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     jwks = key.write_jwks(state_dir / "rtcc-jwks.json")
     settings: dict[str, Any] = {
@@ -83,8 +87,32 @@ def site_config(
         rtcc={"issuer": ISSUER, "jwks_file": str(jwks), "clock_leeway": "30s"},
         cameras=CAMERAS,
         policy=settings,
-        control={"socket": str(socket_path or state_dir / "control.sock")},
+        control={
+            "socket": str(socket_path or state_dir / "control.sock"),
+            "owner_dir": str(owner_dir or state_dir / "owner"),
+        },
     )
+
+
+def write_site_config(config: AgentConfig, path: Path) -> Path:
+    """`config` (made by `site_config`) as a TOML file the CLI can load."""
+    document = {
+        "state_dir": str(config.state_dir),
+        "site": {"id": config.site.id, "name": config.site.name},
+        "rtcc": {
+            "issuer": config.rtcc.issuer,
+            "jwks_file": str(config.rtcc.jwks_file),
+            "clock_leeway": "30s",
+        },
+        "policy": {
+            "allowed_upload_hosts": list(config.policy.allowed_upload_hosts),
+            "allowed_relay_hosts": list(config.policy.allowed_relay_hosts),
+        },
+        "control": {"socket": str(config.control.socket), "owner_dir": str(config.owner_dir)},
+        "cameras": CAMERAS,
+    }
+    path.write_text(tomlkit.dumps(document))
+    return path
 
 
 @dataclass
