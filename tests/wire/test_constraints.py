@@ -101,3 +101,13 @@ def test_write_replaces_only_the_block() -> None:
     assert replace_block(document, render()) == f"before\n{render()}\nafter\n"
     with pytest.raises(ValueError):
         replace_block("no markers", render())
+
+
+def test_the_verifier_s_limits_are_stated() -> None:
+    """Limits the verifier enforces outside the claim models: the request lifetimes."""
+    from agent.link.verify import PROTOCOL_MAX_LIFETIME, PROTOCOL_MAX_STREAM_LIFETIME
+
+    text = PROTOCOL.read_text(encoding="utf-8")
+    stream_minutes = int(PROTOCOL_MAX_STREAM_LIFETIME.total_seconds() // 60)
+    assert f"`exp - iat` ≤ {stream_minutes} min for `stream`" in text
+    assert f"≤ {PROTOCOL_MAX_LIFETIME.days} days otherwise" in text
