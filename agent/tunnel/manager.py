@@ -31,6 +31,7 @@ from agent.config import AgentConfig
 from agent.link.ports import FootageRequest, Job
 from agent.link.service import OwnerActionError
 from agent.log import get_logger
+from agent.policy import Policy
 from agent.recorder.live import LiveHub
 from agent.tunnel.client import relay_ssl_context
 from agent.tunnel.session import (
@@ -48,6 +49,27 @@ from agent.wire.requests import StreamRequest
 
 log = get_logger(__name__)
 
+# The owner's policy as it is *now*, for a request accepted a moment (or a restart) ago: a
+# refusal (code and message), or None.
+Admission = Callable[[StreamRequest], tuple[RejectCode, str] | None]
+
+
+def policy_admission(current: Callable[[], Policy | None]) -> Admission:
+    """An `Admission` asking the owner's policy (`current()`, None while the link is not up:
+    then nothing may start)."""
+
+    def admit(request: StreamRequest) -> tuple[RejectCode, str] | None:
+        policy = current()
+        if policy is None:
+            return RejectCode.INTERNAL, "the agent's request service is not running"
+        decision = policy.evaluate(request, recent_requests=0)  # rate: counted at acceptance
+        if decision.outcome == "rejected" and decision.code is not None:
+            return decision.code, decision.message
+        return None
+
+    return admit
+
+
 _MIN_PREFIX = 4
 STOP_WAIT_S = 0.5  # an owner's stop waits this long at most for the pump to stop
 CLOSE_WAIT_S = 20.0  # the daemon's stop waits this long for sessions to end and report
@@ -62,8 +84,10 @@ class TunnelManager:
         ca_files: Sequence[Path] = (),
         settings: TunnelSettings | None = None,
         clock: Callable[[], float] = time.time,
+        admission: Admission | None = None,
     ) -> None:
         self.sources = sources
+        self.admission = admission
         self.allowed_relay_hosts = list(allowed_relay_hosts)
         self.ca_files = list(ca_files)
         self.settings = settings or TunnelSettings()
@@ -80,6 +104,7 @@ class TunnelManager:
         *,
         live: LiveHub,
         settings: TunnelSettings | None = None,
+        admission: Admission | None = None,
     ) -> TunnelManager:
         """The daemon's manager: cameras, allowed relay hosts and CAs from the configuration.
 
@@ -100,6 +125,7 @@ class TunnelManager:
             allowed_relay_hosts=config.policy.allowed_relay_hosts,
             ca_files=ca_files,
             settings=settings,
+            admission=admission,
         )
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -118,6 +144,14 @@ class TunnelManager:
             return
         if request.jti in self._sessions:
             return  # already running (a repeated start after a restart of the service)
+        refusal = self.admission(request) if self.admission is not None else None
+        if refusal is not None:
+            # Paused, unshared or live turned off between the request's acceptance and now (a
+            # moment, or a restart): the owner's latest word wins.
+            code, message = refusal
+            log.info("live_session_refused_now", request=request.jti, code=code.value)
+            await job.failed(code, message)
+            return
         if job.was_streaming:
             # The agent died mid-session (kill -9, power loss): starting again would grant a
             # fresh max_seconds the RTCC never asked for. Its length and bytes died with it.
