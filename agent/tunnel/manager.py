@@ -15,6 +15,11 @@ session to stop and wait only until it has stopped sending (a task switch, bound
 `STOP_WAIT_S`), never for the websocket's close or the relay; the session closes and writes its
 ledger entry on its own. Only `close()` (the daemon stopping) waits for every session to have
 ended *and* reported, so their `live_session` entries are in the ledger before it is closed.
+
+A session starts only if the owner's policy still allows it at that moment (`admission`: a
+pause or a sharing change may have come since the request was accepted, or across a restart),
+and a request that was already streaming when the agent died is ended, not started again with
+a fresh `max_seconds`.
 """
 
 from __future__ import annotations
