@@ -1,19 +1,24 @@
 """The components `rtcc-edge run` adds to the recorders and the store, in start order.
 
 Delivery components register their handlers in `daemon.delivery` when built (before anything
-starts), so the link finds them. The link starts first; delivery and the live tunnel start
-after it and stop before it: a clip stopped mid-upload is kept for the restart (not failed), and
-a live session's `ended` event and ledger entry still go out, while the link is up. Deliveries
-the link resumes at its start wait for the delivery component to start.
+starts), so the link finds them. The live tunnel asks the link's policy again as each session
+starts, so a pause or a sharing change since the request was accepted is obeyed. The link
+starts first; delivery and the live tunnel start after it and stop before it: a clip stopped
+mid-upload is kept for the restart (not failed), and a live session's `ended` event and ledger
+entry still go out, while the link is up (the tunnel's stop returns once every session has
+ended and written its entry). Deliveries the link resumes at its start wait for the delivery
+component to start.
 """
 
 from __future__ import annotations
 
 from agent.daemon.app import Component, ComponentFactory, Daemon, DaemonError
 from agent.daemon.clock_watch import ClockWatch
-from agent.daemon.link import link_component
+from agent.daemon.link import LinkComponent, link_component
 from agent.delivery import DeliveryService, TlsSetupError, outbound_tls_context
+from agent.policy import Policy
 from agent.tunnel import TunnelComponent, TunnelManager
+from agent.tunnel.manager import policy_admission
 
 
 def delivery_component(daemon: Daemon) -> Component:
@@ -28,8 +33,19 @@ def delivery_component(daemon: Daemon) -> Component:
     return delivery
 
 
+def _link_policy(daemon: Daemon) -> Policy | None:
+    for component in daemon.components:
+        if isinstance(component, LinkComponent) and component.service is not None:
+            return component.service.policy
+    return None
+
+
 def tunnel_component(daemon: Daemon) -> Component:
-    manager = TunnelManager.from_config(daemon.config, live=daemon.live)
+    manager = TunnelManager.from_config(
+        daemon.config,
+        live=daemon.live,
+        admission=policy_admission(lambda: _link_policy(daemon)),
+    )
     daemon.delivery.stream = manager
     return TunnelComponent(manager)
 

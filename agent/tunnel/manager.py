@@ -15,6 +15,11 @@ session to stop and wait only until it has stopped sending (a task switch, bound
 `STOP_WAIT_S`), never for the websocket's close or the relay; the session closes and writes its
 ledger entry on its own. Only `close()` (the daemon stopping) waits for every session to have
 ended *and* reported, so their `live_session` entries are in the ledger before it is closed.
+
+A session starts only if the owner's policy still allows it at that moment (`admission`: a
+pause or a sharing change may have come since the request was accepted, or across a restart),
+and a request that was already streaming when the agent died is ended, not started again with
+a fresh `max_seconds`.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from agent.config import AgentConfig
 from agent.link.ports import FootageRequest, Job
 from agent.link.service import OwnerActionError
 from agent.log import get_logger
+from agent.policy import Policy
 from agent.recorder.live import LiveHub
 from agent.tunnel.client import relay_ssl_context
 from agent.tunnel.session import (
@@ -48,6 +54,27 @@ from agent.wire.requests import StreamRequest
 
 log = get_logger(__name__)
 
+# The owner's policy as it is *now*, for a request accepted a moment (or a restart) ago: a
+# refusal (code and message), or None.
+Admission = Callable[[StreamRequest], tuple[RejectCode, str] | None]
+
+
+def policy_admission(current: Callable[[], Policy | None]) -> Admission:
+    """An `Admission` asking the owner's policy (`current()`, None while the link is not up:
+    then nothing may start)."""
+
+    def admit(request: StreamRequest) -> tuple[RejectCode, str] | None:
+        policy = current()
+        if policy is None:
+            return RejectCode.INTERNAL, "the agent's request service is not running"
+        decision = policy.evaluate(request, recent_requests=0)  # rate: counted at acceptance
+        if decision.outcome == "rejected" and decision.code is not None:
+            return decision.code, decision.message
+        return None
+
+    return admit
+
+
 _MIN_PREFIX = 4
 STOP_WAIT_S = 0.5  # an owner's stop waits this long at most for the pump to stop
 CLOSE_WAIT_S = 20.0  # the daemon's stop waits this long for sessions to end and report
@@ -62,8 +89,10 @@ class TunnelManager:
         ca_files: Sequence[Path] = (),
         settings: TunnelSettings | None = None,
         clock: Callable[[], float] = time.time,
+        admission: Admission | None = None,
     ) -> None:
         self.sources = sources
+        self.admission = admission
         self.allowed_relay_hosts = list(allowed_relay_hosts)
         self.ca_files = list(ca_files)
         self.settings = settings or TunnelSettings()
@@ -80,6 +109,7 @@ class TunnelManager:
         *,
         live: LiveHub,
         settings: TunnelSettings | None = None,
+        admission: Admission | None = None,
     ) -> TunnelManager:
         """The daemon's manager: cameras, allowed relay hosts and CAs from the configuration.
 
@@ -100,6 +130,7 @@ class TunnelManager:
             allowed_relay_hosts=config.policy.allowed_relay_hosts,
             ca_files=ca_files,
             settings=settings,
+            admission=admission,
         )
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -118,6 +149,14 @@ class TunnelManager:
             return
         if request.jti in self._sessions:
             return  # already running (a repeated start after a restart of the service)
+        refusal = self.admission(request) if self.admission is not None else None
+        if refusal is not None:
+            # Paused, unshared or live turned off between the request's acceptance and now (a
+            # moment, or a restart): the owner's latest word wins.
+            code, message = refusal
+            log.info("live_session_refused_now", request=request.jti, code=code.value)
+            await job.failed(code, message)
+            return
         if job.was_streaming:
             # The agent died mid-session (kill -9, power loss): starting again would grant a
             # fresh max_seconds the RTCC never asked for. Its length and bytes died with it.

@@ -411,7 +411,7 @@ class LiveSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(pump, stopper, return_exceptions=True)
             self._stopped_sending()
-        if stopper in done or self._past_deadline():
+        if self._stop.is_set() or self._past_deadline():
             return self._stop_reason or MAX_SECONDS
         if conn.ended in done:
             return conn.ended.result()
@@ -440,6 +440,8 @@ class LiveSession:
             if self._past_deadline():
                 self.stop(MAX_SECONDS)  # the timer is late (a busy loop): the clock decides
                 return
+            if self._stop.is_set():
+                return  # told to stop while this fragment was on its way: it stays here
             await conn.send(chunk.data)
             self.fragments_sent += 1
 

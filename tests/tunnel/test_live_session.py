@@ -22,9 +22,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from agent.config import SharingMode
 from agent.control import ControlClient, ControlServer
 from agent.recorder import RecorderStatus
 from agent.tunnel import ClientSettings, TunnelSettings
+from agent.tunnel.manager import policy_admission
 from camsim.sei import stamps_in_file
 from hub.ca import site_ca
 from hub.relay import Piece
@@ -199,6 +201,28 @@ async def test_every_way_to_end_a_session(cams: CamsimRun, tmp_path: Path, how: 
     else:
         assert states == ["accepted", "streaming", "ended"]
         assert site.events.of(jti)[-1].reason == how
+
+
+@pytest.mark.parametrize("change", ["paused", "live_not_allowed"])
+async def test_a_session_accepted_just_before_the_owner_said_no_never_starts(
+    cams: CamsimRun, tmp_path: Path, change: str
+) -> None:
+    """Between a request's acceptance and its session's start (a moment, or a restart) the
+    owner pauses or takes live view away: the owner's latest word wins, nothing is sent."""
+    async with live_site(tmp_path, cams) as site:
+        service = site.site.service
+        site.manager.admission = policy_admission(lambda: service.policy)
+        jti = await site.request_stream(max_seconds=60)
+        # No await since `handle` returned: the session's start task has not run yet.
+        if change == "paused":
+            service.policy.pause(until=None, by="test")
+        else:
+            service.policy.set_sharing(CAMERA, SharingMode.INTEGRATED, live=False, by="test")
+        failed = await site.wait_for(jti, "failed")
+        assert failed.code == change
+        assert site.events.states(jti) == ["accepted", "failed"]
+        assert site.minted is not None
+        assert site.relay.relay.session(site.minted.record.id) is None  # never dialled
 
 
 def minted_gone(site: LiveSite) -> bool:
