@@ -13,9 +13,11 @@ and each worker costs a few MB. A worker that has caught up with its camera read
 (`RecorderSettings.read_batch`, never past a fragment's due time), which takes about a third
 off its CPU; see docs/recording.md. `source.py` works out each camera's RTSP URL and credentials.
 
-Other processes (`rtcc-edge status`, `store status`) read the daemon's view of the recorders
-with `read_state_file(state_file_path(config.state_dir))`: None if no daemon ever wrote it,
-else a `StateFile` whose `daemon_running()` says whether it is current.
+Other processes (`rtcc-edge store status`) read the daemon's view of the recorders and of its
+link with `read_state_file(state_file_path(config.state_dir))`: None if no daemon ever wrote
+it, else a `StateFile` whose `daemon_running()` says whether it is current; `rtcc-edge status`
+asks the daemon itself. `overview.py` turns either into the rows the owner sees (state, since,
+last error, last frame, days held against the program's bar).
 """
 
 from agent.recorder.live import LiveChunk, LiveFeed, LiveHub, UnknownCamera

@@ -16,7 +16,7 @@ docstring for the caller's view):
   loses only the fragment being assembled, at most `fragment_seconds`), hashed as they are
   written, and the index row is updated (`recording`, current end time) after each one.
 * Durability (a power cut, not just a kill): after each fragment the writer's syncer thread
-  `fdatasync`s the segment file (and, once per segment, its directory), off the thread that
+  `fdatasync`s the segment file (and, once per segment, its directories), off the thread that
   reads the camera; syncs requested while one runs are merged into the next. So a power cut
   loses at most the fragment being assembled plus the one being synced, about two fragments.
   The segment's index row is inserted, and marked complete, in `durable` transactions
@@ -188,7 +188,8 @@ class _OpenSegment:
     hasher: Any = field(default_factory=hashlib.sha256)
     committed: int = 0
     frames: int = 0
-    directory: str = ""  # fsynced once, with the first sync (the file's own entry)
+    # fsynced once, with the first sync: the file's entry, and the day directory's (new daily)
+    directories: tuple[str, ...] = ()
     # Held by the syncer around each fdatasync; closing the fd takes it, so the syncer never
     # touches a closed (or reused) descriptor.
     sync_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -200,7 +201,7 @@ class _Syncer:
     """Makes appended fragments durable without holding up the thread that reads the camera.
 
     `request(segment)` returns at once; a thread `fdatasync`s the segment's file (and, the
-    first time, its directory). Requests made while a sync runs collapse into one more sync,
+    first time, its directories). Requests made while a sync runs collapse into one more sync,
     so a slow disk costs fewer syncs, never a backlog. `os.fdatasync` releases the GIL.
     """
 
@@ -243,12 +244,13 @@ class _Syncer:
                 return  # closed meanwhile: the close fsynced it
             try:
                 os.fdatasync(segment.fd)
-                if not segment.dir_synced and segment.directory:
-                    fd = os.open(segment.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                if not segment.dir_synced:
+                    for directory in segment.directories:
+                        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                        try:
+                            os.fsync(fd)
+                        finally:
+                            os.close(fd)
                     segment.dir_synced = True
             except OSError as exc:
                 # The write itself succeeded and was hashed; only its durability is in doubt.
@@ -651,7 +653,7 @@ class SegmentWriter:
             fragment.start_pts,
             anchor_pts,
             session.anchor_us,
-            directory=str(path.parent),
+            directories=(str(path.parent), str(path.parent.parent)),
         )
         self._segment = segment
         self._write(segment, session.init)

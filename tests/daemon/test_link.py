@@ -12,16 +12,26 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
+from agent.delivery import JobQueue
 from agent.identity import DeviceKey, device_key_path, verify_device_jws
 from agent.wire import RegistryClaims, StatusClaims, Topics
 from tests.daemon.conftest import low_res_camera
+from tests.delivery.conftest import (  # noqa: F401 - pytest fixtures
+    ReceiverFactory,
+    https_receiver,
+    receiver_tls,
+    test_ca,
+)
+from tests.delivery.receivers import ok, status
 from tests.support.broker import (
     MosquittoBroker,
+    TestCA,
     broker,  # noqa: F401 - pytest fixture
     next_message,
 )
@@ -151,3 +161,64 @@ async def test_daemon_takes_a_signed_request_and_publishes_its_presence(
     assert event["req"] in audit.stdout
     verify = await cli(config, "audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+async def test_a_retry_after_outlives_a_daemon_restart(
+    tmp_path: Path,
+    broker: MosquittoBroker,  # noqa: F811
+    daemons: Callable[..., Any],
+    https_receiver: ReceiverFactory,  # noqa: F811
+    test_ca: TestCA,  # noqa: F811
+) -> None:
+    """The upload server answers 503 with Retry-After; the daemon is killed and started again
+    at once: the retry must still wait for the time the server asked (measured by the server)."""
+    site = f"site-{uuid.uuid4().hex[:8]}"
+    topics = Topics(site)
+    wait = 8
+    with run_cameras(low_res_camera()) as cams:
+        config, state_dir = linked_config(tmp_path, broker, site, cams[0])
+        text = config.read_text().replace(
+            '["uploads.rtcc.test"]',
+            '["127.0.0.1"]\n[upload]\nca_file = "' + str(test_ca.cert_path) + '"',
+        )
+        config.write_text(text)
+        first = daemons(config, name="first")
+        await asyncio.to_thread(first.wait_recording, "front-door")
+        await asyncio.sleep(4)
+        script = [status(503, **{"Retry-After": str(wait)}), ok()]
+        async with https_receiver(script) as receiver, broker.client() as rtcc:
+            now = datetime.now(UTC)
+            payload = make_request(
+                "clip",
+                aud=site,
+                camera="front-door",
+                start=(now - timedelta(seconds=4)).isoformat().replace("+00:00", "Z"),
+                end=(now - timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
+                upload={"url": receiver.url()},
+            )
+            await rtcc.publish(topics.req, payload, qos=1)
+            jobs = state_dir / "delivery.db"
+            async with asyncio.timeout(60):
+                while not receiver.received or not _retry_after_kept(jobs):  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            first.signal(9)
+            await asyncio.to_thread(first.wait)
+            second = daemons(config, name="second")
+            async with asyncio.timeout(wait + 90):
+                while len(receiver.completed) < 1:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            second.signal(15)
+            assert await asyncio.to_thread(second.wait) == 0, second.log()
+    refused, accepted = receiver.received
+    assert (refused.answered, accepted.answered) == (503, 200)
+    assert accepted.at - refused.at >= wait - 0.05, accepted.at - refused.at
+
+
+def _retry_after_kept(path: Path) -> bool:
+    if not path.exists():
+        return False
+    queue = JobQueue(path)
+    try:
+        return any(row.not_before is not None for row in queue.all())
+    finally:
+        queue.close()

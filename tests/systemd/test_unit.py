@@ -197,6 +197,7 @@ def test_pings_keep_coming(tmp_path: Path) -> None:
     config.write_text(
         f'state_dir = "{tmp_path / "state"}"\n[site]\nid = "site-1"\nname = "No cameras"\n'
         '[store]\nmin_free = 0\n[log]\nformat = "console"\n'
+        f'[control]\nsocket = "{tmp_path / "control.sock"}"\n'
     )
     env = {**os.environ, "NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"}
     process = subprocess.Popen(
