@@ -9,7 +9,7 @@ import pytest
 
 from agent.cli import main
 from agent.identity import DeviceKey
-from agent.ledger import LEDGER_FILE, Kind, Ledger
+from agent.ledger import LEDGER_FILE, Ledger, entries
 
 
 @pytest.fixture
@@ -17,15 +17,16 @@ def config_file(tmp_path: Path) -> Path:
     state = tmp_path / "state"
     key = DeviceKey.load_or_create(state / "device.key")
     ledger = Ledger.open(state / "ledger", signer=key, checkpoint_every=5)
-    received = {"verified": True, "issuer": "https://rtcc.test", "cmd": "clip", "code": None}
+    about = {"issuer": "https://rtcc.test", "cmd": "clip"}
     for index, camera in enumerate(["front-door", "parking-lot", "front-door"]):
-        data = {**received, "jti": f"r{index}", "camera": camera}
-        ledger.append(Kind.REQUEST_RECEIVED, data)
+        data = {**about, "jti": f"r{index}", "camera": camera}
+        ledger.append(entries.RequestReceived(**data, verified=True, bytes=500, code=None))
         outcome = "accepted" if camera == "front-door" else "pending_approval"
-        ledger.append(Kind.DECISION, {**data, "outcome": outcome})
+        ledger.append(entries.Decision.model_validate({**data, "outcome": outcome}))
     ledger.append(
-        Kind.LIVE_SESSION,
-        {"jti": "r0", "issuer": "https://rtcc.test", "camera": "front-door", "seconds": 120},
+        entries.LiveSession(
+            jti="r0", issuer="https://rtcc.test", camera="front-door", seconds=120, reason="ended"
+        )
     )
     ledger.close()
     path = tmp_path / "agent.toml"
@@ -81,7 +82,7 @@ def test_verify_across_a_key_rotation(
     new_key = DeviceKey.load_or_create(state / "device.key")
     ledger = Ledger.open(state / "ledger", signer=new_key, checkpoint_every=2)
     for n in range(3):
-        ledger.append(Kind.DECISION, {"jti": f"after-{n}", "outcome": "accepted"})
+        ledger.append(entries.Decision(jti=f"after-{n}", outcome="accepted"))
     ledger.close()
     assert run(config_file, "audit", "verify") == 0, capsys.readouterr().err
     capsys.readouterr()
