@@ -234,3 +234,26 @@ def test_a_bad_jwks_file_is_a_sentence_for_check_and_run(
     err = " ".join(capsys.readouterr().err.split())
     assert "rtcc.jwks_file" in err and said in err, err
     assert not (tmp_path / "state").exists(), "nothing started"
+
+
+def test_files_named_on_the_command_line_are_sentences(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12, item 10: a bad or missing file is a sentence and exit 2, never a traceback."""
+    path = write(tmp_path, f'state_dir = "{tmp_path / "state"}"\n' + MINIMAL)
+    bad_token = tmp_path / "token.bin"
+    bad_token.write_bytes(b"\xff\xfe\x00")
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate")
+    for argv, said in (
+        (["enroll", "--hub", "https://hub.test", "--token-file", str(bad_token)], "not UTF-8"),
+        (["enroll", "--hub", "https://hub.test", "--token-file", "/nonexistent/t"], "cannot read"),
+        (["enroll", "--hub", "https://hub.test", "--token", "t", "--ca", "/nonexistent/ca.pem"],
+         "cannot read the hub's CA"),
+        (["enroll", "--hub", "https://hub.test", "--token", "t", "--ca", str(not_pem)],
+         "is not a CA certificate file"),
+        (["audit", "verify", "--witness", "/nonexistent/status.jwt"], "cannot read"),
+    ):  # fmt: skip
+        assert main(["--config", str(path), *argv]) == 2, argv
+        err = " ".join(capsys.readouterr().err.split())
+        assert said in err and "Errno" not in err, (argv, err)
