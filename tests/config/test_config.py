@@ -257,3 +257,21 @@ def test_files_named_on_the_command_line_are_sentences(
         assert main(["--config", str(path), *argv]) == 2, argv
         err = " ".join(capsys.readouterr().err.split())
         assert said in err and "Errno" not in err, (argv, err)
+
+
+def test_numbers_and_flags_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is strict, but an environment value is always text: read as JSON for a number
+    or flag field (and only there: a name stays a name)."""
+    path = write(tmp_path, MINIMAL)
+    monkeypatch.setenv("RTCC_EDGE_STORE__SEGMENT_SECONDS", "30")
+    monkeypatch.setenv("RTCC_EDGE_UPLOAD__BANDWIDTH_MBPS", "2.5")
+    monkeypatch.setenv("RTCC_EDGE_COMPAT__MIN_FPS", "5")
+    monkeypatch.setenv("RTCC_EDGE_SITE__NAME", "123")
+    config = load_config(path)
+    assert (config.store.segment_seconds, config.upload.bandwidth_mbps) == (30, 2.5)
+    assert config.compat.min_fps == 5.0 and config.site.name == "123"
+    monkeypatch.setenv("RTCC_EDGE_STORE__SEGMENT_SECONDS", "yes")
+    with pytest.raises(ConfigError, match="store.segment_seconds"):
+        load_config(path)
