@@ -273,5 +273,5 @@ def test_numbers_and_flags_from_the_environment(
     assert (config.store.segment_seconds, config.upload.bandwidth_mbps) == (30, 2.5)
     assert config.compat.min_fps == 5.0 and config.site.name == "123"
     monkeypatch.setenv("RTCC_EDGE_STORE__SEGMENT_SECONDS", "yes")
-    with pytest.raises(ConfigError, match="store.segment_seconds"):
+    with pytest.raises(ConfigError, match=r"store\.segment_seconds"):
         load_config(path)
