@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -7,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.cli import main
 from agent.cli.config_cmd import example_text
@@ -275,3 +278,44 @@ def test_numbers_and_flags_from_the_environment(
     monkeypatch.setenv("RTCC_EDGE_STORE__SEGMENT_SECONDS", "yes")
     with pytest.raises(ConfigError, match=r"store\.segment_seconds"):
         load_config(path)
+
+
+_STRICT_FIELDS = [
+    ("store", "segment_seconds", int, (10, 600)),
+    ("store", "fragment_seconds", float, (5e-324, 1.0)),  # > 0
+    ("policy", "requests_per_hour", int, (1, 10**6)),
+    ("upload", "concurrency", int, (1, 16)),
+    ("compat", "min_fps", float, (5e-324, float("inf"))),
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    field=st.sampled_from(_STRICT_FIELDS),
+    value=st.one_of(
+        st.booleans(),
+        st.integers(-5, 2000),
+        st.floats(allow_nan=False, allow_infinity=False, min_value=-10, max_value=2000),
+        st.text(alphabet="0123456789.yestrufaln", max_size=6),
+    ),
+)
+def test_strict_values_property(
+    tmp_path_factory: pytest.TempPathFactory,
+    field: tuple[str, str, type, tuple[float, float]],
+    value: object,
+) -> None:
+    """Whatever TOML value a number field gets, it loads only if it is that kind of number
+    (an integer counts as a number with a fraction, never the other way) and in range; and then
+    it is exactly the value written."""
+    section, name, kind, (low, high) = field
+    toml_value = json.dumps(value)  # TOML shares JSON's spelling for these scalars
+    path = tmp_path_factory.mktemp("cfg") / "agent.toml"
+    path.write_text(MINIMAL + f"[{section}]\n{name} = {toml_value}\n")
+    right_type = type(value) is kind or (kind is float and type(value) is int)
+    in_range = right_type and low <= value <= high  # type: ignore[operator]
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        assert not in_range, exc
+        return
+    assert in_range and getattr(getattr(config, section), name) == value
