@@ -276,10 +276,15 @@ class RequestService:
             async with self._lock:
                 self.counters.handled += 1
                 return await self._handle(payload)
+        except LedgerError as exc:
+            log.error("request_not_recorded", bytes=len(payload), error=str(exc))
+            return False
         except Exception:
+            # A bug, not the disk: acknowledged anyway, or the broker would hand the same
+            # payload back forever and nothing after it would be handled.
             self.counters.failures += 1
             log.exception("request_handling_failed", bytes=len(payload))
-            return False
+            return True
 
     async def refuse_busy(self, payload: bytes) -> bool:
         """Refuse a payload the site has no room to handle now (`busy`), with its ledger entry
@@ -305,10 +310,13 @@ class RequestService:
                 # Final like any other refusal (kept in the book): a copy that comes later is a
                 # replay, never a second, contradicting answer under the same id.
                 return await self._rejected_unverified(busy, payload)
+        except LedgerError as exc:
+            log.error("request_not_recorded", bytes=len(payload), error=str(exc))
+            return False
         except Exception:
             self.counters.failures += 1
             log.exception("request_handling_failed", bytes=len(payload))
-            return False
+            return True
 
     async def _handle(self, payload: bytes) -> bool:
         result = self.verifier.verify(payload, consume=False)
