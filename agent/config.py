@@ -9,9 +9,12 @@ silently ignored setting.
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import re
 import tomllib
+import types
+import typing
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -30,8 +33,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -359,6 +364,48 @@ class ControlConfig(_Section):
     )
 
 
+def _scalars(annotation: Any) -> set[type]:
+    """The number and flag types a field's annotation admits (through Annotated and unions)."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _scalars(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_scalars(arg) for arg in typing.get_args(annotation)))
+    return {annotation} & {int, float, bool}
+
+
+def _from_environment(annotation: Any, value: Any) -> Any:
+    """An environment value is text: for a number or flag field, read it as JSON (`30`, `2.5`,
+    `true`), so overrides still work although the fields are strict; anything else as it is."""
+    if (
+        isinstance(value, dict)
+        and isinstance(annotation, type)
+        and issubclass(annotation, BaseModel)
+    ):
+        fields = annotation.model_fields
+        return {
+            name: _from_environment(fields[name].annotation, item) if name in fields else item
+            for name, item in value.items()
+        }
+    wanted = _scalars(annotation)
+    if isinstance(value, str) and wanted:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if type(parsed) in wanted or (type(parsed) is int and float in wanted):
+            return parsed
+    return value
+
+
+class _EnvSource(EnvSettingsSource):
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        prepared = super().prepare_field_value(field_name, field, value, value_is_complex)
+        return _from_environment(field.annotation, prepared)
+
+
 _config_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "rtcc_edge_config_path", default=None
 )
@@ -404,7 +451,7 @@ class AgentConfig(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         path = _config_path.get()
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _EnvSource(settings_cls)]
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)

@@ -1,4 +1,4 @@
-"""`rtcc-edge audit [--since 7d] [--json]`, `audit verify`, `audit report --since 30d`.
+"""`rtcc-edge audit [--since 7d] [--json]`, `audit verify [--witness HEAD]`, `audit report`.
 
 These read the ledger files directly (`<state_dir>/ledger/`), so they work whether or not the
 daemon runs. `verify` needs the device key (`<state_dir>/device.key`) to check the signatures.
@@ -7,6 +7,9 @@ daemon runs. `verify` needs the device key (`<state_dir>/device.key`) to check t
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,15 +18,17 @@ from rich.table import Table
 
 from agent.cli.common import console, err_console, load_or_report, print_json
 from agent.config import parse_duration
-from agent.identity import DeviceKey, DeviceKeyError, device_key_path
+from agent.identity import DeviceKey, DeviceKeyError, JwsError, device_key_path
 from agent.ledger import (
     Entry,
     LedgerFormatError,
+    LedgerHead,
     Tally,
     build_report,
     read_entries,
     verify_ledger,
 )
+from agent.ledger.verify import signed_head_claims
 
 LEDGER_DIR = "ledger"
 _HIDDEN = {"jws", "head_hash", "prev"}
@@ -40,6 +45,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = parser.add_subparsers(dest="audit_command", metavar="ACTION")
     verify = sub.add_parser("verify", help="check the chain, checkpoints and signed head")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
+    verify.add_argument(
+        "--witness",
+        metavar="HEAD",
+        help="a ledger head known outside the site, which the ledger must still hold: the "
+        "site's signed status as the RTCC keeps it (a JWS, or a file holding it), a copy of "
+        "head.json, or SEQ:HASH",
+    )
     verify.set_defaults(func=run_verify)
     report = sub.add_parser("report", help="the owner's transparency report")
     report.add_argument("--since", metavar="WHEN", default="30d", help="default: 30d")
@@ -124,7 +136,15 @@ def run_verify(args: argparse.Namespace) -> int:
     except DeviceKeyError as exc:
         err_console.print(f"cannot check signatures without the device key: {exc}")
         return 2
-    result = verify_ledger(directory, [key.public_jwk, *retired])
+    ring = [key.public_jwk, *retired]
+    witness: LedgerHead | None = None
+    if getattr(args, "witness", None):
+        try:
+            witness = parse_witness(args.witness, ring)
+        except WitnessError as exc:
+            err_console.print(f"--witness: {exc}", highlight=False, markup=False)
+            return 2
+    result = verify_ledger(directory, ring, witness=witness)
     if args.json:
         print_json(
             {
@@ -153,6 +173,50 @@ def run_verify(args: argparse.Namespace) -> int:
     for problem in result.problems[1:]:
         err_console.print(f"  also: {problem.message}", highlight=False, markup=False)
     return 1
+
+
+class WitnessError(ValueError):
+    """The witness given to `audit verify` cannot be used (says why)."""
+
+
+_HEAD_TEXT = re.compile(r"(\d+):([0-9a-f]{64})")
+
+
+def parse_witness(value: str, ring: list[dict[str, Any]]) -> LedgerHead:
+    """A head from `SEQ:HASH`, a device-signed JWS (the signed status, a signed head), a
+    head.json copy, or a file holding one of them."""
+    text = value
+    path = Path(value)
+    is_file = False
+    with contextlib.suppress(OSError, ValueError):  # a JWS is not a file name
+        is_file = path.is_file()
+    if "/" in value or path.suffix in (".json", ".jwt", ".txt") or is_file:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise WitnessError(f"cannot read {value}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise WitnessError(f"{value} is not text") from exc
+    text = text.strip()
+    plain = _HEAD_TEXT.fullmatch(text)
+    if plain is not None:
+        return LedgerHead(int(plain.group(1)), plain.group(2))
+    token = text
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            raise WitnessError(f"not JSON: {exc}") from exc
+        jws = obj.get("jws") if isinstance(obj, dict) else None
+        if not isinstance(jws, str):
+            raise WitnessError("a JSON witness is a copy of head.json, with its jws")
+        token = jws
+    if token.count(".") != 2:
+        raise WitnessError("give SEQ:HASH, a signed status or head (JWS), or a file holding one")
+    try:
+        return signed_head_claims(token, ring)
+    except JwsError as exc:
+        raise WitnessError(f"not a ledger head signed by this site's device key: {exc}") from exc
 
 
 def _tally_row(name: str, tally: Tally) -> list[str]:

@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             write_bundle(args.bundle, report, config_path=path, config=outcome.config)
         except OSError as exc:
-            err_console.print(f"[red]cannot write {args.bundle}: {exc}[/]", highlight=False)
+            reason = exc.strerror or str(exc)
+            err_console.print(f"[red]cannot write {args.bundle}: {reason}[/]", highlight=False)
             return 2
         err_console.print(f"support bundle written to {args.bundle}", highlight=False)
     return 1 if report.status == "fail" else 0

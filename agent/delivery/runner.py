@@ -398,13 +398,10 @@ class DeliveryService:
                 RejectCode.INTERNAL,
                 f"the site cannot write its ledger, so nothing was sent ({exc})",
             ) from exc
-        attempts: list[Attempt] = []
+        attempts: list[Attempt] = []  # every attempt as it ends, a cancelled one too
 
         async def starting(_number: int) -> None:
             await asyncio.to_thread(self.jobs.attempted, jti)
-
-        async def attempted(attempt: Attempt) -> None:
-            attempts.append(attempt)
 
         async def deferred(not_before: float) -> None:
             await asyncio.to_thread(self.jobs.defer, jti, not_before)
@@ -418,8 +415,8 @@ class DeliveryService:
                 deadline=deadline,
                 progress=job.progress if url is None else None,
                 on_start=starting,
-                on_attempt=attempted,
                 on_retry_after=deferred,
+                sent_log=attempts,
             )
         except UploadFailed as exc:
             await self._record(

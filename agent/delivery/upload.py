@@ -318,14 +318,16 @@ class Uploader:
         on_start: Callable[[int], Awaitable[None]] | None = None,
         on_attempt: AttemptHook | None = None,
         on_retry_after: Callable[[float], Awaitable[None]] | None = None,
+        sent_log: list[Attempt] | None = None,
     ) -> UploadResult:
         """PUT `body` (a file, streamed, or bytes) to `url`; retry until `deadline` (epoch s).
 
         `on_start(n)` runs before attempt n sends anything (so an attempt cut short by a
         cancellation is counted too), `on_attempt(attempt)` after it, `on_retry_after(t)` when
         the server asked not to be tried again before epoch time `t` (so that it can be kept
-        across a restart), before the wait. Raises UploadFailed (with the attempts made) when
-        it gives up.
+        across a restart), before the wait. `sent_log`, if given, gets every attempt as it ends,
+        also one cut short by a cancellation (with the bytes it had sent): what left the site is
+        known whatever happens. Raises UploadFailed (with the attempts made) when it gives up.
         """
         if self._session is None:
             raise RuntimeError("the uploader is not started")
@@ -352,9 +354,11 @@ class Uploader:
             if on_start is not None:
                 await on_start(number)
             answer, attempt = await self._attempt(
-                number, current, body, size, sent_headers, throttle
+                number, current, body, size, sent_headers, throttle, sent_log
             )
             attempts.append(attempt)
+            if sent_log is not None:
+                sent_log.append(attempt)
             if on_attempt is not None:
                 await on_attempt(attempt)
             host = _host(current)
@@ -450,6 +454,7 @@ class Uploader:
         size: int,
         headers: dict[str, str],
         throttle: ProgressThrottle | None,
+        sent_log: list[Attempt] | None = None,
     ) -> tuple[_Answer, Attempt]:
         assert self._session is not None
         sent = 0
@@ -496,6 +501,10 @@ class Uploader:
                         )
             except asyncio.CancelledError:
                 _abort(used)
+                if sent_log is not None:
+                    sent_log.append(
+                        Attempt(number, None, "cancelled", sent, time.monotonic() - began)
+                    )
                 raise
             except aiohttp.ClientConnectorCertificateError as exc:
                 error = f"TLS certificate of {_host(url)} is not trusted: {exc.certificate_error}"

@@ -47,8 +47,14 @@ def hub_base_url(url: str) -> str:
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise EnrollError(f"cannot use {ca_file} as the hub's CA: {exc}") from exc
+    except ssl.SSLError as exc:
+        raise EnrollError(
+            f"{ca_file} is not a CA certificate file (PEM): {exc.reason or exc}", code="usage"
+        ) from exc
+    except OSError as exc:
+        raise EnrollError(
+            f"cannot read the hub's CA {ca_file}: {exc.strerror or exc}", code="usage"
+        ) from exc
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 

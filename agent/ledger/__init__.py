@@ -2,7 +2,8 @@
 sharing change, in an append-only hash-chained file the owner can read with `cat` and check
 with `rtcc-edge audit verify`.
 
-Entry kinds and their `data` (all ids are the request's `jti`):
+Entry kinds and their `data` (all ids are the request's `jti`); each kind has its pydantic model
+in `agent.ledger.entries`, which is what `Ledger.append` takes:
 
 - `request_received`: `jti` (None if unreadable), `verified` (signature checked out), `issuer`,
   `cmd`, `camera`, `case`, `requester`, `reason`, `bytes`, `kid`, `code`/`message` (None when the
@@ -24,6 +25,7 @@ Entry kinds and their `data` (all ids are the request's `jti`):
 - `checkpoint`: `head_seq`, `head_hash`, `kid`, `jws`; `recovered`: a torn last line removed.
 """
 
+from agent.ledger import entries
 from agent.ledger.chain import (
     HEAD_FILE,
     LEDGER_FILE,
@@ -35,6 +37,7 @@ from agent.ledger.chain import (
     LedgerHead,
     read_entries,
 )
+from agent.ledger.entries import LedgerEntry
 from agent.ledger.report import Tally, TransparencyReport, build_report
 from agent.ledger.verify import Problem, Verification, verify_ledger
 
@@ -44,6 +47,7 @@ __all__ = [
     "Entry",
     "Kind",
     "Ledger",
+    "LedgerEntry",
     "LedgerError",
     "LedgerFormatError",
     "LedgerHead",
@@ -52,6 +56,7 @@ __all__ = [
     "TransparencyReport",
     "Verification",
     "build_report",
+    "entries",
     "read_entries",
     "verify_ledger",
 ]

@@ -35,11 +35,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.fsutil import atomic_write, fsync_dir
 from agent.identity import DeviceKey
 from agent.log import get_logger
+
+if TYPE_CHECKING:
+    from agent.ledger.entries import LedgerEntry
 
 log = get_logger(__name__)
 
@@ -314,14 +317,15 @@ class Ledger:
             self._seq, self._hash = last.seq, last.hash
         if torn:
             log.warning("ledger_torn_tail", bytes=len(torn))
+            from agent.ledger.entries import Recovered
+
             self.append(
-                Kind.RECOVERED,
-                {
-                    "reason": "incomplete last line removed (written during a crash)",
-                    "bytes": len(torn),
-                    "sha256": hashlib.sha256(torn).hexdigest(),
-                    "preview": torn[:200].decode("utf-8", "replace"),
-                },
+                Recovered(
+                    reason="incomplete last line removed (written during a crash)",
+                    bytes=len(torn),
+                    sha256=hashlib.sha256(torn).hexdigest(),
+                    preview=torn[:200].decode("utf-8", "replace"),
+                )
             )
         if torn or (last is not None and last.kind != Kind.CHECKPOINT):
             self.checkpoint()  # the last run did not close cleanly
@@ -330,21 +334,23 @@ class Ledger:
     def head(self) -> LedgerHead:
         return LedgerHead(self._seq, self._hash)
 
-    def append(self, kind: Kind | str, data: Mapping[str, Any]) -> Entry:
-        """Write one entry and fsync it; checkpoints when `checkpoint_every` entries are due.
-        Blocks for the fsync: from the event loop, call `append_async`. LedgerError if the
+    def append(self, record: LedgerEntry) -> Entry:
+        """Write one entry (its kind and data from the typed `record`, one model per kind in
+        `agent.ledger.entries`) and fsync it; checkpoints when `checkpoint_every` entries are
+        due. Blocks for the fsync: from the event loop, call `append_async`. LedgerError if the
         entry is not durable (nothing of it is left in the file then)."""
+        kind = record.kind
         with self._mutex:
-            entry = self._write(str(kind), data)
+            entry = self._write(kind.value, record.data())
             if kind != Kind.CHECKPOINT:
                 self._since_checkpoint += 1
                 if self._since_checkpoint >= self._checkpoint_every:
-                    self.checkpoint()
+                    self._checkpoint()
             return entry
 
-    async def append_async(self, kind: Kind | str, data: Mapping[str, Any]) -> Entry:
+    async def append_async(self, record: LedgerEntry) -> Entry:
         """`append` in a worker thread: the event loop never waits for the disk."""
-        return await asyncio.to_thread(self.append, kind, data)
+        return await asyncio.to_thread(self.append, record)
 
     def _write(self, kind: str, data: Mapping[str, Any]) -> Entry:
         if self._fd < 0:
@@ -384,15 +390,15 @@ class Ledger:
         if self._seq == 0:
             return None
         signed_seq, signed_hash = self._seq, self._hash
-        entry = self._write(
-            Kind.CHECKPOINT,
-            {
-                "head_seq": signed_seq,
-                "head_hash": signed_hash,
-                "kid": self._signer.kid,
-                "jws": self._sign_head(signed_seq, signed_hash),
-            },
+        from agent.ledger.entries import Checkpoint
+
+        record = Checkpoint(
+            head_seq=signed_seq,
+            head_hash=signed_hash,
+            kid=self._signer.kid,
+            jws=self._sign_head(signed_seq, signed_hash),
         )
+        entry = self._write(record.kind.value, record.data())
         head = {
             "seq": entry.seq,
             "hash": entry.hash,

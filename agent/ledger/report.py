@@ -11,7 +11,8 @@ trustworthy) and per camera:
 - approved / denied: the owner's answers to pending requests; expired: pending requests nobody
   answered in time;
 - rejected: refused by verification or by the sharing policy (also broken down by code);
-- live minutes and bytes uploaded, from live-session and upload entries.
+- live minutes and bytes uploaded, from live-session and upload entries (`bytes`: what actually
+  left the site, so a transfer cut short counts what went out).
 """
 
 from __future__ import annotations
@@ -22,7 +23,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent.ledger.chain import Entry, Kind
+from agent.ledger.chain import Entry
+from agent.ledger.entries import (
+    Approval,
+    Decision,
+    Denial,
+    LedgerEntry,
+    LiveSession,
+    RequestClosed,
+    RequestReceived,
+    Unparseable,
+    Upload,
+    parse_entry_data,
+)
 
 UNVERIFIED = "(unverified)"
 FOOTAGE_COMMANDS = frozenset({"clip", "snapshot", "stream"})
@@ -69,30 +82,21 @@ class TransparencyReport:
         }
 
 
-def _text(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    return value if isinstance(value, str) and value else None
-
-
-def _number(data: dict[str, Any], name: str) -> float:
-    value = data.get(name)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return 0.0
-
-
 def build_report(
     entries: Iterable[Entry], *, since: datetime | None = None, until: datetime | None = None
 ) -> TransparencyReport:
+    """Sum the typed entries (`agent.ledger.entries`); an entry whose data does not fit its
+    kind's model (hand-edited, foreign) is not counted: `audit verify` reports those."""
     report = TransparencyReport(since=since, until=until)
 
-    def tallies(data: dict[str, Any]) -> list[Tally]:
+    def tallies(record: LedgerEntry) -> list[Tally]:
         out = [report.total]
-        verified = data.get("verified", True) is True
-        agency = _text(data, "issuer") if verified else None
+        verified = not isinstance(record, RequestReceived) or record.verified
+        issuer = getattr(record, "issuer", None)
+        agency = issuer if verified and issuer else None
         out.append(report.by_agency.setdefault(agency or UNVERIFIED, Tally()))
-        camera = _text(data, "camera") if verified else None
-        if camera is not None:
+        camera = getattr(record, "camera", None) if verified else None
+        if camera:
             out.append(report.by_camera.setdefault(camera, Tally()))
         return out
 
@@ -100,53 +104,44 @@ def build_report(
         moment = entry.moment
         if (since is not None and moment < since) or (until is not None and moment > until):
             continue
-        data = entry.data
-        if entry.kind == Kind.UNPARSEABLE:
+        record = parse_entry_data(entry)
+        if record is None:
+            continue
+        if isinstance(record, Unparseable):
             report.unparseable += 1
             continue
-        for tally in tallies(data) if entry.kind in _COUNTED else ():
-            _count(entry.kind, data, tally)
-        code = _text(data, "code")
-        if code and (
-            (entry.kind == Kind.REQUEST_RECEIVED)
-            or (entry.kind == Kind.DECISION and data.get("outcome") == "rejected")
+        if not isinstance(record, _COUNTED):
+            continue
+        for tally in tallies(record):
+            _count(record, tally)
+        if (isinstance(record, RequestReceived) and record.code) or (
+            isinstance(record, Decision) and record.outcome == "rejected" and record.code
         ):
-            report.rejected_by_code[code] += 1
+            report.rejected_by_code[record.code] += 1
     return report
 
 
-_COUNTED = frozenset(
-    {
-        Kind.REQUEST_RECEIVED,
-        Kind.DECISION,
-        Kind.APPROVAL,
-        Kind.DENIAL,
-        Kind.REQUEST_CLOSED,
-        Kind.UPLOAD,
-        Kind.LIVE_SESSION,
-    }
-)
+_COUNTED = (RequestReceived, Decision, Approval, Denial, RequestClosed, Upload, LiveSession)
 
 
-def _count(kind: str, data: dict[str, Any], tally: Tally) -> None:
-    if kind == Kind.REQUEST_RECEIVED:
+def _count(record: LedgerEntry, tally: Tally) -> None:
+    if isinstance(record, RequestReceived):
         tally.received += 1
-        if data.get("code"):
+        if record.code:
             tally.rejected += 1
-    elif kind == Kind.DECISION:
-        outcome = data.get("outcome")
-        if outcome == "rejected":
+    elif isinstance(record, Decision):
+        if record.outcome == "rejected":
             tally.rejected += 1
-        elif outcome == "accepted" and data.get("cmd") in FOOTAGE_COMMANDS:
+        elif record.outcome == "accepted" and record.cmd in FOOTAGE_COMMANDS:
             tally.automatic += 1
-    elif kind == Kind.APPROVAL:
+    elif isinstance(record, Approval):
         tally.approved += 1
-    elif kind == Kind.DENIAL:
+    elif isinstance(record, Denial):
         tally.denied += 1
-    elif kind == Kind.REQUEST_CLOSED:
-        if data.get("code") == "approval_expired":
+    elif isinstance(record, RequestClosed):
+        if record.code == "approval_expired":
             tally.expired += 1
-    elif kind == Kind.UPLOAD:
-        tally.bytes_uploaded += int(_number(data, "bytes"))
-    elif kind == Kind.LIVE_SESSION:
-        tally.live_seconds += _number(data, "seconds")
+    elif isinstance(record, Upload):
+        tally.bytes_uploaded += record.bytes
+    elif isinstance(record, LiveSession):
+        tally.live_seconds += record.seconds

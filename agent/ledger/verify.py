@@ -8,6 +8,11 @@ checkpoint's signature must verify with the device key and vouch for the entry b
 (`bad_checkpoint`). Finally the signed head (`head.json`) must verify and name an entry that is
 in the file with that hash (`cut_tail` when the file ends before it). After a problem the check
 carries on from the offending entry, so one damaged spot yields one problem, not a cascade.
+
+A **witness** is a head that left the site: the `ledger_seq`/`ledger_hash` of a signed status
+the RTCC keeps, or a copy of `head.json` kept elsewhere. Entries cut from the end before the
+next checkpoint (and `head.json` with them) are invisible to the file alone; given a witness,
+the ledger must still hold that entry with that hash (`cut_tail` otherwise).
 """
 
 from __future__ import annotations
@@ -140,9 +145,19 @@ def _checkpoint_problem(entry: Entry, number: int, jwk: KeyRing) -> Problem | No
     return None
 
 
-def verify_ledger(directory: Path, jwk: KeyRing) -> Verification:
+def signed_head_claims(token: str, jwk: KeyRing) -> LedgerHead:
+    """The ledger head a device-signed JWS names (a signed status or a signed head); JwsError
+    if the signature does not verify or it names no head."""
+    seq, digest = _signed_claims(token, jwk)
+    return LedgerHead(seq, digest)
+
+
+def verify_ledger(
+    directory: Path, jwk: KeyRing, *, witness: LedgerHead | None = None
+) -> Verification:
     """Check the ledger in `directory` against the device's public JWK (`jwk`), or a list of
-    them: the current key and those retired by a rotation."""
+    them: the current key and those retired by a rotation. `witness`: a head known outside the
+    site, which the ledger must still contain."""
     path = directory / LEDGER_FILE
     result = Verification()
     seen: Counter[int] = Counter()
@@ -159,6 +174,7 @@ def verify_ledger(directory: Path, jwk: KeyRing) -> Verification:
     except LedgerFormatError as exc:
         result.problems.append(Problem("bad_head", f"{HEAD_FILE}: {exc}"))
     signed_hash_in_file: str | None = None
+    witnessed_hash_in_file: str | None = None
 
     prev_seq, prev_hash = 0, GENESIS
     if path.exists():
@@ -206,10 +222,31 @@ def verify_ledger(directory: Path, jwk: KeyRing) -> Verification:
                 result.problems.append(problem)
             if signed is not None and entry.seq == signed.seq:
                 signed_hash_in_file = entry.hash
+            if witness is not None and entry.seq == witness.seq:
+                witnessed_hash_in_file = entry.hash
             prev_seq, prev_hash = entry.seq, entry.hash
         if result.entries:
             result.head = LedgerHead(prev_seq, prev_hash)
 
+    if witness is not None and witness.seq > 0:
+        if witness.seq > prev_seq:
+            result.problems.append(
+                Problem(
+                    "cut_tail",
+                    f"cut tail: entry {witness.seq} was witnessed outside the site "
+                    f"but the ledger ends at entry {prev_seq}",
+                    seq=witness.seq,
+                )
+            )
+        elif witnessed_hash_in_file != witness.hash:
+            result.problems.append(
+                Problem(
+                    "cut_tail",
+                    f"entry {witness.seq} is not the entry witnessed outside the site "
+                    "(the tail was cut and rewritten)",
+                    seq=witness.seq,
+                )
+            )
     if signed is None:
         if result.checkpoints:
             result.problems.append(

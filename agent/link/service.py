@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from agent.config import AgentConfig, SharingMode
 from agent.identity import DeviceKey
-from agent.ledger import Kind, Ledger, LedgerError, LedgerHead
+from agent.ledger import Ledger, LedgerError, LedgerHead, entries
 from agent.link.delivery import DeliveryHandlers
 from agent.link.ports import EventSink, FootageRequest, Holds, PendingNotifier, Publisher
 from agent.link.replay import ReplayCache
@@ -101,30 +101,29 @@ def _host(url: str | None) -> str | None:
     return urlsplit(url).hostname if url else None
 
 
-def _received(request: Request, size: int, kid: str) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "jti": request.jti,
-        "verified": True,
-        "issuer": request.iss,
-        "cmd": request.cmd,
-        "camera": getattr(request, "camera", None),
-        "case": getattr(request, "case", None),
-        "requester": request.requester,
-        "reason": request.reason,
-        "bytes": size,
-        "kid": kid,
-        "code": None,
-        "message": None,
-    }
+def _received(request: Request, size: int, kid: str) -> entries.RequestReceived:
+    data: dict[str, Any] = {}
     if isinstance(request, ClipRequest):
-        data["window"] = [request.start, request.end]
-        data["upload_host"] = _host(request.upload.url)
+        data = {"window": [request.start, request.end], "upload_host": _host(request.upload.url)}
     elif isinstance(request, StreamRequest):
-        data["relay_host"] = _host(request.relay.url)
-        data["max_seconds"] = request.max_seconds
+        data = {"relay_host": _host(request.relay.url), "max_seconds": request.max_seconds}
     elif isinstance(request, CancelRequest):
-        data["target"] = request.target
-    return data
+        data = {"target": request.target}
+    return entries.RequestReceived(
+        jti=request.jti,
+        verified=True,
+        issuer=request.iss,
+        cmd=request.cmd,
+        camera=getattr(request, "camera", None),
+        case=getattr(request, "case", None),
+        requester=request.requester,
+        reason=request.reason,
+        bytes=size,
+        kid=kid,
+        code=None,
+        message=None,
+        **data,
+    )
 
 
 @dataclass
@@ -277,10 +276,15 @@ class RequestService:
             async with self._lock:
                 self.counters.handled += 1
                 return await self._handle(payload)
+        except LedgerError as exc:
+            log.error("request_not_recorded", bytes=len(payload), error=str(exc))
+            return False
         except Exception:
+            # A bug, not the disk: acknowledged anyway, or the broker would hand the same
+            # payload back forever and nothing after it would be handled.
             self.counters.failures += 1
             log.exception("request_handling_failed", bytes=len(payload))
-            return False
+            return True
 
     async def refuse_busy(self, payload: bytes) -> bool:
         """Refuse a payload the site has no room to handle now (`busy`), with its ledger entry
@@ -306,10 +310,13 @@ class RequestService:
                 # Final like any other refusal (kept in the book): a copy that comes later is a
                 # replay, never a second, contradicting answer under the same id.
                 return await self._rejected_unverified(busy, payload)
+        except LedgerError as exc:
+            log.error("request_not_recorded", bytes=len(payload), error=str(exc))
+            return False
         except Exception:
             self.counters.failures += 1
             log.exception("request_handling_failed", bytes=len(payload))
-            return False
+            return True
 
     async def _handle(self, payload: bytes) -> bool:
         result = self.verifier.verify(payload, consume=False)
@@ -330,9 +337,7 @@ class RequestService:
             )
             return await self._rejected_unverified(replay, payload)
         try:
-            await self.ledger.append_async(
-                Kind.REQUEST_RECEIVED, _received(request, result.size, result.kid)
-            )
+            await self.ledger.append_async(_received(request, result.size, result.kid))
         except LedgerError as exc:
             log.error("request_not_recorded", request=request.jti, error=str(exc))
             return False
@@ -399,28 +404,26 @@ class RequestService:
         try:
             if not rejection.parseable:
                 await self.ledger.append_async(
-                    Kind.UNPARSEABLE,
-                    {
-                        "bytes": rejection.size,
-                        "sha256": hashlib.sha256(payload).hexdigest(),
-                        "code": code.value,
-                        "message": rejection.message,
-                    },
+                    entries.Unparseable(
+                        bytes=rejection.size,
+                        sha256=hashlib.sha256(payload).hexdigest(),
+                        code=code.value,
+                        message=rejection.message,
+                    )
                 )
             else:
                 await self.ledger.append_async(
-                    Kind.REQUEST_RECEIVED,
-                    {
-                        "jti": rejection.jti,
-                        "verified": rejection.verified,
-                        "issuer": rejection.issuer,
-                        "cmd": rejection.cmd,
-                        "camera": rejection.camera,
-                        "bytes": rejection.size,
-                        "kid": rejection.kid,
-                        "code": code.value,
-                        "message": rejection.message,
-                    },
+                    entries.RequestReceived(
+                        jti=rejection.jti,
+                        verified=rejection.verified,
+                        issuer=rejection.issuer,
+                        cmd=rejection.cmd,
+                        camera=rejection.camera,
+                        bytes=rejection.size,
+                        kid=rejection.kid,
+                        code=code.value,
+                        message=rejection.message,
+                    )
                 )
         except LedgerError as exc:
             log.error("request_not_recorded", request=rejection.jti, error=str(exc))
@@ -487,16 +490,15 @@ class RequestService:
 
     async def _ledger_decision(self, request: Request, decision: Decision) -> None:
         await self.ledger.append_async(
-            Kind.DECISION,
-            {
-                "jti": request.jti,
-                "issuer": request.iss,
-                "cmd": request.cmd,
-                "camera": getattr(request, "camera", None),
-                "outcome": decision.outcome,
-                "code": decision.code.value if decision.code else None,
-                "message": decision.message or None,
-            },
+            entries.Decision(
+                jti=request.jti,
+                issuer=request.iss,
+                cmd=request.cmd,
+                camera=getattr(request, "camera", None),
+                outcome=decision.outcome,
+                code=decision.code.value if decision.code else None,
+                message=decision.message or None,
+            )
         )
 
     async def _admit(self, request: FootageRequest, decision: Decision) -> None:
@@ -519,14 +521,9 @@ class RequestService:
                 await self._open_final(request, EventState.REJECTED, failed)
                 return
             await self.ledger.append_async(
-                Kind.HOLD_PLACED,
-                {
-                    "hold_id": hold_id,
-                    "jti": request.jti,
-                    "camera": request.camera,
-                    "start": start,
-                    "end": end,
-                },
+                entries.HoldPlaced(
+                    hold_id=hold_id, jti=request.jti, camera=request.camera, start=start, end=end
+                )
             )
         state = EventState(decision.outcome)
         # The decision is durable before the book holds the request: a request in the book in
@@ -597,16 +594,15 @@ class RequestService:
             return None
         if state in FINAL_STATES:
             await self.ledger.append_async(
-                Kind.REQUEST_CLOSED,
-                {
-                    "jti": current.jti,
-                    "issuer": current.issuer,
-                    "cmd": current.cmd,
-                    "camera": current.camera,
-                    "state": state.value,
-                    "code": code.value if code else None,
-                    "message": message,
-                },
+                entries.RequestClosed(
+                    jti=current.jti,
+                    issuer=current.issuer,
+                    cmd=current.cmd,
+                    camera=current.camera,
+                    state=state.value,
+                    code=code.value if code else None,
+                    message=message,
+                )
             )
         try:
             record = self.book.advance(jti, state, code=code, message=message)
@@ -629,8 +625,7 @@ class RequestService:
                 log.exception("hold_release_failed", hold=record.hold_id)
                 released = False
             await self.ledger.append_async(
-                Kind.HOLD_RELEASED,
-                {"hold_id": record.hold_id, "jti": record.jti, "released": released},
+                entries.HoldReleased(hold_id=record.hold_id, jti=record.jti, released=released)
             )
 
     async def _emit(
@@ -720,7 +715,15 @@ class RequestService:
             if record.expires is not None and self._clock() >= record.expires.timestamp():
                 await self._expire(record.jti)
                 raise OwnerActionError("expired", f"request {record.jti} expired before approval")
-            await self.ledger.append_async(Kind.APPROVAL, self._owner_data(record, by))
+            await self.ledger.append_async(
+                entries.Approval(
+                    jti=record.jti,
+                    issuer=record.issuer,
+                    cmd=record.cmd,
+                    camera=record.camera,
+                    by=by,
+                )
+            )
             updated = await self._transition(record.jti, EventState.APPROVED)
             assert updated is not None
             timer = self._timers.pop(record.jti, None)
@@ -733,7 +736,14 @@ class RequestService:
         async with self._lock:
             record = self._pending(request_id)
             await self.ledger.append_async(
-                Kind.DENIAL, {**self._owner_data(record, by), "reason": reason}
+                entries.Denial(
+                    jti=record.jti,
+                    issuer=record.issuer,
+                    cmd=record.cmd,
+                    camera=record.camera,
+                    by=by,
+                    reason=reason,
+                )
             )
             updated = await self._transition(
                 record.jti,
@@ -743,16 +753,6 @@ class RequestService:
             )
             assert updated is not None
             return updated
-
-    @staticmethod
-    def _owner_data(record: RequestRecord, by: str) -> dict[str, Any]:
-        return {
-            "jti": record.jti,
-            "issuer": record.issuer,
-            "cmd": record.cmd,
-            "camera": record.camera,
-            "by": by,
-        }
 
     # Delivery.
 
@@ -799,18 +799,18 @@ class RequestService:
             await self._transition(jti, state, **fields)
 
     async def _record_outflow(
-        self, kind: Kind, record: RequestRecord, data: dict[str, Any]
+        self, model: type[entries.OutflowEntry], record: RequestRecord, data: Mapping[str, Any]
     ) -> None:
         # Who asked and for which case, in the entry itself: the owner's report of what left
         # the site should not need a join with the request's own entry.
-        base = {
+        about = {
             "jti": record.jti,
             "issuer": record.issuer,
             "requester": record.requester,
             "case": record.case,
             "camera": record.camera,
         }
-        await self.ledger.append_async(kind, {**base, **data})
+        await self.ledger.append_async(model.model_validate({**about, **data}))
 
     # The owner's switches.
 
@@ -821,15 +821,14 @@ class RequestService:
         async with self._lock:
             before, after = self.policy.set_sharing(camera, mode, live=live, by=by)
             await self.ledger.append_async(
-                Kind.SHARING_CHANGED,
-                {
-                    "camera": camera,
-                    "mode": after.mode.value,
-                    "live": after.live,
-                    "previous_mode": before.mode.value,
-                    "previous_live": before.live,
-                    "by": by,
-                },
+                entries.SharingChanged(
+                    camera=camera,
+                    mode=after.mode.value,
+                    live=after.live,
+                    previous_mode=before.mode.value,
+                    previous_live=before.live,
+                    by=by,
+                )
             )
         await self._publish(self.publisher.publish_registry)
         return after
@@ -839,7 +838,7 @@ class RequestService:
         until = None if duration is None else self._now() + duration
         async with self._lock:
             self.policy.pause(until=until, by=by)
-            await self.ledger.append_async(Kind.PAUSED, {"until": until, "by": by})
+            await self.ledger.append_async(entries.Paused(until=until, by=by))
             await self._arm_pause_timer()
         await self._publish(self.publisher.publish_status)
         return until
@@ -858,7 +857,7 @@ class RequestService:
             self._pause_timer = None
         was_on = self.policy.resume()
         if was_on:
-            await self.ledger.append_async(Kind.RESUMED, {"automatic": automatic, "by": by})
+            await self.ledger.append_async(entries.Resumed(automatic=automatic, by=by))
         return was_on
 
     async def _arm_pause_timer(self) -> None:
@@ -954,20 +953,20 @@ class _Job:
     async def uploaded(self, nbytes: int, *, host: str) -> None:
         async with self._service._lock:
             await self._service._record_outflow(
-                Kind.UPLOAD, self._record, {"bytes": nbytes, "host": host}
+                entries.Upload, self._record, {"bytes": nbytes, "host": host}
             )
 
     async def sending(self, what: str, *, host: str, size: int, sha256: str) -> None:
         async with self._service._lock:
             await self._service._record_outflow(
-                Kind.UPLOAD_STARTED,
+                entries.UploadStarted,
                 self._record,
                 {"object": what, "host": host, "size": size, "sha256": sha256},
             )
 
     async def sent(self, details: Mapping[str, Any]) -> None:
         async with self._service._lock:
-            await self._service._record_outflow(Kind.UPLOAD, self._record, dict(details))
+            await self._service._record_outflow(entries.Upload, self._record, details)
 
     async def completed(self, *, manifest: str | None = None) -> None:
         await self._service._report(self.request_id, EventState.COMPLETED, manifest=manifest)
@@ -989,7 +988,7 @@ class _Job:
         if relay_host is not None:
             data["host"] = relay_host
         async with self._service._lock:
-            await self._service._record_outflow(Kind.LIVE_SESSION, self._record, data)
+            await self._service._record_outflow(entries.LiveSession, self._record, data)
             await self._service._transition(self.request_id, EventState.ENDED, reason=reason)
 
     async def failed(self, code: RejectCode, message: str) -> None:

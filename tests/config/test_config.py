@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -7,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.cli import main
 from agent.cli.config_cmd import example_text
@@ -234,3 +237,85 @@ def test_a_bad_jwks_file_is_a_sentence_for_check_and_run(
     err = " ".join(capsys.readouterr().err.split())
     assert "rtcc.jwks_file" in err and said in err, err
     assert not (tmp_path / "state").exists(), "nothing started"
+
+
+def test_files_named_on_the_command_line_are_sentences(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 12, item 10: a bad or missing file is a sentence and exit 2, never a traceback."""
+    path = write(tmp_path, f'state_dir = "{tmp_path / "state"}"\n' + MINIMAL)
+    bad_token = tmp_path / "token.bin"
+    bad_token.write_bytes(b"\xff\xfe\x00")
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate")
+    for argv, said in (
+        (["enroll", "--hub", "https://hub.test", "--token-file", str(bad_token)], "not UTF-8"),
+        (["enroll", "--hub", "https://hub.test", "--token-file", "/nonexistent/t"], "cannot read"),
+        (["enroll", "--hub", "https://hub.test", "--token", "t", "--ca", "/nonexistent/ca.pem"],
+         "cannot read the hub's CA"),
+        (["enroll", "--hub", "https://hub.test", "--token", "t", "--ca", str(not_pem)],
+         "is not a CA certificate file"),
+        (["audit", "verify", "--witness", "/nonexistent/status.jwt"], "cannot read"),
+    ):  # fmt: skip
+        assert main(["--config", str(path), *argv]) == 2, argv
+        err = " ".join(capsys.readouterr().err.split())
+        assert said in err and "Errno" not in err, (argv, err)
+
+
+def test_numbers_and_flags_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is strict, but an environment value is always text: read as JSON for a number
+    or flag field (and only there: a name stays a name)."""
+    path = write(tmp_path, MINIMAL)
+    monkeypatch.setenv("RTCC_EDGE_STORE__SEGMENT_SECONDS", "30")
+    monkeypatch.setenv("RTCC_EDGE_UPLOAD__BANDWIDTH_MBPS", "2.5")
+    monkeypatch.setenv("RTCC_EDGE_COMPAT__MIN_FPS", "5")
+    monkeypatch.setenv("RTCC_EDGE_SITE__NAME", "123")
+    config = load_config(path)
+    assert (config.store.segment_seconds, config.upload.bandwidth_mbps) == (30, 2.5)
+    assert config.compat.min_fps == 5.0 and config.site.name == "123"
+    monkeypatch.setenv("RTCC_EDGE_STORE__SEGMENT_SECONDS", "yes")
+    with pytest.raises(ConfigError, match=r"store\.segment_seconds"):
+        load_config(path)
+
+
+_STRICT_FIELDS = [
+    ("store", "segment_seconds", int, (10, 600)),
+    ("store", "fragment_seconds", float, (5e-324, 1.0)),  # > 0
+    ("policy", "requests_per_hour", int, (1, 10**6)),
+    ("upload", "concurrency", int, (1, 16)),
+    ("compat", "min_fps", float, (5e-324, float("inf"))),
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    field=st.sampled_from(_STRICT_FIELDS),
+    value=st.one_of(
+        st.booleans(),
+        st.integers(-5, 2000),
+        st.floats(allow_nan=False, allow_infinity=False, min_value=-10, max_value=2000),
+        st.text(alphabet="0123456789.yestrufaln", max_size=6),
+    ),
+)
+def test_strict_values_property(
+    tmp_path_factory: pytest.TempPathFactory,
+    field: tuple[str, str, type, tuple[float, float]],
+    value: object,
+) -> None:
+    """Whatever TOML value a number field gets, it loads only if it is that kind of number
+    (an integer counts as a number with a fraction, never the other way) and in range; and then
+    it is exactly the value written."""
+    section, name, kind, (low, high) = field
+    toml_value = json.dumps(value)  # TOML shares JSON's spelling for these scalars
+    path = tmp_path_factory.mktemp("cfg") / "agent.toml"
+    path.write_text(MINIMAL + f"[{section}]\n{name} = {toml_value}\n")
+    right_type = type(value) is kind or (kind is float and type(value) is int)
+    in_range = right_type and low <= value <= high  # type: ignore[operator]
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        assert not in_range, exc
+        return
+    assert in_range and getattr(getattr(config, section), name) == value

@@ -222,3 +222,61 @@ def _retry_after_kept(path: Path) -> bool:
         return any(row.not_before is not None for row in queue.all())
     finally:
         queue.close()
+
+
+async def test_a_cut_tail_is_caught_with_the_head_the_rtcc_witnessed(
+    tmp_path: Path,
+    broker: MosquittoBroker,  # noqa: F811
+    daemons: Callable[..., Any],
+) -> None:
+    """Issue 12, item 5: entries cut from the end of a ledger that has no signed checkpoint yet
+    (a daemon killed before its first one, then `head.json`-less) look like a whole ledger to
+    the file alone; the head carried in the signed status the RTCC received catches it."""
+    site = f"site-{uuid.uuid4().hex[:8]}"
+    topics = Topics(site)
+    with run_cameras(low_res_camera()) as cams:
+        config, state_dir = linked_config(tmp_path, broker, site, cams[0])
+        daemon = daemons(config)
+        await asyncio.to_thread(daemon.wait_recording, "front-door")
+        key = DeviceKey.load(device_key_path(state_dir))
+        async with broker.client() as rtcc:
+            await rtcc.subscribe(f"rtcc/v1/sites/{site}/#", qos=1)
+            inbox = Inbox(rtcc, key)
+            await inbox.wait(topics.status)
+            payload = make_request("clip", aud=site, camera="no-such-camera")
+            await rtcc.publish(topics.req, payload, qos=1)
+            await inbox.wait(topics.evt, lambda c: c["state"] == "rejected")
+            # A pause and a resume: entries, and a status published after each.
+            for command in (["pause"], ["resume"]):
+                done = await cli(config, *command)
+                assert done.returncode == 0, done.stderr
+            ledger_path = state_dir / "ledger" / "ledger.jsonl"
+            last = json.loads(ledger_path.read_text().splitlines()[-1])
+            assert last["kind"] == "resumed"
+            # The signed status the RTCC receives after the resume carries that head.
+            witnessed = ""
+            async with asyncio.timeout(60):
+                while not witnessed:
+                    message = await next_message(rtcc, within=60)
+                    if message.topic.value != topics.status:
+                        continue
+                    token = bytes(message.payload).decode()
+                    claims = verify_device_jws(token, key.public_jwk)
+                    if claims.get("ledger_seq") == last["seq"]:
+                        assert claims["ledger_hash"] == last["hash"]
+                        witnessed = token
+        daemon.signal(9)  # no closing checkpoint
+        await asyncio.to_thread(daemon.wait)
+
+    entries = ledger_path.read_text().splitlines(keepends=True)
+    assert not any('"kind": "checkpoint"' in line for line in entries), "none signed yet"
+    assert not (state_dir / "ledger" / "head.json").exists()
+    ledger_path.write_text("".join(entries[:-2]))  # the tail cut off
+    alone = await cli(config, "audit", "verify")
+    assert alone.returncode == 0, "the file alone cannot tell"
+    witness = tmp_path / "status.jwt"
+    witness.write_text(witnessed)
+    caught = await cli(config, "audit", "verify", "--witness", str(witness))
+    assert caught.returncode == 1, caught.stdout + caught.stderr
+    said = " ".join(caught.stderr.split())
+    assert "cut tail" in said and f"entry {last['seq']} was witnessed" in said, said

@@ -9,7 +9,7 @@ import pytest
 
 from agent.cli import main
 from agent.identity import DeviceKey
-from agent.ledger import LEDGER_FILE, Kind, Ledger
+from agent.ledger import LEDGER_FILE, Ledger, entries
 
 
 @pytest.fixture
@@ -17,15 +17,16 @@ def config_file(tmp_path: Path) -> Path:
     state = tmp_path / "state"
     key = DeviceKey.load_or_create(state / "device.key")
     ledger = Ledger.open(state / "ledger", signer=key, checkpoint_every=5)
-    received = {"verified": True, "issuer": "https://rtcc.test", "cmd": "clip", "code": None}
+    about = {"issuer": "https://rtcc.test", "cmd": "clip"}
     for index, camera in enumerate(["front-door", "parking-lot", "front-door"]):
-        data = {**received, "jti": f"r{index}", "camera": camera}
-        ledger.append(Kind.REQUEST_RECEIVED, data)
+        data = {**about, "jti": f"r{index}", "camera": camera}
+        ledger.append(entries.RequestReceived(**data, verified=True, bytes=500, code=None))
         outcome = "accepted" if camera == "front-door" else "pending_approval"
-        ledger.append(Kind.DECISION, {**data, "outcome": outcome})
+        ledger.append(entries.Decision.model_validate({**data, "outcome": outcome}))
     ledger.append(
-        Kind.LIVE_SESSION,
-        {"jti": "r0", "issuer": "https://rtcc.test", "camera": "front-door", "seconds": 120},
+        entries.LiveSession(
+            jti="r0", issuer="https://rtcc.test", camera="front-door", seconds=120, reason="ended"
+        )
     )
     ledger.close()
     path = tmp_path / "agent.toml"
@@ -81,7 +82,7 @@ def test_verify_across_a_key_rotation(
     new_key = DeviceKey.load_or_create(state / "device.key")
     ledger = Ledger.open(state / "ledger", signer=new_key, checkpoint_every=2)
     for n in range(3):
-        ledger.append(Kind.DECISION, {"jti": f"after-{n}", "outcome": "accepted"})
+        ledger.append(entries.Decision(jti=f"after-{n}", outcome="accepted"))
     ledger.close()
     assert run(config_file, "audit", "verify") == 0, capsys.readouterr().err
     capsys.readouterr()
@@ -105,3 +106,48 @@ def test_report(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(config_file, "audit", "report") == 0
     out = capsys.readouterr().out
     assert "Transparency report" in out and "https://rtcc.test" in out
+
+
+def test_verify_with_a_witness(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The head kept outside the site (issue 12, item 5): what the file alone cannot show."""
+    ledger_dir = tmp_path / "state" / "ledger"
+    head_copy = tmp_path / "head-copy.json"
+    head_copy.write_text((ledger_dir / "head.json").read_text())
+    lines = (ledger_dir / LEDGER_FILE).read_text().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    assert run(config_file, "audit", "verify", "--witness", f"{last['seq']}:{last['hash']}") == 0
+    assert run(config_file, "audit", "verify", "--witness", str(head_copy)) == 0
+    capsys.readouterr()
+    # Cut back to before the first checkpoint, head.json gone with it: alone, it looks whole.
+    cut = next(i for i, line in enumerate(lines) if '"kind": "checkpoint"' in line)
+    (ledger_dir / LEDGER_FILE).write_text("".join(lines[:cut]))
+    (ledger_dir / "head.json").unlink()
+    assert run(config_file, "audit", "verify") == 0
+    for witness in (f"{last['seq']}:{last['hash']}", str(head_copy)):
+        assert run(config_file, "audit", "verify", "--witness", witness) == 1
+        assert f"entry {last['seq']} was witnessed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("witness", "said"),
+    [
+        ("12", "give SEQ:HASH"),
+        ("/nonexistent/status.jwt", "cannot read"),
+        ("a.b.c", "not a ledger head signed by this site"),
+    ],
+)
+def test_a_bad_witness_is_a_sentence(
+    config_file: Path, capsys: pytest.CaptureFixture[str], witness: str, said: str
+) -> None:
+    assert run(config_file, "audit", "verify", "--witness", witness) == 2
+    assert said in capsys.readouterr().err
+
+
+def test_a_witness_signed_by_another_key_is_refused(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = DeviceKey.generate().sign({"ledger_seq": 1, "ledger_hash": "0" * 64})
+    assert run(config_file, "audit", "verify", "--witness", token) == 2
+    assert "not a ledger head signed by this site" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from agent.ledger import (
     Ledger,
     LedgerError,
     build_report,
+    entries,
     read_entries,
     verify_ledger,
 )
@@ -35,7 +36,7 @@ def key() -> DeviceKey:
 def write(directory: Path, key: DeviceKey, count: int = 10, **options: float) -> Ledger:
     ledger = Ledger.open(directory, signer=key, **options)  # type: ignore[arg-type]
     for index in range(count):
-        ledger.append(Kind.DECISION, {"jti": f"r{index}", "outcome": "accepted", "n": index})
+        ledger.append(entries.Decision(jti=f"r{index}", outcome="accepted", camera=f"cam-{index}"))
     return ledger
 
 
@@ -64,13 +65,11 @@ def test_entries_chain_and_verify(tmp_path: Path, key: DeviceKey) -> None:
 
 def test_each_line_is_plain_json(tmp_path: Path, key: DeviceKey) -> None:
     ledger = write(tmp_path, key, 1)
-    ledger.append(
-        Kind.DENIAL, {"reason": "pas aujourd’hui", "when": datetime(2026, 1, 1, tzinfo=UTC)}
-    )
+    ledger.append(entries.Paused(until=datetime(2026, 1, 1, tzinfo=UTC), by="pas aujourd’hui"))
     ledger.close()
     line = json.loads(lines(tmp_path)[1])
     assert list(line) == ["seq", "time", "kind", "data", "prev", "hash"]
-    assert line["data"] == {"reason": "pas aujourd’hui", "when": "2026-01-01T00:00:00.000000Z"}
+    assert line["data"] == {"until": "2026-01-01T00:00:00.000000Z", "by": "pas aujourd’hui"}
     assert "pas aujourd’hui" in lines(tmp_path)[1], "readable with cat, not escaped"
 
 
@@ -106,7 +105,7 @@ def test_checkpoint_after_an_interval(tmp_path: Path, key: DeviceKey) -> None:
 
 def test_head_for_the_status_message(tmp_path: Path, key: DeviceKey) -> None:
     ledger = write(tmp_path, key, 3)
-    entry = ledger.append(Kind.UPLOAD, {"bytes": 10})
+    entry = ledger.append(entries.Upload(jti="r1", bytes=10))
     assert (ledger.head.seq, ledger.head.hash) == (entry.seq, entry.hash)
     ledger.close()
 
@@ -306,23 +305,31 @@ def test_report_counts(tmp_path: Path, key: DeviceKey) -> None:
         ("c", other, "lot", "pending_approval"),
         ("d", other, "stock", "rejected"),
     ):
-        received = {"jti": jti, "verified": True, "issuer": issuer, "camera": camera, "cmd": "clip"}
-        ledger.append(Kind.REQUEST_RECEIVED, {**received, "code": None})
+        received = {"jti": jti, "issuer": issuer, "camera": camera, "cmd": "clip"}
+        ledger.append(
+            entries.RequestReceived.model_validate(
+                {**received, "verified": True, "bytes": 500, "code": None}
+            )
+        )
         code = "not_shared" if outcome == "rejected" else None
-        ledger.append(Kind.DECISION, {**received, "outcome": outcome, "code": code})
+        ledger.append(
+            entries.Decision.model_validate({**received, "outcome": outcome, "code": code})
+        )
     ledger.append(
-        Kind.REQUEST_RECEIVED,
-        {"jti": "e", "verified": False, "issuer": None, "code": "bad_signature"},
+        entries.RequestReceived(jti="e", verified=False, issuer=None, bytes=9, code="bad_signature")
     )
-    ledger.append(Kind.UNPARSEABLE, {"bytes": 3})
-    ledger.append(Kind.APPROVAL, {"jti": "b", "issuer": rtcc, "camera": "lot", "cmd": "clip"})
-    ledger.append(Kind.DENIAL, {"jti": "c", "issuer": other, "camera": "lot", "cmd": "clip"})
-    ledger.append(Kind.UPLOAD, {"jti": "a", "issuer": rtcc, "camera": "front", "bytes": 1000})
-    ledger.append(Kind.UPLOAD, {"jti": "b", "issuer": rtcc, "camera": "lot", "bytes": 500})
-    ledger.append(Kind.LIVE_SESSION, {"jti": "f", "issuer": rtcc, "camera": "front", "seconds": 90})
+    ledger.append(entries.Unparseable(bytes=3, sha256="0" * 64, code="malformed", message="x"))
+    ledger.append(entries.Approval(jti="b", issuer=rtcc, camera="lot", cmd="clip", by="owner"))
+    ledger.append(entries.Denial(jti="c", issuer=other, camera="lot", cmd="clip", by="owner"))
+    ledger.append(entries.Upload(jti="a", issuer=rtcc, camera="front", bytes=1000))
+    ledger.append(entries.Upload(jti="b", issuer=rtcc, camera="lot", bytes=500))
     ledger.append(
-        Kind.REQUEST_CLOSED,
-        {"jti": "g", "issuer": rtcc, "camera": "lot", "code": "approval_expired"},
+        entries.LiveSession(jti="f", issuer=rtcc, camera="front", seconds=90, reason="max_seconds")
+    )
+    ledger.append(
+        entries.RequestClosed(
+            jti="g", issuer=rtcc, camera="lot", state="rejected", code="approval_expired"
+        )
     )
     ledger.close()
     report = build_report(read_entries(tmp_path))
@@ -345,7 +352,9 @@ def test_text_that_is_not_unicode_is_written_escaped(tmp_path: Path, key: Device
     """Defence in depth: the verifier refuses lone surrogates, but an entry carrying one must
     still be written (escaped) rather than raise and lose the record."""
     ledger = write(tmp_path, key, 1)
-    ledger.append(Kind.UNPARSEABLE, {"message": "kid 'k\ud83d'", "bytes": 3})
+    ledger.append(
+        entries.Unparseable(message="kid 'k\ud83d'", bytes=3, sha256="0" * 64, code="malformed")
+    )
     ledger.close()
     assert "\\ud83d" in lines(tmp_path)[1]
     assert list(read_entries(tmp_path))[1].data["message"] == "kid 'k\ud83d'"
