@@ -17,6 +17,7 @@ from agent.enroll.protocol import (
     EnrollRequest,
     EnrollResponse,
 )
+from agent.tls import TlsFileError, client_context
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -46,11 +47,9 @@ def hub_base_url(url: str) -> str:
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     try:
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise EnrollError(f"cannot use {ca_file} as the hub's CA: {exc}") from exc
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+        return client_context(ca_files=[ca_file] if ca_file else [], system_cas=not ca_file)
+    except TlsFileError as exc:
+        raise EnrollError(f"cannot use {ca_file} as the hub's CA: {exc.reason}") from exc
 
 
 async def request_enrollment(
