@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
+from agent.tls import TlsFileError, client_context
 from hub.state import BrokerConfig
 
 FENCE_ROOT = "rtcc/v1/sites/~fence"
@@ -24,14 +25,16 @@ class HubConnectionError(Exception):
 
 
 def tls_context(config: BrokerConfig) -> ssl.SSLContext:
+    both = config.cert_file is not None and config.key_file is not None
     try:
-        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if config.cert_file is not None and config.key_file is not None:
-            context.load_cert_chain(config.cert_file, config.key_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise HubConnectionError(f"TLS files of the hub configuration: {exc}") from exc
-    return context
+        return client_context(
+            ca_files=[config.ca_file] if config.ca_file else [],
+            system_cas=not config.ca_file,
+            cert_file=config.cert_file if both else None,
+            key_file=config.key_file if both else None,
+        )
+    except TlsFileError as exc:
+        raise HubConnectionError(f"TLS files of the hub configuration: {exc.reason}") from exc
 
 
 def hub_client(

@@ -623,7 +623,7 @@ write_config() {
     if sized=$(store_settings); then
         note "store budget: $(printf '%s\n' "$sized" | sed -n 's/^# About //p')"
         case $sized in
-            *"Less than"*) warn "this disk holds less than the program's 48 hours of footage for one camera: see [store] in $path" ;;
+            *"Less than"*) note "less than the program's 48 hours for one camera: see [store] in $path" ;;
         esac
     else
         [ "$DRY_RUN" = 1 ] && note "would size the store budget for the disk of $(p "$STORE")"

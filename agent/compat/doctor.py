@@ -71,7 +71,7 @@ from agent.link.tls import TlsConfigError, client_tls_context
 from agent.log import get_logger
 from agent.redact import REDACTED, redact, redact_tree, secret_forms, url_secrets
 from agent.secretbox import SecretError, reveal
-from agent.store import ClipStore, StoreError, StoreNotFound
+from agent.store import ClipStore, StoreError, StoreNotFound, sizing
 from agent.store.sizing import store_problems
 
 log = get_logger(__name__)
@@ -152,20 +152,21 @@ def store_check(config: AgentConfig) -> Check:
     reserve = int(config.store.min_free)
     free = f"{usage.free / 1e9:.1f} GB free of {usage.total / 1e9:.1f} GB"
     not_yet = "" if existing == path else f" ({path} will be created there)"
+    remedy = _reserve_remedy(config, usage.total, usage.free)
     if usage.free < reserve:
         return verdicts.check(
             "store",
             "fail",
             f"{existing}: {free}, less than the reserve store.min_free "
             f"({reserve / 1e9:.1f} GB): retention deletes footage as fast as it is recorded.",
-            "Free some space or give the store a bigger disk.",
+            remedy,
         )
     if usage.free < 2 * reserve:
         return verdicts.check(
             "store",
             "warn",
             f"{existing}: {free}, close to the reserve ({reserve / 1e9:.1f} GB){not_yet}.",
-            "Free some space or give the store a bigger disk.",
+            remedy,
         )
     return verdicts.check("store", "pass", f"{existing} is writable: {free}{not_yet}.")
 
@@ -194,6 +195,29 @@ def store_integrity_check(config: AgentConfig) -> Check | None:
         "quarantine because the store's index lost them (a power cut or a disk that lost "
         "its last writes).",
         "Run `rtcc-edge store verify --repair` to put them back.",
+    )
+
+
+def _reserve_remedy(config: AgentConfig, disk_total: int, disk_free: int) -> str:
+    """What to change when the disk is at or near the reserve: the reserve itself if it is
+    larger than this disk needs (`agent.store.sizing`), else the disk."""
+    reserve = int(config.store.min_free)
+    cameras = sum(1 for camera in config.cameras if camera.enabled)
+    fitting = sizing.reserve_for(
+        disk_total,
+        cameras=cameras,
+        segment_seconds=config.store.segment_seconds,
+        bitrate_bps=sizing.ESTIMATED_CAMERA_BPS,
+    )
+    if fitting < reserve and 2 * fitting <= disk_free:
+        return (
+            f'Set store.min_free = "{sizing.bytes_text(fitting)}" (now '
+            f"{sizing.bytes_text(reserve)}): enough for this disk of {disk_total / 1e9:.0f} GB; "
+            "or free some space."
+        )
+    return (
+        f"Free at least {max(0, 2 * reserve - disk_free) / 1e9:.1f} GB on this disk, or put "
+        "the store (store.path) on a bigger disk."
     )
 
 

@@ -17,6 +17,7 @@ from agent.enroll.protocol import (
     EnrollRequest,
     EnrollResponse,
 )
+from agent.tls import TlsFileError, client_context
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -46,17 +47,14 @@ def hub_base_url(url: str) -> str:
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     try:
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    except ssl.SSLError as exc:
-        raise EnrollError(
-            f"{ca_file} is not a CA certificate file (PEM): {exc.reason or exc}", code="usage"
-        ) from exc
-    except OSError as exc:
-        raise EnrollError(
-            f"cannot read the hub's CA {ca_file}: {exc.strerror or exc}", code="usage"
-        ) from exc
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+        return client_context(ca_files=[ca_file] if ca_file else [], system_cas=not ca_file)
+    except TlsFileError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and not isinstance(cause, ssl.SSLError):
+            said = f"cannot read the hub's CA {ca_file}: {cause.strerror or cause}"
+        else:
+            said = f"{ca_file} is not a CA certificate file (PEM): {exc.reason}"
+        raise EnrollError(said, code="usage") from exc
 
 
 async def request_enrollment(

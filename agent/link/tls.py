@@ -9,6 +9,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from agent.tls import TlsFileError, client_context
+
 
 class TlsConfigError(Exception):
     """A CA, certificate or key file is missing or unusable."""
@@ -23,15 +25,18 @@ def client_tls_context(
     """Verify the broker against `ca_file` (system CAs if None); present a client certificate
     when `cert_file` and `key_file` are given. TLS 1.2 at least, host names checked."""
     try:
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise TlsConfigError(f"CA file {ca_file}: {exc}") from exc
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if (cert_file is None) != (key_file is None):
-        raise TlsConfigError("a client certificate needs both its certificate and key file")
-    if cert_file is not None and key_file is not None:
-        try:
-            context.load_cert_chain(cert_file, key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise TlsConfigError(f"client certificate {cert_file} / key {key_file}: {exc}") from exc
-    return context
+        # A broker CA given is the only one trusted (the site's broker is pinned to it).
+        return client_context(
+            ca_files=[ca_file] if ca_file else [],
+            system_cas=not ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+        )
+    except TlsFileError as exc:
+        if exc.path is None:
+            raise TlsConfigError(exc.reason) from exc
+        if exc.path == cert_file:
+            raise TlsConfigError(
+                f"client certificate {cert_file} / key {key_file}: {exc.reason}"
+            ) from exc
+        raise TlsConfigError(f"CA file {ca_file}: {exc.reason}") from exc

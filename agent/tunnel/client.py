@@ -29,6 +29,7 @@ from aiohappyeyeballs import AddrInfoType
 from aiohttp import ClientWSTimeout, WSCloseCode, WSMsgType
 
 from agent.log import get_logger
+from agent.tls import TlsFileError, client_context
 
 log = get_logger(__name__)
 
@@ -77,14 +78,10 @@ def _socket_factory(
 
 def relay_ssl_context(ca_files: Sequence[Path] = ()) -> ssl.SSLContext:
     """System CAs plus `ca_files`; TLS 1.2 at least, host names checked."""
-    context = ssl.create_default_context()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    for ca_file in ca_files:
-        try:
-            context.load_verify_locations(cafile=str(ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise RelayError(f"CA file {ca_file}: {exc}") from exc
-    return context
+    try:
+        return client_context(ca_files=ca_files)
+    except TlsFileError as exc:
+        raise RelayError(f"CA file {exc.path}: {exc.reason}") from exc
 
 
 class RelayConnection:

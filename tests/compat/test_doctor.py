@@ -251,6 +251,16 @@ def test_store_checks(tmp_path: Path) -> None:
     assert result.status == "fail" and "not writable" in result.reason
     full = ok.model_copy(update={"store": ok.store.model_copy(update={"min_free": 10**18})})
     assert store_check(full).status == "fail"
+    # A reserve larger than the disk needs: doctor names the value that fits this disk (5 % of
+    # a 100 GiB disk).
+    with tmpfs.small_disk(tmp_path, size="100g", mode="0755", name="disk") as disk:
+        store = ok.store.model_copy(update={"path": disk / "store", "min_free": 10**18})
+        result = store_check(ok.model_copy(update={"store": store}))
+    assert result.status == "fail", result
+    assert result.remedy == (
+        'Set store.min_free = "5369MB" (now 1000000000GB): enough for this disk of '
+        "107 GB; or free some space."
+    )
 
 
 def test_an_invalid_configuration(tmp_path: Path) -> None:
