@@ -4,7 +4,6 @@ and scripted ones), real ffprobe; every outcome ends in exactly one final event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import shutil
@@ -42,6 +41,7 @@ from tests.delivery.site import (
 from tests.support import tmpfs
 from tests.support.ffprobe import ffprobe, video_stream
 from tests.support.hub_receiver import RunningReceiver, running_receiver
+from tests.support.immutable import make_immutable, make_mutable, mutable_again
 from tests.support.media import MediaSpec
 from tests.support.rtcc import make_request
 
@@ -570,27 +570,30 @@ async def test_nothing_is_uploaded_when_its_ledger_entry_cannot_be_written(
     media_dir: Path,
     footage: MediaSpec,
 ) -> None:
-    """The ledger's disk fills up between the decision and the upload: the upload's entry
-    cannot be made durable, so not a byte goes to the server."""
-    state = tmp_path / "state"
-    state.mkdir()
-    with tmpfs.small_disk(state, size="256k", name="ledger") as disk:
-        config = delivery_config(state, ca_file=test_ca.cert_path)
-        await in_thread(lambda: record_footage(config, media_dir, footage))
-        jti = str(uuid.uuid4())
+    """The ledger cannot be written (a failing disk) between the decision and the upload: the
+    upload's entry cannot be made durable, so not a byte goes to the server."""
+    config = delivery_config(tmp_path / "state", ca_file=test_ca.cert_path)
+    await in_thread(lambda: record_footage(config, media_dir, footage))
+    jti = str(uuid.uuid4())
+    ledger_file = config.state_dir / "ledger" / "ledger.jsonl"
+    with mutable_again(ledger_file):
         async with https_receiver() as receiver, delivering_site(config) as site:
-            await site.service.handle(
-                clip_request(jti, wall(footage, 15), wall(footage, 300), receiver.url())
-            )
-            # The delivery task has not run yet; it reports through the service, which waits.
+            # The delivery reports through the service: while the test holds the service, the
+            # clip is cut and the delivery waits to record its upload.
             async with site.service._lock:
-                filler = (disk / "filler").open("wb", buffering=0)
-                with filler, contextlib.suppress(OSError):
-                    while True:
-                        filler.write(b"\0" * 512)
+                await site.service._handle(
+                    clip_request(jti, wall(footage, 15), wall(footage, 300), receiver.url())
+                )
+                while not ((row := site.delivery.jobs.get(jti)) and row.prepared):  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+                assert site.delivery.running() == [jti]
+                make_immutable(ledger_file)
             while site.delivery.running():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
             assert receiver.received == [], "nothing left the site"
+            make_mutable(ledger_file)
             kinds = [e.kind for e in read_entries(config.state_dir / "ledger")]
-            assert "upload_started" not in kinds and "upload" not in kinds
-            (disk / "filler").unlink()
+            assert kinds == ["request_received", "hold_placed", "decision"]
+            # Its final state could not be recorded either: it is still in delivery, and a
+            # restart (with a working disk) takes it up again.
+            assert site.sink.states(jti) == ["accepted"]

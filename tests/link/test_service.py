@@ -18,8 +18,10 @@ from agent.config import AgentConfig
 from agent.control import OwnerWebhook
 from agent.ledger import Entry, Kind, read_entries
 from agent.link import DeliveryHandlers, FootageRequest, Job, OwnerActionError
+from agent.store import ClipStore
 from agent.wire import FINAL_STATES, Event, EventState, RejectCode
 from agent.wire.requests import StreamRequest
+from tests.support.immutable import make_immutable, make_mutable, mutable_again
 from tests.support.link_service import FakeClock, Site, running_service, site_config
 from tests.support.rtcc import (
     RTCC,
@@ -820,3 +822,48 @@ async def test_text_that_is_not_unicode_is_malformed_and_recorded(
         assert entry.data["code"] == "malformed" and entry.data["bytes"] == len(payload)
         assert "not valid Unicode" in entry.data["message"]
         assert site.sink.events == []
+
+
+class _LedgerTurnsReadOnly:
+    """The real clip store's holds; right after the hold is placed, the ledger file becomes
+    unwritable (a failing disk): the ledger fails mid-handling."""
+
+    def __init__(self, store: Any, ledger_file: Path) -> None:
+        self._store = store
+        self._ledger_file = ledger_file
+
+    def place_hold(self, *args: Any, **kwargs: Any) -> Any:
+        placed = self._store.place_hold(*args, **kwargs)
+        make_immutable(self._ledger_file)
+        return placed
+
+    def release_hold(self, hold_id: str) -> bool:
+        released: bool = self._store.release_hold(hold_id)
+        return released
+
+
+async def test_a_ledger_failing_mid_handling_refuses_the_request(config: AgentConfig) -> None:
+    """Issue 12, item 5: the request's arrival is recorded, then the ledger cannot be written:
+    neither its hold nor its decision can be recorded, so nothing is delivered, the hold is
+    released and the RTCC is told (`internal`) instead of the request vanishing."""
+    handler = RecordingHandler()
+    ledger_file = Path(config.state_dir) / "ledger" / "ledger.jsonl"
+    store = ClipStore.from_config(config)
+    holds = _LedgerTurnsReadOnly(store, ledger_file)
+    try:
+        with mutable_again(ledger_file):
+            async with running_service(
+                config, handlers=handlers_with(handler), holds=holds
+            ) as site:
+                payload = make_request("clip", camera="front-door")
+                jti = jti_of(payload)
+                assert await site.service.handle(payload) is True, "its arrival is recorded"
+                event = await site.sink.wait_for(jti, "rejected")
+                assert event.code is RejectCode.INTERNAL and "ledger" in (event.message or "")
+                assert f"request-{jti}" not in site.active_holds()
+                assert handler.started == []
+                kinds = [e.kind for e in ledger(site) if e.data.get("jti") == jti]
+                assert kinds == ["request_received"]
+                make_mutable(ledger_file)
+    finally:
+        store.close()
