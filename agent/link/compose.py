@@ -42,6 +42,7 @@ class Link:
             broker=BrokerSettings.from_config(config.rtcc),
             device_key=device_key,
             on_request=self._on_request,
+            on_trust=self._on_trust,
             status=status,
             registry=registry,
             outbox_path=outbox_path,
@@ -59,3 +60,6 @@ class Link:
 
     async def _on_request(self, payload: bytes) -> None:
         await self.service.handle(payload)
+
+    async def _on_trust(self, payload: bytes) -> None:
+        self.service.verifier.keys.offer(payload)

@@ -8,6 +8,9 @@ One long-lived object the daemon starts next to the recorders. It
 - sets as its will a status JWT with `online: false`, signed at each connect;
 - subscribes (QoS 1) to the site's `req` topic and hands every payload, in order, to
   `on_request`; an exception there is logged and counted, never fatal;
+- given `on_trust`, also subscribes to the RTCC's retained trust set (`rtcc/v1/trust`) and hands
+  each one to it (in the same order as requests, so a revocation applies to every request
+  received after it);
 - on connect publishes the retained `status` (online) and `registry`, again whenever
   `presence_changed()` is called, and every `refresh_interval` (60 s) otherwise to refresh `iat`;
 - publishes events handed to `emit()` as JWS signed by the device key, in order, from a bounded
@@ -49,7 +52,7 @@ from agent.link.presence import (
 )
 from agent.link.tls import client_tls_context
 from agent.log import get_logger
-from agent.wire import CameraListing, Event, Topics
+from agent.wire import TRUST_TOPIC, CameraListing, Event, Topics
 
 log = get_logger(__name__)
 
@@ -139,6 +142,7 @@ class MqttSession:
         broker: BrokerSettings,
         device_key: DeviceKey,
         on_request: RequestHandler,
+        on_trust: RequestHandler | None = None,
         status: StatusProvider | None = None,
         registry: RegistryProvider | None = None,
         outbox_size: int = 1000,
@@ -157,6 +161,7 @@ class MqttSession:
         self.stats = SessionStats()
         self._key = device_key
         self._on_request = on_request
+        self._on_trust = on_trust
         self._status = status or basic_status()
         self._registry = registry or bare_registry(site_id)
         self._refresh_interval = refresh_interval
@@ -315,6 +320,8 @@ class MqttSession:
             connected_at.append(time.monotonic())
             self.stats.connects += 1
             await client.subscribe(self.topics.req, qos=1)
+            if self._on_trust is not None:
+                await client.subscribe(TRUST_TOPIC, qos=1)
             await self._publish_presence(client)
             self._down.clear()
             self._up.set()
@@ -449,6 +456,12 @@ class MqttSession:
                 self._inbox.task_done()
 
     async def _handle(self, message: aiomqtt.Message) -> None:
+        if message.topic.value == TRUST_TOPIC and self._on_trust is not None:
+            try:
+                await self._on_trust(bytes(message.payload))
+            except Exception:
+                log.exception("trust_set_handler_failed")
+            return
         if message.topic.value != self.topics.req:
             log.warning("unexpected_topic", topic=message.topic.value)
             return
