@@ -21,7 +21,7 @@ from typing import Any
 
 import jwt
 
-from agent.identity import DeviceKey, DeviceKeyError
+from agent.identity import DeviceKey, DeviceKeyError, jwk_thumbprint
 from agent.link.trustset import TYP, TrustSet, TrustSetError, verify_trust_set
 from agent.wire import TRUST_TOPIC
 from hub.state import BrokerConfig, HubHome, HubStateError, write_atomic
@@ -98,6 +98,7 @@ def trust_set_token(home: HubHome) -> str | None:
 
 def _issue(home: HubHome, root: DeviceKey, keys: list[dict[str, Any]]) -> TrustSet:
     """Sign `keys` as the next version and write `jwks.json`."""
+    keys = [{**key, "kid": key.get("kid") or jwk_thumbprint(key)} for key in keys]
     current = current_trust_set(home)
     claims = {"ver": (current.ver if current else 0) + 1, "iat": int(time.time()), "keys": keys}
     token = jwt.encode(

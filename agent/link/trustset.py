@@ -23,17 +23,19 @@ import binascii
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import ValidationError
 
 from agent.identity.jwk import jwk_thumbprint, public_key_from_jwk
+from agent.wire.trust import TRUST_SET_TYP, TrustedKey, TrustSet
 
-TYP = "rtcc-trust-set+jwt"
+__all__ = ["TYP", "TrustSet", "TrustSetError", "TrustedKey", "keys_in_force", "verify_trust_set"]
+
+TYP = TRUST_SET_TYP
 MAX_TRUST_SET_BYTES = 16 * 1024
-MAX_KEYS = 32
 STATE_FILE = "trust-set.jws"
 
 
@@ -41,36 +43,16 @@ class TrustSetError(Exception):
     """A trust set that is not the pinned root's, or not well formed (message says which)."""
 
 
-class TrustedKey(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    kty: str
-    crv: str
-    x: str
-    kid: str | None = None
-    exp: StrictInt | None = Field(None, description="not accepted at or after this time")
-
-
-class TrustSet(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ver: Annotated[StrictInt, Field(ge=1, le=2**53)]
-    iat: StrictInt
-    keys: Annotated[list[TrustedKey], Field(max_length=MAX_KEYS)]
-
-    def public_keys(self, now: float) -> dict[str, Ed25519PublicKey]:
-        """The keys in force at `now`, by kid."""
-        out: dict[str, Ed25519PublicKey] = {}
-        for key in self.keys:
-            if key.exp is not None and now >= key.exp:
-                continue
-            jwk = key.model_dump(exclude_none=True)
-            jwk.pop("exp", None)
-            out[key.kid or jwk_thumbprint(jwk)] = public_key_from_jwk(jwk)
-        return out
-
-    def kids(self) -> list[str]:
-        return [k.kid or jwk_thumbprint(k.model_dump(exclude_none=True)) for k in self.keys]
+def keys_in_force(trust_set: TrustSet, now: float) -> dict[str, Ed25519PublicKey]:
+    """The set's keys not past their `exp` at `now`, by kid."""
+    out: dict[str, Ed25519PublicKey] = {}
+    for key in trust_set.keys:
+        if key.exp is not None and now >= key.exp:
+            continue
+        jwk = key.model_dump(exclude_none=True)
+        jwk.pop("exp", None)
+        out[key.kid] = public_key_from_jwk(jwk)
+    return out
 
 
 def root_kid(root_jwk: Mapping[str, Any]) -> str:
@@ -111,7 +93,11 @@ def verify_trust_set(token: str | bytes, root_jwk: Mapping[str, Any]) -> TrustSe
         raise TrustSetError(f"the signature is not the trust root's: {exc}") from exc
     try:
         trust_set = TrustSet.model_validate(claims)
-        trust_set.public_keys(0)  # every key must be a usable Ed25519 key
+        keys_in_force(trust_set, 0)  # every key must be a usable Ed25519 key
+        for trusted in trust_set.keys:
+            jwk = {name: trusted.model_dump()[name] for name in ("crv", "kty", "x")}
+            if jwk_thumbprint(jwk) != trusted.kid:
+                raise ValueError(f"key {trusted.kid[:60]!r}: its kid is not its thumbprint")
     except (ValidationError, ValueError, binascii.Error) as exc:
         raise TrustSetError(f"the trust set's claims are not valid: {exc}") from exc
     return trust_set

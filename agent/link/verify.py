@@ -53,6 +53,7 @@ from agent.link.trustset import STATE_FILE as TRUST_STATE_FILE
 from agent.link.trustset import (
     TrustSet,
     TrustSetError,
+    keys_in_force,
     read_state,
     root_kid,
     verify_trust_set,
@@ -235,7 +236,7 @@ class KeyRing:
             return self._plain.get(kid)
         if self._set is None:
             return None
-        return self._set.public_keys(self._clock()).get(kid)
+        return keys_in_force(self._set, self._clock()).get(kid)
 
     def describe(self) -> str:
         """Where the keys come from, for a rejection message."""
