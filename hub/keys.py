@@ -28,6 +28,10 @@ from hub.state import BrokerConfig, HubHome, HubStateError, write_atomic
 
 ROOT_KEY_FILE = "trust-root.key"
 DEFAULT_OVERLAP = timedelta(hours=24)
+_NO_SET = (
+    "there is no trust set yet: `rtcc-hub keys new` makes one (`keys rotate` on a hub whose "
+    "signing key predates trust sets)"
+)
 
 
 class HubKeyError(Exception):
@@ -171,7 +175,7 @@ def revoke_key(home: HubHome, kid: str, *, root_key: Path | None = None) -> Trus
     """Drop `kid` from the trust set now (HubKeyError if it is not there or signs now)."""
     current = current_trust_set(home)
     if current is None:
-        raise HubKeyError("there is no trust set yet: run `rtcc-hub keys new` first")
+        raise HubKeyError(_NO_SET)
     signing = load_signing_key(home)
     if kid == signing.kid:
         raise HubKeyError(
@@ -193,7 +197,7 @@ async def publish_trust_set(home: HubHome, broker: BrokerConfig) -> int:
     token = trust_set_token(home)
     current = current_trust_set(home)
     if token is None or current is None:
-        raise HubKeyError("there is no trust set yet: run `rtcc-hub keys new` first")
+        raise HubKeyError(_NO_SET)
     async with hub_client(broker) as client:
         await client.publish(TRUST_TOPIC, token.encode("ascii"), qos=1, retain=True)
     return current.ver
