@@ -11,9 +11,10 @@ What it writes in DIR (run it with `mosquitto -c DIR/mosquitto.conf`):
   - the **hub listener** (`--hub-bind`, `--hub-port`, default 127.0.0.1:8884): certificates
     from the operator CA only, so no site certificate can even connect there; the hub runs
     several clients side by side (`watch` beside `request`), hence no client-id binding;
-- `acl`: `pattern readwrite rtcc/v1/sites/%u/#` (each site only its own subtree) and the hub
-  identity `rtcc.hub` on all of `rtcc/v1/sites/#`; a site id never contains a dot, so no site
-  can be that user;
+- `acl`: `pattern readwrite rtcc/v1/sites/%u/#` (each site only its own subtree), `pattern
+  read rtcc/v1/trust` (every site reads the RTCC's signed trust set) and the hub identity
+  `rtcc.hub` on all of `rtcc/v1/sites/#` and `rtcc/v1/trust`; a site id never contains a dot,
+  so no site can be that user;
 - `ca.pem`, `operators.pem`, `server.pem`, `server.key` (0600): the CA certificates and a
   server certificate from the site CA naming `--host` (and any `--name`);
 - `ca.crl`: the site CA's revocation list, the site listener's `crlfile`; `rtcc-hub sites
@@ -105,10 +106,13 @@ def acl_text() -> str:
     return (
         "# each site reads and writes only its own subtree (%u = the certificate's CN)\n"
         "pattern readwrite rtcc/v1/sites/%u/#\n"
+        "# every site reads the RTCC's trust set (signed by its root key); only the hub writes it\n"
+        "pattern read rtcc/v1/trust\n"
         "\n"
         "# the hub\n"
         f"user {HUB_IDENTITY}\n"
         "topic readwrite rtcc/v1/sites/#\n"
+        "topic readwrite rtcc/v1/trust\n"
     )
 
 

@@ -23,6 +23,7 @@ from agent.enroll.client import EnrollError
 from agent.enroll.protocol import EnrollResponse
 from agent.identity import jwk_thumbprint
 from agent.identity.jwk import public_key_from_jwk
+from agent.link.trustset import TrustSetError, verify_trust_set
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,19 @@ def check_jwks(jwks: dict[str, object]) -> str:
         if "kid" in key and key["kid"] != kid:
             raise _bad("an RTCC key's kid is not its thumbprint")
         clean.append(key)
-    return json.dumps({"keys": clean}, indent=2) + "\n"
+    document: dict[str, object] = {"keys": clean}
+    root, trust_set = jwks.get("trust_root"), jwks.get("trust_set")
+    if root is not None or trust_set is not None:
+        # The RTCC's trust root, pinned here at enrollment: from now on only trust sets it
+        # signed change which keys this site accepts (agent.link.trustset).
+        if not isinstance(root, dict) or "d" in root or not isinstance(trust_set, str):
+            raise _bad("the RTCC's trust root or trust set is not valid")
+        try:
+            verify_trust_set(trust_set, root)
+        except (TrustSetError, ValueError, KeyError, TypeError):
+            raise _bad("the RTCC's trust set is not signed by its trust root") from None
+        document.update(trust_root=root, trust_set=trust_set)
+    return json.dumps(document, indent=2) + "\n"
 
 
 def check_answer(answer: EnrollResponse, client_key: ec.EllipticCurvePrivateKey) -> CheckedAnswer:

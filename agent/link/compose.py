@@ -44,6 +44,7 @@ class Link:
             device_key=device_key,
             on_request=self._on_request,
             on_busy=self._on_busy,
+            on_trust=self._on_trust,
             status=status,
             registry=registry,
             outbox_path=outbox_path,
@@ -65,3 +66,6 @@ class Link:
 
     async def _on_busy(self, payload: bytes) -> bool:
         return await self.service.refuse_busy(payload)
+
+    async def _on_trust(self, payload: bytes) -> None:
+        self.service.verifier.keys.offer(payload)

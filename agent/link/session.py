@@ -14,6 +14,9 @@ One long-lived object the daemon starts next to the recorders. It
   broker, holding it in the site's persistent session, delivers it again. Requests that arrive
   while the inbox is full go to `on_busy` (refused as `busy`, with their ledger entry) before
   they are acknowledged: none is acknowledged and dropped;
+- given `on_trust`, also subscribes to the RTCC's retained trust set (`rtcc/v1/trust`) and hands
+  each one to it (in the same order as requests, so a revocation applies to every request
+  received after it);
 - on connect publishes the retained `status` (online) and `registry`, again whenever
   `presence_changed()` is called, and every `refresh_interval` (60 s) otherwise to refresh `iat`;
 - publishes events handed to `emit()` as JWS signed by the device key, in order, from a bounded
@@ -55,7 +58,7 @@ from agent.link.presence import (
 )
 from agent.link.tls import client_tls_context
 from agent.log import get_logger
-from agent.wire import CameraListing, Event, Topics
+from agent.wire import TRUST_TOPIC, CameraListing, Event, Topics
 
 log = get_logger(__name__)
 
@@ -156,6 +159,7 @@ class MqttSession:
         device_key: DeviceKey,
         on_request: RequestHandler,
         on_busy: RequestHandler | None = None,
+        on_trust: RequestHandler | None = None,
         status: StatusProvider | None = None,
         registry: RegistryProvider | None = None,
         outbox_size: int = 1000,
@@ -175,6 +179,7 @@ class MqttSession:
         self._key = device_key
         self._on_request = on_request
         self._on_busy = on_busy
+        self._on_trust = on_trust
         self._status = status or basic_status()
         self._registry = registry or bare_registry(site_id)
         self._refresh_interval = refresh_interval
@@ -347,6 +352,8 @@ class MqttSession:
             connected_at.append(time.monotonic())
             self.stats.connects += 1
             await client.subscribe(self.topics.req, qos=1)
+            if self._on_trust is not None:
+                await client.subscribe(TRUST_TOPIC, qos=1)
             await self._publish_presence(client)
             self._down.clear()
             self._up.set()
@@ -505,6 +512,13 @@ class MqttSession:
 
     async def _handle(self, received: _Received, handler: RequestHandler) -> None:
         message = received.message
+        if message.topic.value == TRUST_TOPIC and self._on_trust is not None:
+            try:
+                await self._on_trust(bytes(message.payload))
+            except Exception:
+                log.exception("trust_set_handler_failed")
+            self._acknowledge(received)
+            return
         if message.topic.value != self.topics.req:
             log.warning("unexpected_topic", topic=message.topic.value)
             self._acknowledge(received)

@@ -13,7 +13,9 @@ gets exactly one, predictable code; nothing from the claims is trusted before th
 3. header: `crit` or `b64` present → `malformed` (extensions we do not implement);
    `alg` not exactly `EdDSA` → `bad_algorithm` (none, HS*, RS*, ES*, PS*, missing: the HS256
    key-confusion attack never reaches a key); keys named by `jku`/`jwk`/`x5u` are ignored;
-4. `kid` not in the JWKS → `unknown_key` (the file is re-read if it changed since it was loaded);
+4. `kid` not among the RTCC's keys in force → `unknown_key` (`KeyRing`: the JWKS file, re-read
+   whenever it changes, or the highest trust set signed by the pinned root; a key revoked or
+   past its rotation overlap is refused like an unknown one);
 5. the Ed25519 signature (PyJWT's EdDSA algorithm over the exact header and claims text;
    a signature part that is not canonical base64url) → `bad_signature`;
 6. registered claims: `iss`, `aud`, `jti` strings, `iat`, `exp` (and `nbf` if present) integers,
@@ -48,6 +50,16 @@ from pydantic import ValidationError
 from agent.config import AgentConfig
 from agent.identity.jwk import jwk_thumbprint, public_key_from_jwk
 from agent.link.replay import ReplayCache
+from agent.link.trustset import STATE_FILE as TRUST_STATE_FILE
+from agent.link.trustset import (
+    TrustSet,
+    TrustSetError,
+    keys_in_force,
+    read_state,
+    root_kid,
+    verify_trust_set,
+    write_state,
+)
 from agent.log import get_logger
 from agent.wire import MAX_REQUEST_BYTES, RejectCode, Request, parse_request_claims
 from agent.wire.requests import COMMANDS
@@ -97,13 +109,48 @@ def parse_jwks(obj: Any) -> dict[str, Ed25519PublicKey]:
 
 
 class KeyRing:
-    """The RTCC's keys from `rtcc.jwks_file`, re-read when a kid is missing and the file changed
-    (so a key rotation needs no restart)."""
+    """The RTCC's request-signing keys, from `rtcc.jwks_file`.
 
-    def __init__(self, path: Path) -> None:
+    Without a pinned trust root (a JWKS from an older hub) they are the file's `keys`. With one
+    (`trust_root` in the file, written at enrollment) they are the keys of the highest-version
+    trust set signed by that root (`agent.link.trustset`): the file's `trust_set`, the copy kept
+    in the state directory, or one offered from the broker (`offer`). A lower version is refused
+    (a replay), a set the root did not sign is refused (a forgery, e.g. by a stolen signing key),
+    and a key past its `exp` is refused by this machine's clock. The file is re-read whenever it
+    changes, so removing a key needs no restart.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        state_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
+        self.state_path = state_path
+        self._clock = clock
         self._stamp: tuple[int, int] | None = None
-        self._keys = self._load()
+        self._plain: dict[str, Ed25519PublicKey] = {}
+        self._root: dict[str, Any] | None = None
+        self._set: TrustSet | None = None
+        self._load()
+
+    def _adopt_kept(self) -> None:
+        """The highest set seen before the restart, if newer than the file's."""
+        if self._root is None or self.state_path is None:
+            return
+        kept = read_state(self.state_path)
+        if kept:
+            try:
+                self._consider(verify_trust_set(kept, self._root), kept, source="state")
+            except TrustSetError as exc:
+                log.warning("trust_set_state_ignored", path=str(self.state_path), error=str(exc))
+
+    @property
+    def version(self) -> int | None:
+        """The trust set version in force (None without a pinned trust root)."""
+        return self._set.ver if self._set is not None else None
 
     def _current_stamp(self) -> tuple[int, int] | None:
         try:
@@ -112,7 +159,7 @@ class KeyRing:
             return None
         return st.st_mtime_ns, st.st_size
 
-    def _load(self) -> dict[str, Ed25519PublicKey]:
+    def _load(self) -> None:
         stamp = self._current_stamp()
         try:
             obj = json.loads(self.path.read_bytes())
@@ -120,23 +167,84 @@ class KeyRing:
             raise JwksError(f"cannot read the RTCC JWKS {self.path}: {exc.strerror}") from exc
         except ValueError as exc:
             raise JwksError(f"the RTCC JWKS {self.path} is not JSON: {exc}") from exc
+        root = obj.get("trust_root") if isinstance(obj, dict) else None
+        if root is None:
+            try:
+                self._plain = parse_jwks(obj)
+            except JwksError as exc:
+                raise JwksError(f"the RTCC JWKS {self.path}: {exc}") from exc
+            self._root = None
+            self._stamp = stamp
+            return
+        token = obj.get("trust_set")
+        if not isinstance(root, dict) or not isinstance(token, str):
+            raise JwksError(
+                f"the RTCC JWKS {self.path} names a trust root but holds no signed trust set"
+            )
         try:
-            keys = parse_jwks(obj)
-        except JwksError as exc:
-            raise JwksError(f"the RTCC JWKS {self.path}: {exc}") from exc
+            trust_set = verify_trust_set(token, root)
+        except (TrustSetError, ValueError, binascii.Error) as exc:
+            raise JwksError(f"the RTCC JWKS {self.path}: its trust set: {exc}") from exc
+        if self._root is not None and root_kid(root) != root_kid(self._root):
+            self._set = None  # another root: the site was enrolled again; start from its set
+        self._root = dict(root)
         self._stamp = stamp
-        return keys
+        if self._set is None:
+            self._adopt_kept()  # before the file's set, which may be older than the kept one
+        self._consider(trust_set, token, source="file")
+
+    def _consider(self, trust_set: TrustSet, token: str, *, source: str) -> str:
+        current = self._set.ver if self._set is not None else 0
+        if trust_set.ver < current:
+            log.warning("trust_set_replayed", version=trust_set.ver, current=current, source=source)
+            return "older"
+        if trust_set.ver == current:
+            return "same"
+        self._set = trust_set
+        log.info("trust_set_applied", version=trust_set.ver, keys=trust_set.kids(), source=source)
+        if self.state_path is not None and source != "state":
+            try:
+                write_state(self.state_path, token)
+            except OSError as exc:
+                log.error("trust_set_not_kept", path=str(self.state_path), error=exc.strerror)
+        return "applied"
+
+    def offer(self, payload: bytes) -> str:
+        """A trust set from the broker: `applied`, `same`, `older` (a replay) or `refused`."""
+        if self._root is None:
+            log.warning("trust_set_ignored", reason="no trust root pinned in the JWKS file")
+            return "refused"
+        try:
+            trust_set = verify_trust_set(payload, self._root)
+        except TrustSetError as exc:
+            log.error("trust_set_refused", error=str(exc), bytes=len(payload))
+            return "refused"
+        return self._consider(trust_set, payload.decode("ascii"), source="broker")
+
+    def _refresh(self) -> None:
+        stamp = self._current_stamp()
+        if stamp == self._stamp:
+            return
+        try:
+            self._load()
+            log.info("jwks_reloaded", path=str(self.path), version=self.version)
+        except JwksError as exc:
+            self._stamp = stamp  # say it once per change, keep the keys in force
+            log.error("jwks_reload_failed", error=str(exc))
 
     def get(self, kid: str) -> Ed25519PublicKey | None:
-        key = self._keys.get(kid)
-        if key is None and self._current_stamp() != self._stamp:
-            try:
-                self._keys = self._load()
-                log.info("jwks_reloaded", path=str(self.path), keys=len(self._keys))
-            except JwksError as exc:
-                log.error("jwks_reload_failed", error=str(exc))
-            key = self._keys.get(kid)
-        return key
+        self._refresh()
+        if self._root is None:
+            return self._plain.get(kid)
+        if self._set is None:
+            return None
+        return keys_in_force(self._set, self._clock()).get(kid)
+
+    def describe(self) -> str:
+        """Where the keys come from, for a rejection message."""
+        if self._set is None:
+            return "the RTCC JWKS"
+        return f"the RTCC's trust set (version {self._set.ver})"
 
 
 @dataclass(frozen=True)
@@ -245,7 +353,9 @@ class Verifier:
         if config.rtcc.issuer is None or config.rtcc.jwks_file is None:
             raise JwksError("rtcc.issuer and rtcc.jwks_file must be set to verify requests")
         return cls(
-            KeyRing(config.rtcc.jwks_file),
+            KeyRing(
+                config.rtcc.jwks_file, state_path=config.state_dir / TRUST_STATE_FILE, clock=clock
+            ),
             replay,
             issuer=config.rtcc.issuer,
             audience=config.site.id,
@@ -316,7 +426,9 @@ class Verifier:
             return reject(RejectCode.UNKNOWN_KEY, "header has no kid")
         key = self.keys.get(kid)
         if key is None:
-            return reject(RejectCode.UNKNOWN_KEY, f"kid {_shown(kid)} is not in the RTCC JWKS")
+            return reject(
+                RejectCode.UNKNOWN_KEY, f"kid {_shown(kid)} is not in {self.keys.describe()}"
+            )
         signing_input = token[: token.rindex(".")].encode("ascii")
         if signature is None or not self._eddsa.verify(signing_input, key, signature):
             return reject(RejectCode.BAD_SIGNATURE, "signature does not verify")

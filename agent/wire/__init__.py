@@ -17,11 +17,12 @@ from agent.wire.requests import (
     StreamRequest,
     parse_request_claims,
 )
-from agent.wire.topics import Topics
+from agent.wire.topics import TRUST_TOPIC, Topics
 
 __all__ = [
     "FINAL_STATES",
     "MAX_REQUEST_BYTES",
+    "TRUST_TOPIC",
     "CameraListing",
     "CancelRequest",
     "ClipRequest",

@@ -27,6 +27,8 @@ from agent.wire.requests import (
     SnapshotRequest,
     StreamRequest,
 )
+from agent.wire.topics import TRUST_TOPIC
+from agent.wire.trust import TRUST_SET_TYP, TrustSet
 
 REF = "#/components/schemas/{model}"
 _MODELS: tuple[type[BaseModel], ...] = (
@@ -39,6 +41,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     Manifest,
     RegistryClaims,
     StatusClaims,
+    TrustSet,
 )
 
 
@@ -152,6 +155,15 @@ def build_document() -> dict[str, Any]:
             "registry": _channel(
                 "registry", "Registry", "Site → RTCC, retained: the cameras the owner lists."
             ),
+            "trust": {
+                "address": TRUST_TOPIC,
+                "description": (
+                    "RTCC → every site, retained: the request-signing keys sites accept, signed "
+                    "by the RTCC's root key (pinned at enrollment). Sites read it, only the hub "
+                    "writes it; a version lower than the highest a site has seen is refused."
+                ),
+                "messages": {"TrustSet": {"$ref": "#/components/messages/TrustSet"}},
+            },
         },
         "operations": {
             "receiveRequest": _operation(
@@ -182,6 +194,13 @@ def build_document() -> dict[str, Any]:
                 "On connect, on change, at most every 60 s.",
                 retain=True,
             ),
+            "receiveTrustSet": _operation(
+                "receive",
+                "trust",
+                "TrustSet",
+                "On each key rotation or revocation, and (retained) at every connect.",
+                retain=True,
+            ),
         },
         "components": {
             "messages": {
@@ -190,6 +209,11 @@ def build_document() -> dict[str, Any]:
                 "Status": _jws("The site's status, signed by its device key.", "StatusClaims"),
                 "Registry": _jws(
                     "The site's camera registry, signed by its device key.", "RegistryClaims"
+                ),
+                "TrustSet": _jws(
+                    "The RTCC's trust set, signed by its root key (header kid = the root's).",
+                    "TrustSet",
+                    typ=TRUST_SET_TYP,
                 ),
             },
             "schemas": _schemas(),

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROOT = "rtcc/v1/sites"
+# The RTCC's trust set (agent.link.trustset): one retained message every site reads, only the
+# hub writes; signed by the RTCC's root key, so the broker carrying it need not be trusted.
+TRUST_TOPIC = "rtcc/v1/trust"
 
 
 @dataclass(frozen=True)

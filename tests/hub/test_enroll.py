@@ -140,7 +140,10 @@ async def test_enroll_happy_path(
     ca = x509.load_pem_x509_certificate((etc / "ca.pem").read_bytes())
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == site_id
     cert.verify_directly_issued_by(ca)
-    assert json.loads((etc / "rtcc-jwks.json").read_text()) == read_jwks(hub.home)
+    stored = json.loads((etc / "rtcc-jwks.json").read_text())
+    assert stored == read_jwks(hub.home)
+    # The site pinned the RTCC's trust root: only sets it signs change the keys accepted.
+    assert stored["trust_root"]["kid"] and stored["trust_set"].count(".") == 2
 
     # The hub registered the device key for the site in the trust store `sites trust` uses,
     # and the token is spent by this device.

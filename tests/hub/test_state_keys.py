@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 
 import jwt
 import pytest
 
 from agent.identity import DeviceKey, jwk_thumbprint
-from hub.keys import load_signing_key
+from hub.keys import current_trust_set, load_signing_key, root_key_path
 from hub.request import build_claims, sign_request
 from hub.state import HubHome
 from hub.units import parse_duration
@@ -52,18 +53,26 @@ def test_a_signed_request_verifies_with_pyjwt_and_the_written_jwks(hub_cli: HubR
     assert verified == claims
 
 
-def test_second_key_needs_rotate_and_rotation_keeps_the_old_public_key(
+def test_second_key_needs_rotate_and_rotation_keeps_the_old_key_for_the_overlap(
     hub_cli: HubRunner,
 ) -> None:
     old = load_signing_key(hub_cli.home).kid
     again = hub_cli.run("keys", "new")
-    assert again.code == 2 and "--rotate" in again.err and old in again.err
-    rotated = hub_cli.run("keys", "new", "--rotate")
-    assert rotated.code == 0
+    assert again.code == 2 and "keys rotate" in again.err and old in again.err
+    rotated = hub_cli.run("keys", "new", "--rotate", "--no-publish")
+    assert rotated.code == 2  # `new --rotate` takes no rotate options: use `keys rotate`
+    rotated = hub_cli.run("keys", "rotate", "--overlap", "1h", "--no-publish")
+    assert rotated.code == 0, rotated.err
+    assert f"sites accept {old} until" in rotated.out
     new = load_signing_key(hub_cli.home).kid
     assert new != old
-    kids = [k["kid"] for k in json.loads(hub_cli.home.jwks_path.read_text())["keys"]]
-    assert kids == [new, old]
+    document = json.loads(hub_cli.home.jwks_path.read_text())
+    assert [k["kid"] for k in document["keys"]] == [new, old]
+    trust_set = current_trust_set(hub_cli.home)
+    assert trust_set is not None and trust_set.ver == 2
+    ends = {k.kid: k.exp for k in trust_set.keys}
+    assert ends[new] is None
+    assert ends[old] is not None and 3500 <= ends[old] - time.time() <= 3600
 
 
 def test_keys_new_needs_an_issuer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,3 +178,36 @@ def test_no_broker_configured_is_a_usage_error(
     runner = HubRunner(HubHome(tmp_path / "h"), capsys)
     result = runner.run("sites")
     assert result.code == 2 and "rtcc-hub init" in result.err
+
+
+def test_revoke_and_an_offline_root_key(hub_cli: HubRunner, tmp_path: Path) -> None:
+    first = load_signing_key(hub_cli.home).kid
+    assert hub_cli.run("keys", "rotate", "--overlap", "2h", "--no-publish").code == 0
+    second = load_signing_key(hub_cli.home).kid
+    refused = hub_cli.run("keys", "revoke", "--no-publish", "--", second)
+    assert refused.code == 2 and "keys rotate --overlap 0" in refused.err
+    unknown = hub_cli.run("keys", "revoke", "--no-publish", "--", "not-a-key")
+    assert unknown.code == 2 and "no key not-a-key in the trust set (version 2)" in unknown.err
+    # The operator moves the root key offline: commands that sign a set need it back.
+    offline = tmp_path / "usb" / "trust-root.key"
+    offline.parent.mkdir()
+    root_key_path(hub_cli.home).replace(offline)
+    missing = hub_cli.run("keys", "revoke", "--no-publish", "--", first)
+    assert missing.code == 2 and "--root-key PATH" in missing.err
+    wrong = tmp_path / "other.key"
+    DeviceKey.load_or_create(wrong)
+    mismatch = hub_cli.run("keys", "revoke", "--no-publish", "--root-key", str(wrong), "--", first)
+    assert mismatch.code == 2 and "not the trust root sites pinned" in mismatch.err
+    done = hub_cli.run("keys", "revoke", "--no-publish", "--root-key", str(offline), "--", first)
+    assert done.code == 0, done.err
+    assert f"revoked {first}: trust set version 3 lists {second}" in done.out
+    # Rotation without overlap revokes the old key at once.
+    rotated = hub_cli.run(
+        "keys", "rotate", "--overlap", "0", "--no-publish", "--root-key", str(offline)
+    )
+    assert rotated.code == 0 and f"{second} is revoked" in rotated.out
+    trust_set = current_trust_set(hub_cli.home)
+    assert trust_set is not None and trust_set.ver == 4
+    assert trust_set.kids() == [load_signing_key(hub_cli.home).kid]
+    shown = hub_cli.run("keys", "show")
+    assert "version 4" in shown.out and "signs now" in shown.out

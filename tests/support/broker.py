@@ -198,9 +198,11 @@ class MosquittoBroker:
         acl.write_text(
             "# each site: only its own subtree\n"
             "pattern readwrite rtcc/v1/sites/%u/#\n"
+            "pattern read rtcc/v1/trust\n"
             "\n"
             f"user {HUB_IDENTITY}\n"
             "topic readwrite rtcc/v1/sites/#\n"
+            "topic readwrite rtcc/v1/trust\n"
         )
         server = (
             f"certfile {self._broker_dir / 'server.pem'}\n"

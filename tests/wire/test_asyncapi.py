@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agent.wire import RejectCode, Topics
+from agent.wire import TRUST_TOPIC, RejectCode, Topics
 from agent.wire.asyncapi import build_document, render
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
@@ -47,10 +47,11 @@ def test_channels_are_the_topics() -> None:
     document = build_document()
     topics = Topics("{site}")
     addresses = {channel["address"] for channel in document["channels"].values()}
-    assert addresses == {topics.req, topics.evt, topics.status, topics.registry}
+    assert addresses == {topics.req, topics.evt, topics.status, topics.registry, TRUST_TOPIC}
     bindings = {name: op["bindings"]["mqtt"] for name, op in document["operations"].items()}
     assert all(binding["qos"] == 1 for binding in bindings.values())
     assert bindings["sendStatus"]["retain"] and bindings["sendRegistry"]["retain"]
+    assert bindings["receiveTrustSet"]["retain"]
     assert not bindings["receiveRequest"]["retain"]
 
 
