@@ -465,6 +465,7 @@ class Recorder:
                     window = max(self._backoff.next(), self.spec.read_timeout)
                     give_up_at = last_packet + window
                     log.warning("camera_stalled", camera=self.spec.camera, listen=round(window, 1))
+                # (Reads end every read_timeout: one ending just short of the window ends it.)
                 if now >= give_up_at - PROBE_INTERVAL:
                     raise CameraStalled(message) from None
                 self.report("reconnecting", error=message)
