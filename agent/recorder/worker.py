@@ -468,6 +468,10 @@ class Recorder:
                 # (Reads end every read_timeout: one ending just short of the window ends it.)
                 if now >= give_up_at - PROBE_INTERVAL:
                     raise CameraStalled(message) from None
+                if not rtsp_answers(self.source.url, timeout=PROBE_TIMEOUT):
+                    # Not a stall: the camera is gone (unplugged without a word, so the old
+                    # connection just went quiet). Back off probing, to notice its return.
+                    raise ConnectionError(f"{message}, and it does not answer") from None
                 self.report("reconnecting", error=message)
                 self.handle_control()
                 first = True
