@@ -94,7 +94,9 @@ async def onvif_stream_uri(
         raise SourceError(
             f"camera {camera.id}: could not get its stream over ONVIF ({exc}); "
             "`rtcc-edge check` says why, or set rtsp_url",
-            camera_fault=True,
+            # No answer is a camera fault (retried soon); refused credentials are not (retrying
+            # them every few seconds gets the agent's address locked out by many cameras).
+            camera_fault=exc.kind in ("unreachable", "timeout"),
         ) from exc
 
 

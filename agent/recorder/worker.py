@@ -79,6 +79,9 @@ DRAIN_GRACE = 0.25
 # is back (one TCP connection and an OPTIONS request), and waits this long for the answer.
 PROBE_INTERVAL = 0.5
 PROBE_TIMEOUT = 1.0
+# A camera that refuses our credentials is retried no more often than this: many cameras lock
+# out an address after a few failed logins (and nothing changes until the owner fixes them).
+AUTH_RETRY = 30.0
 _PR_SET_NAME = 15
 _PR_SET_PDEATHSIG = 1
 
@@ -340,7 +343,9 @@ class Recorder:
         message = self.source.redact(str(exc)) if exc is not None else "the stream ended"
         log.info("camera_lost", camera=self.spec.camera, error=message)
         self.report("reconnecting", error=message)
-        if wait:
+        if isinstance(exc, av.error.HTTPUnauthorizedError | av.error.HTTPForbiddenError):
+            self.wait(max(self._backoff.next(), AUTH_RETRY))
+        elif wait:
             self.wait(self._backoff.next(), probe=True)
 
     def _open_store(self) -> ClipStore:
@@ -474,8 +479,13 @@ class Recorder:
                     window = max(self._backoff.next(), self.spec.read_timeout)
                     give_up_at = last_packet + window
                     log.warning("camera_stalled", camera=self.spec.camera, listen=round(window, 1))
+                # (Reads end every read_timeout: one ending just short of the window ends it.)
                 if now >= give_up_at - PROBE_INTERVAL:
                     raise CameraStalled(message) from None
+                if not rtsp_answers(self.source.url, timeout=PROBE_TIMEOUT):
+                    # Not a stall: the camera is gone (unplugged without a word, so the old
+                    # connection just went quiet). Back off probing, to notice its return.
+                    raise ConnectionError(f"{message}, and it does not answer") from None
                 self.report("reconnecting", error=message)
                 self.handle_control()
                 first = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -137,3 +138,17 @@ async def test_a_camera_known_only_by_its_onvif_url_is_asked_for_its_stream(
         with pytest.raises(SourceError, match="over ONVIF") as caught:
             await resolve_source(wrong, state_dir=tmp_path)
         assert "not-the-password" not in str(caught.value)
+        assert not caught.value.camera_fault  # a configuration to fix, not to hammer
+
+        cams[1].faults.unplug()
+        unplugged = CameraConfig(
+            id="cam8",
+            name="unplugged",
+            onvif_url=cams[1].onvif_url,
+            username=cams[1].username,
+            secret=cams[1].password,
+        )
+        await asyncio.sleep(0.2)  # camsim closes its ONVIF port on its next fault poll
+        with pytest.raises(SourceError, match="over ONVIF") as caught:
+            await resolve_source(unplugged, state_dir=tmp_path)
+        assert caught.value.camera_fault  # no answer: retried like a lost stream, not `failed`
