@@ -42,6 +42,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from agent import units
 from agent.redact import url_secrets
 
 DEFAULT_CONFIG_PATH = Path("/etc/rtcc-edge/agent.toml")
@@ -52,22 +53,17 @@ DEFAULT_STATE_DIR = Path("/var/lib/rtcc-edge")
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 SafeId = Annotated[str, Field(pattern=ID_PATTERN)]
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-
 
 def parse_duration(value: Any) -> Any:
-    """Accept `90`, `"90s"`, `"15m"`, `"2h"`, `"7d"`, `"1w"` (a bare number is seconds)."""
+    """Accept `90`, `"90s"`, `"15m"`, `"2h"`, `"7d"`, `"1w"` (a bare number is seconds); the
+    string forms are `agent.units`', the same the CLIs read."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
+        return units.duration_from_seconds(value)
     if isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if not match:
-            raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 15m, 2h, 7d)")
-        return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2)])
-    raise ValueError(f"not a duration: {value!r}")
+        return units.parse_duration(value)
+    raise ValueError(f'not a duration: {value!r} (use e.g. "90s", "15m", "2h", "7d")')
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

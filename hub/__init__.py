@@ -10,6 +10,7 @@ health, and the checks of every site message against the site's device key (`hub
 
 __version__ = "0.1.0"
 
+from agent.units import haversine_m
 from hub.keys import HubKeyError, load_signing_key, new_signing_key, read_jwks
 from hub.mqtt import HubConnectionError, hub_client, retained
 from hub.request import (
@@ -22,7 +23,6 @@ from hub.request import (
 from hub.sites import CameraRow, SiteView, camera_rows, collect_sites
 from hub.state import BrokerConfig, HubConfig, HubHome, HubStateError, TrustedSite
 from hub.trust import Checked, Verdict, check_message
-from hub.units import haversine_m
 from hub.watch import watch
 
 __all__ = [

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import aiomqtt
 from sqlalchemy import select
 
+from agent.units import haversine_m, human_distance
 from agent.wire import EventState
 from hub import audit
 from hub.audit import Actor
@@ -28,7 +29,6 @@ from hub.mqtt import HubConnectionError
 from hub.presign import check_segment
 from hub.registry import MapCamera, cameras_near
 from hub.request import RequestError
-from hub.units import haversine_m, human_distance
 from hub.workflow import (
     PreparedRequest,
     Publisher,

@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent.units import haversine_m
 from agent.wire import RegistryClaims, StatusClaims
 from hub.db import Camera, Database, Site
 from hub.db.ops import insert_ignore
 from hub.state import TrustedSite
 from hub.trust import Checked, Verdict, check_message
-from hub.units import haversine_m
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from typing import Any
 
 import aiomqtt
 
+from agent.units import haversine_m
 from agent.wire import RegistryClaims, StatusClaims, Topics
 from hub.mqtt import retained
 from hub.state import TrustedSite
 from hub.trust import Checked, Verdict, check_message
-from hub.units import haversine_m
 
 
 @dataclass

@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+from agent.units import parse_distance, parse_duration, parse_point
 from hub.ca import site_ca, write_private
 from hub.cli.common import arg_type
 from hub.server import load_serve_settings
 from hub.state import HubHome, HubStateError, write_atomic
-from hub.units import parse_distance, parse_duration, parse_point
 from sitesim import __version__
 from sitesim.layout import city
 from sitesim.site import Broker, Rtcc, Simulation

@@ -10,14 +10,13 @@ import argparse
 import contextlib
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from agent.cli.common import console, err_console, load_or_report, print_json
-from agent.config import parse_duration
 from agent.identity import DeviceKey, DeviceKeyError, JwsError, device_key_path
 from agent.ledger import (
     Entry,
@@ -29,6 +28,7 @@ from agent.ledger import (
     verify_ledger,
 )
 from agent.ledger.verify import signed_head_claims
+from agent.units import parse_since
 
 LEDGER_DIR = "ledger"
 _HIDDEN = {"jws", "head_hash", "prev"}
@@ -59,18 +59,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.set_defaults(func=run_report)
 
 
-def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | None:
-    """`7d`-style durations back from now, or an RFC 3339 time; ValueError if neither."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        back: timedelta = parse_duration(text)
-        return (now or datetime.now(UTC)) - back
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _ledger_dir(args: argparse.Namespace) -> Path | None:
     config = load_or_report(args)
     return None if config is None else Path(config.state_dir) / LEDGER_DIR
@@ -78,9 +66,9 @@ def _ledger_dir(args: argparse.Namespace) -> Path | None:
 
 def _since_or_report(args: argparse.Namespace) -> tuple[bool, datetime | None]:
     try:
-        return True, parse_since(args.since)
-    except ValueError:
-        err_console.print(f"--since {args.since!r}: use e.g. 7d, 12h or 2026-01-31T00:00:00Z")
+        return True, None if args.since is None else parse_since(args.since)
+    except ValueError as exc:
+        err_console.print(f"--since: {exc}", highlight=False)
         return False, None
 
 

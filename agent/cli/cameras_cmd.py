@@ -45,6 +45,7 @@ from agent.cli.discover_cmd import optional_profiles
 from agent.compat.discovery_cache import load_cache
 from agent.config import ID_PATTERN, AgentConfig, ConfigError, SharingMode, resolve_config_path
 from agent.secretbox import SecretError
+from agent.units import parse_point
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -132,15 +133,9 @@ def _channels(text: str) -> list[int] | str:
 
 def _location(text: str) -> tuple[float, float]:
     try:
-        lat_text, lon_text = text.split(",")
-        lat, lon = float(lat_text), float(lon_text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            "give the location as LAT,LON, e.g. 35.0844,-106.6504"
-        ) from None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise argparse.ArgumentTypeError("latitude is -90..90 and longitude -180..180")
-    return lat, lon
+        return parse_point(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _sharing(args: argparse.Namespace) -> Sharing:

@@ -15,39 +15,13 @@ from agent.cli.common import console, err_console, load_or_report, print_json
 from agent.config import AgentConfig
 from agent.store import ClipResult, ClipStore, Coverage, InvalidWindow, NoFootage, StoreError
 from agent.store.layout import check_camera_id
-
-_RELATIVE = re.compile(r"^([+-])\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_when(text: str, *, now: datetime | None = None) -> datetime:
-    """`now`, a relative time (`-5m`, `-90s`, `-2h`, `-1d`, `+10m`) or RFC 3339 with a zone."""
-    current = now if now is not None else datetime.now(UTC)
-    value = text.strip()
-    if value.lower() == "now":
-        return current
-    match = _RELATIVE.match(value)
-    if match:
-        sign, amount, unit = match.groups()
-        seconds = float(amount) * _UNITS[unit]
-        if seconds > 100 * 365 * 86400:
-            raise ValueError(f"{text!r} is too far away")
-        delta = timedelta(seconds=seconds)
-        return current - delta if sign == "-" else current + delta
-    try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        raise ValueError(
-            f"not a time: {text!r} (use RFC 3339 like 2026-11-22T14:05:00Z, or now, -5m, -2h)"
-        ) from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"{text!r} has no time zone: add Z (UTC) or an offset like +01:00")
-    return parsed.astimezone(UTC)
+from agent.units import parse_time
 
 
 def _when(text: str) -> datetime:
+    """`now`, a relative time (`-5m`, `-90s`, `-2h`, `-1d`, `+10m`) or RFC 3339 with a zone."""
     try:
-        return parse_when(text)
+        return parse_time(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -90,7 +64,7 @@ def _allow_relative_times(parser: argparse.ArgumentParser) -> None:
     argparse has no public hook for this; `_negative_number_matcher` is how it recognises
     `-5` as a value rather than an option (unchanged since Python 3.2).
     """
-    parser._negative_number_matcher = re.compile(r"^-\s*\d+(\.\d+)?[smhdw]?$")
+    parser._negative_number_matcher = re.compile(r"^-\s*\d+(\.\d+)?(ms|[smhdw])?$")
 
 
 def open_store(config: AgentConfig) -> ClipStore | None:

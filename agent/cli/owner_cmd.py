@@ -23,10 +23,11 @@ from rich.table import Table
 
 from agent.cli.common import console, err_console, load_or_report, print_json
 from agent.cli.recording_view import link_line, recorders_table
-from agent.config import AgentConfig, SharingMode, parse_duration
+from agent.config import AgentConfig, SharingMode
 from agent.control import ControlClient, ControlError, DaemonNotRunning
 from agent.control.auth import describe_uid
 from agent.policy import NotOwnerError, OwnerStateError, Policy, PolicyError
+from agent.units import parse_duration
 
 _NOT_ALLOWED_TO_REACH = {"permission_denied", "not_owner"}
 
@@ -262,7 +263,10 @@ def _sharing_set(owner: _Owner, args: argparse.Namespace) -> Any:
 def _pause(owner: _Owner, args: argparse.Namespace) -> Any:
     seconds = None
     if args.duration is not None:
-        seconds = parse_duration(args.duration).total_seconds()
+        try:
+            seconds = parse_duration(args.duration).total_seconds()
+        except ValueError as exc:
+            raise ValueError(f"--for: {exc}") from None
         if seconds <= 0:
             raise ValueError("--for must be longer than zero")
     until = None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from rich.table import Table
 from rich.text import Text
 
+from agent.units import human_distance, parse_distance, parse_duration, parse_point, parse_time
 from agent.wire import EventState, Topics
 from hub import evidence
 from hub.audit import Actor
@@ -43,7 +44,6 @@ from hub.mqtt import hub_client
 from hub.registry import MapCamera
 from hub.state import HubHome
 from hub.trust import check_message
-from hub.units import human_distance, parse_distance, parse_duration, parse_point, parse_time
 
 TAKEN_ON = {
     EventState.ACCEPTED.value,

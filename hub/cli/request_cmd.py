@@ -12,6 +12,7 @@ import aiomqtt
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.text import Text
 
+from agent.units import parse_duration, parse_time
 from agent.wire import Event, EventState, Topics
 from agent.wire.requests import COMMANDS
 from hub import audit, evidence
@@ -38,7 +39,6 @@ from hub.relay_sessions import MintedSession
 from hub.request import SUCCESS_STATES, follow_events
 from hub.state import HubHome
 from hub.trust import MARKS, Checked
-from hub.units import parse_duration, parse_time
 from hub.workflow import PreparedRequest, RequestSpec, prepare_request, publish, record_request
 
 # States worth stopping at before the end (--until): the site took the request on.

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from agent.units import parse_duration
 from hub.cli.common import EXIT_OK, UsageError, arg_type, console, readable_file
 from hub.console.settings import ConsoleSettings
 from hub.server import HubServer
 from hub.state import HubHome, write_atomic
-from hub.units import parse_duration
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

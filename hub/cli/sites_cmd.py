@@ -14,6 +14,7 @@ import aiomqtt
 from rich.table import Table
 from rich.text import Text
 
+from agent.units import human_distance, parse_distance, parse_duration, parse_point
 from hub.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -35,7 +36,6 @@ from hub.revocation import Retirement, revoke_site, withdraw_presence
 from hub.sites import CameraRow, camera_rows, collect_sites
 from hub.state import HubHome, HubStateError
 from hub.trust import MARKS, Verdict
-from hub.units import human_distance, parse_distance, parse_duration, parse_point
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from rich.table import Table
 
+from agent.units import parse_duration, parse_point
 from hub.cli.common import (
     EXIT_OK,
     UsageError,
@@ -18,7 +19,6 @@ from hub.cli.common import (
 from hub.server import load_serve_settings
 from hub.state import HubHome
 from hub.tokens import Location, TokenRecord, TokenStore
-from hub.units import parse_duration, parse_point
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
+from agent.units import parse_time
 from hub.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -17,7 +18,6 @@ from hub.cli.common import (
     read_jwk_argument,
 )
 from hub.state import HubHome
-from hub.units import parse_time
 from hub.verify import Verification, read_manifest_text, verify_files
 
 

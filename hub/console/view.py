@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 from markupsafe import Markup, escape
 
+from agent.units import human_distance
 from hub.console.app import console_of
 from hub.console.auth import WHO
-from hub.units import human_distance
 
 NAV = (
     ("map", "/", "Map"),

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from agent.cli import main
 from agent.cli.config_cmd import example_text
-from agent.config import ConfigError, SharingMode, load_config, parse_duration
+from agent.config import ConfigError, SharingMode, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -135,13 +135,6 @@ def test_a_password_inside_an_rtsp_url_warns(
     assert main(["--config", str(path), "config", "check"]) == 0
     said = " ".join(capsys.readouterr().err.split())
     assert "carries a password in clear" in said and "--rtsp" in said
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("7d", 604800)]
-)
-def test_durations(text: str, seconds: int) -> None:
-    assert parse_duration(text) == timedelta(seconds=seconds)
 
 
 def test_cli_entry_point_runs(tmp_path: Path) -> None:

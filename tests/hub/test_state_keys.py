@@ -11,10 +11,10 @@ import jwt
 import pytest
 
 from agent.identity import DeviceKey, jwk_thumbprint
+from agent.units import parse_duration
 from hub.keys import current_trust_set, load_signing_key, root_key_path
 from hub.request import build_claims, sign_request
 from hub.state import HubHome
-from hub.units import parse_duration
 from tests.hub.conftest import HubRunner
 from tests.support.rtcc import ISSUER
 
