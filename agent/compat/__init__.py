@@ -1,7 +1,8 @@
 """Camera compatibility: what is publicly known about each vendor's cameras and firmware.
 
-`load_profiles()` reads the `firmware_profiles/` data; the returned `ProfileSet` recognises a
-camera, lists RTSP paths to try and checks firmware against published advisories.
+`load_profiles()` reads the `firmware_profiles/` data (the `profiles` package: schema, loading,
+matching, assessment); the returned `ProfileSet` recognises a camera, lists RTSP paths to try
+and checks firmware against published advisories.
 
 `check_camera(Target, options=CheckOptions, profiles=...)` checks one camera end to end (ONVIF,
 its streams measured with `probe_stream`, firmware, the verdicts) into a `CameraReport`;
