@@ -18,14 +18,9 @@ from pydantic import SecretStr
 
 from agent.cli import main
 from agent.clock import clock_sync
-from agent.compat.doctor import (
-    broker_check,
-    mqtt_connect_packet,
-    redact_config_text,
-    store_check,
-    time_sync_check,
-)
 from agent.config import load_config
+from agent.doctor.bundle import redact_config_text
+from agent.doctor.checks import broker_check, store_check, time_sync_check
 from agent.secretbox import SecretBox
 from tests.support import tmpfs
 from tests.support.broker import MosquittoBroker, next_message, running_broker
@@ -283,22 +278,6 @@ def test_doctor_and_the_manifests_read_the_same_clock() -> None:
     assert result.status == expected
     if sync.source == "adjtimex":
         assert "adjtimex" in result.reason
-
-
-def test_mqtt_connect_packet() -> None:
-    packet = mqtt_connect_packet("s", "u", "p" * 200)
-    assert packet[0] == 0x10
-    length, shift, index = 0, 0, 1
-    while True:
-        byte = packet[index]
-        length |= (byte & 0x7F) << shift
-        index += 1
-        shift += 7
-        if not byte & 0x80:
-            break
-    assert length == len(packet) - index
-    assert packet[index : index + 6] == b"\x00\x04MQTT"
-    assert packet[index + 7] == 0xC0  # user name and password, clean session off, no will
 
 
 def test_redaction_keeps_comments_and_drops_secrets() -> None:
