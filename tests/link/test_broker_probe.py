@@ -1,7 +1,7 @@
 """`agent.link.probe_broker` against a real mosquitto (TLS, client certificates, ACL): the login
 it makes is the daemon's kind (MQTT 3.1.1, clean session off) and every failure is named.
 
-That it leaves queued requests for the daemon is `tests/doctor/test_doctor.py`'s
+That it leaves queued requests for the daemon is `tests/doctor/test_checks.py`'s
 `test_the_broker_check_leaves_queued_requests_for_the_daemon`.
 """
 
