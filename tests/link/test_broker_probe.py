@@ -1,5 +1,7 @@
 """`agent.link.probe_broker` against a real mosquitto (TLS, client certificates, ACL): the login
-it makes is the daemon's kind (MQTT 3.1.1, clean session off) and every failure is named.
+it makes is the daemon's kind (MQTT 3.1.1, clean session off), leaves nothing behind (no will,
+no subscription, nothing acknowledged; read from mosquitto's debug log) and every failure is
+named.
 
 That it leaves queued requests for the daemon is `tests/doctor/test_checks.py`'s
 `test_the_broker_check_leaves_queued_requests_for_the_daemon`.
@@ -14,15 +16,32 @@ from collections.abc import Iterator
 import pytest
 
 from agent.link import BrokerSettings, client_tls_context, probe_broker
-from tests.support.broker import HUB_IDENTITY, MosquittoBroker, running_broker
+from tests.support.broker import HUB_IDENTITY, MosquittoBroker, next_message
 
 SITE = "site-probe"
 
 
 @pytest.fixture(scope="module")
 def mqtt() -> Iterator[MosquittoBroker]:
-    with running_broker() as running:
-        yield running
+    """A broker that logs every packet (wills, SUBSCRIBE, PUBACK) it receives."""
+    broker = MosquittoBroker()
+    with broker.config_path.open("a") as config:
+        config.write("log_type debug\n")
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.close()
+
+
+def probe_session(log: str, client_id: str) -> str:
+    """The broker's log of the last connection made as `client_id` by a probe (clean session
+    off, keepalive 30), up to its disconnection."""
+    starts = [m.start() for m in re.finditer(rf"as {client_id} \(p2, c0, k30", log)]
+    assert starts, log
+    end = log.find(f"Client {client_id} disconnected", starts[-1])
+    assert end > 0, log[starts[-1] :]
+    return log[starts[-1] : end]
 
 
 def test_the_login_is_the_daemons_kind_and_a_long_password_fits(mqtt: MosquittoBroker) -> None:
@@ -38,7 +57,38 @@ def test_the_login_is_the_daemons_kind_and_a_long_password_fits(mqtt: MosquittoB
     assert result.outcome == "accepted" and result.ok
     logins = re.findall(rf"New client connected from \S+ as {SITE} \((.*?)\)", mqtt.log())
     assert logins == [f"p2, c0, k30, u'{SITE}'"]  # 3.1.1, persistent session, once
-    assert re.search(rf"Client {SITE} disconnected\.", mqtt.log())  # a DISCONNECT, no error
+    session = probe_session(mqtt.log(), SITE)
+    assert "Will message specified" not in session
+    assert f"Received DISCONNECT from {SITE}" in session
+
+
+def test_a_queued_request_is_neither_acknowledged_nor_lost(mqtt: MosquittoBroker) -> None:
+    site = "site-queued"
+    cert, key = mqtt.issue_client_cert(site)
+    settings = BrokerSettings.from_url(
+        mqtt.url(), ca_file=mqtt.ca_file, cert_file=cert, key_file=key
+    )
+    context = client_tls_context(ca_file=mqtt.ca_file, cert_file=cert, key_file=key)
+    topic = f"rtcc/v1/sites/{site}/req"
+
+    async def scenario() -> bytes:
+        # The site's persistent session exists (the daemon ran once) and the daemon is down.
+        async with mqtt.client(site, identifier=site, clean_session=False) as daemon:
+            await daemon.subscribe(topic, qos=1)
+        async with mqtt.client() as hub:
+            await hub.publish(topic, b"queued-request", qos=1)
+        result = await probe_broker(settings, context, client_id=site)
+        assert result.outcome == "accepted"
+        async with mqtt.client(site, identifier=site, clean_session=False) as daemon:
+            message = await next_message(daemon)
+        return bytes(message.payload)
+
+    assert asyncio.run(scenario()) == b"queued-request"
+    session = probe_session(mqtt.log(), site)
+    assert f"Sending PUBLISH to {site}" in session  # the broker did hand it to the probe …
+    assert f"Received PUBACK from {site}" not in session  # … which did not take it
+    assert f"Received SUBSCRIBE from {site}" not in session
+    assert "Will message specified" not in session
 
 
 def test_failures_are_named(mqtt: MosquittoBroker) -> None:
