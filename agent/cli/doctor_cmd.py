@@ -15,9 +15,9 @@ from rich.text import Text
 
 from agent.cli.check_cmd import STATUS_STYLE, checks_table, print_report
 from agent.cli.common import console, err_console, print_json
-from agent.compat.doctor import run_doctor, write_bundle
 from agent.compat.report import DoctorReport
 from agent.config import resolve_config_path
+from agent.doctor import run_doctor, write_bundle
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

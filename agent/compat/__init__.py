@@ -1,12 +1,13 @@
 """Camera compatibility: what is publicly known about each vendor's cameras and firmware.
 
-`load_profiles()` reads the `firmware_profiles/` data; the returned `ProfileSet` recognises a
-camera, lists RTSP paths to try and checks firmware against published advisories.
+`load_profiles()` reads the `firmware_profiles/` data (the `profiles` package: schema, loading,
+matching, assessment); the returned `ProfileSet` recognises a camera, lists RTSP paths to try
+and checks firmware against published advisories.
 
 `check_camera(Target, options=CheckOptions, profiles=...)` checks one camera end to end (ONVIF,
-its streams measured with `probe_stream`, firmware, the verdicts) into a `CameraReport`;
-`run_doctor(config_path)` checks the whole site into a `DoctorReport` and `write_bundle` packs
-the support bundle. The JSON layout of the reports is documented in docs/compat-json.md.
+its streams measured with `probe_stream`, firmware, the verdicts) into a `CameraReport`.
+The whole site's diagnostics (`rtcc-edge doctor`, the support bundle) are `agent.doctor`'s.
+The JSON layout of the reports is documented in docs/compat-json.md.
 """
 
 from agent.compat.check import (
@@ -17,7 +18,6 @@ from agent.compat.check import (
     check_cameras,
     storage_facts,
 )
-from agent.compat.doctor import DoctorOutcome, run_doctor, write_bundle
 from agent.compat.probe import (
     ProbeError,
     ProbeOptions,
@@ -60,7 +60,6 @@ __all__ = [
     "CheckOptions",
     "CheckResult",
     "DiscoveryReport",
-    "DoctorOutcome",
     "DoctorReport",
     "Finding",
     "FirmwareVersion",
@@ -86,7 +85,5 @@ __all__ = [
     "parse_version",
     "probe_stream",
     "probe_stream_async",
-    "run_doctor",
     "storage_facts",
-    "write_bundle",
 ]

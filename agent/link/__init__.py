@@ -1,5 +1,6 @@
 """The RTCC link: the MQTT session with the broker (transport) and the request service
-(verification, replay cache, request book, delivery handlers; see `agent.link.service`)."""
+(verification, replay cache, request book, delivery handlers; see `agent.link.service`).
+`probe_broker` tests the broker with the same client for diagnostics (`agent.link.probe`)."""
 
 from agent.link.backoff import Backoff
 from agent.link.delivery import DeliveryHandlers, PlaceholderDelivery
@@ -19,6 +20,7 @@ from agent.link.presence import (
     basic_status,
     registry_from_config,
 )
+from agent.link.probe import BrokerProbe, probe_broker
 from agent.link.replay import ReplayCache
 from agent.link.requests_db import RequestBook, RequestRecord
 from agent.link.service import OwnerActionError, RequestService
@@ -34,6 +36,7 @@ from agent.link.verify import JwksError, KeyRing, Rejection, Verified, Verifier
 
 __all__ = [
     "Backoff",
+    "BrokerProbe",
     "BrokerSettings",
     "DeliveryHandler",
     "DeliveryHandlers",
@@ -64,5 +67,6 @@ __all__ = [
     "bare_registry",
     "basic_status",
     "client_tls_context",
+    "probe_broker",
     "registry_from_config",
 ]
