@@ -591,9 +591,15 @@ async def test_slow_viewer_at_the_relay_does_not_slow_the_site(
     assert site_skipped == 0
     assert peak < QUICK.max_queue_bytes // 2
     numbers = [s.frame_number for s in await asyncio.to_thread(stamps_in_file, str(late_file))]
-    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), (
-        "the late viewer lost frames"
-    )
+    # The camera itself skips frames when a loaded machine stalls its loop (camsim keeps to the
+    # wall clock, clients resume at the next keyframe): what the recorder got is the reference.
+    recorded: set[int] = set()
+    for segment in (tmp_path / "state").rglob("segments/*/*/*.mp4"):
+        stamps = await asyncio.to_thread(stamps_in_file, str(segment))
+        recorded.update(s.frame_number for s in stamps)
+    sent = sorted(n for n in recorded if numbers[0] <= n <= numbers[-1])
+    assert sent, "nothing recorded over the late viewer's window"
+    assert numbers == sent, "the late viewer lost frames the camera sent"
     assert len(numbers) > 5 * 15
 
 
