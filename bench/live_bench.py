@@ -52,7 +52,7 @@ import av
 
 from agent.identity import DeviceKey, device_key_path
 from agent.log import configure_logging
-from agent.store import fmp4
+from agent.media import fmp4
 from agent.wire import Topics
 from bench.record_cpu import PASSWORD, Camsim, cpu_seconds, machine, tree
 from hub.relay_media import fragment_keyframe, parse_init

@@ -6,7 +6,7 @@ to viewers, so every message is parsed before it is served. The publisher is a s
 asked to stream, but its bytes are still input from outside: anything malformed is a
 `MediaError` (the relay then closes the ingest), never an exception from deep inside a parser.
 
-The parsing is the agent's own (`agent.store.fmp4`, the parser its store checks its segments
+The parsing is the agent's own (`agent.media.fmp4`, the parser its store checks its segments
 with), so the relay accepts exactly the fragmented MP4 the agent writes: an init segment of
 `ftyp` + `moov` (with `mvex`, a video track), then fragments of one `moof` and its `mdat`.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.store.fmp4 import Box, BoxError, TrackInfo, iter_boxes, parse_fragment, parse_moov
+from agent.media.fmp4 import Box, BoxError, TrackInfo, iter_boxes, parse_fragment, parse_moov
 
 MAX_INIT_BYTES = 1024 * 1024
 MAX_FRAGMENT_BYTES = 16 * 1024 * 1024

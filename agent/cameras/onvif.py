@@ -26,9 +26,9 @@ from agent.cameras.plan import (
 from agent.compat.probe import ProbeError
 from agent.compat.profiles import ProfileSet
 from agent.config import AgentConfig
+from agent.media.source import SourceError
 from agent.onvif import Channel, OnvifCamera, OnvifError, choose_profile, rtsp_url
 from agent.onvif.errors import quoted
-from agent.recorder.source import SourceError
 
 
 @dataclass

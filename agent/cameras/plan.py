@@ -12,8 +12,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from agent.compat.probe import ProbeOptions, probe_stream_async
 from agent.config import ID_PATTERN, AgentConfig, SharingMode
+from agent.media.source import SourceError, rtsp_source
 from agent.onvif.errors import quoted
-from agent.recorder.source import SourceError, rtsp_source
 from agent.redact import redact_url
 
 MAX_CHANNELS = 256

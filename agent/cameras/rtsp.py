@@ -25,7 +25,7 @@ from agent.cameras.plan import (
 from agent.compat.probe import ProbeError
 from agent.compat.profiles import ProfileSet, render_channel_path
 from agent.config import AgentConfig
-from agent.recorder.source import SourceError
+from agent.media.source import SourceError
 
 
 async def plan_rtsp(

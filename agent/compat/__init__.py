@@ -5,7 +5,9 @@ matching, assessment); the returned `ProfileSet` recognises a camera, lists RTSP
 and checks firmware against published advisories.
 
 `check_camera(Target, options=CheckOptions, profiles=...)` checks one camera end to end (ONVIF,
-its streams measured with `probe_stream`, firmware, the verdicts) into a `CameraReport`.
+its streams measured with `probe_stream`, firmware, the verdicts) into a `CameraReport`. Streams
+are found and opened through `agent.media`, as the recorder's are; compat never imports the
+recorder, nor the recorder compat (tests/media/test_layering.py).
 The whole site's diagnostics (`rtcc-edge doctor`, the support bundle) are `agent.doctor`'s.
 The JSON layout of the reports is documented in docs/compat-json.md.
 """

@@ -49,6 +49,7 @@ from agent.compat.report import (
 from agent.compat.versions import parse_version
 from agent.config import AgentConfig, CameraConfig, CompatConfig
 from agent.log import get_logger
+from agent.media.source import SourceError, rtsp_source
 from agent.onvif import (
     Channel,
     DeviceInfo,
@@ -61,7 +62,6 @@ from agent.onvif import (
     rtsp_url,
 )
 from agent.quirks import QuirkId, describe
-from agent.recorder.source import SourceError, rtsp_source
 from agent.redact import redact_url
 from agent.secretbox import SecretError, reveal
 from agent.store import ClipStore, StoreError

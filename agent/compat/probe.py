@@ -1,8 +1,9 @@
 """Open a camera's RTSP stream with PyAV, read a few seconds and say what it really is.
 
-The open is fast (small probesize, no analyze duration, RTSP over TCP: ~0.25 s instead of ~2 s,
-see FIELD-NOTES); then packets are read until a second keyframe arrives (one whole keyframe
-interval, which also gives an exact bitrate for that interval) or `max_seconds` pass. Only the
+The open is fast (`agent.media.open`: small probesize, no analyze duration, RTSP over TCP:
+~0.25 s instead of ~2 s, see FIELD-NOTES); then packets are read until a second keyframe arrives
+(one whole keyframe interval, which also gives an exact bitrate for that interval) or
+`max_seconds` pass. Only the
 first keyframe is decoded: it gives the true resolution and profile, the time to first frame,
 and the snapshot (a JPEG encoded from that very frame). What ONVIF claims about a stream is not
 trusted here: cameras report H.264 in GetProfiles while sending H.265.
@@ -30,8 +31,9 @@ import av
 import av.error
 
 from agent.log import get_logger
+from agent.media.open import open_rtsp, rtsp_options
+from agent.media.source import StreamSource
 from agent.neterrors import UNRESOLVED, describe_network_error, host_resolves
-from agent.recorder.source import StreamSource
 
 log = get_logger(__name__)
 
@@ -83,16 +85,6 @@ class ProbeError(Exception):
 
     def __str__(self) -> str:
         return self.message
-
-
-def rtsp_options(options: ProbeOptions) -> dict[str, str]:
-    return {
-        "rtsp_transport": "tcp",
-        "probesize": "32768",
-        "analyzeduration": "0",
-        # libav's socket timeout (µs), behind PyAV's own open/read timeouts.
-        "timeout": str(int(options.read_timeout * 1_000_000)),
-    }
 
 
 def _error(exc: BaseException, source: StreamSource, options: ProbeOptions) -> ProbeError:
@@ -199,10 +191,13 @@ def probe_stream(source: StreamSource, options: ProbeOptions | None = None) -> S
     options = options or ProbeOptions()
     started = time.monotonic()
     try:
-        container = av.open(
-            source.url,
-            options=rtsp_options(options),
-            timeout=(options.open_timeout, options.read_timeout),
+        # Audio too (the report names its codec); PyAV bounds every read, libav's socket
+        # timeout stands behind it.
+        container = open_rtsp(
+            source,
+            rtsp_options(read_timeout=options.read_timeout, video_only=False),
+            open_timeout=options.open_timeout,
+            read_timeout=options.read_timeout,
         )
     except (av.error.FFmpegError, OSError, RuntimeError, ValueError) as exc:
         raise _error(exc, source, options) from None

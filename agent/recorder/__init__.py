@@ -11,7 +11,9 @@ Workers (`worker.py`) pull RTSP with PyAV and write through `agent.store`'s segm
 they are forked from a fork server that preloaded PyAV, so the daemon itself is never forked
 and each worker costs a few MB. A worker that has caught up with its camera reads in batches
 (`RecorderSettings.read_batch`, never past a fragment's due time), which takes about a third
-off its CPU; see docs/recording.md. `source.py` works out each camera's RTSP URL and credentials.
+off its CPU; see docs/recording.md. Each camera's RTSP URL and credentials, and the PyAV open,
+come from `agent.media`; the recorder keeps what is its own: reconnecting (`probe.py`, the
+worker's backoff) and the timestamps it writes (`timestamps.py`).
 
 Other processes (`rtcc-edge store status`) read the daemon's view of the recorders and of its
 link with `read_state_file(state_file_path(config.state_dir))`: None if no daemon ever wrote
@@ -21,7 +23,6 @@ last error, last frame, days held against the program's bar).
 """
 
 from agent.recorder.live import LiveChunk, LiveFeed, LiveHub, UnknownCamera
-from agent.recorder.source import SourceError, StreamSource, resolve_source
 from agent.recorder.state import (
     STATE_FILE,
     CameraState,
@@ -48,15 +49,12 @@ __all__ = [
     "RecorderSettings",
     "RecorderStatus",
     "RestartBudget",
-    "SourceError",
     "StateBoard",
     "StateFile",
     "StateFileWriter",
-    "StreamSource",
     "Supervisor",
     "UnknownCamera",
     "read_state_file",
-    "resolve_source",
     "state_file_path",
     "wait_for_old_workers",
 ]

@@ -38,6 +38,7 @@ from typing import Any
 
 from agent.config import CameraConfig, StoreConfig
 from agent.log import get_logger
+from agent.media.source import SourceError, StreamSource, resolve_source
 from agent.recorder.ipc import (
     InitSegment,
     LiveRequest,
@@ -48,7 +49,6 @@ from agent.recorder.ipc import (
     read_worker_message,
 )
 from agent.recorder.live import LiveHub
-from agent.recorder.source import SourceError, StreamSource, resolve_source
 from agent.recorder.state import CameraState, RecorderStatus, StateBoard
 from agent.recorder.worker import Backoff, WorkerSpec, worker_main
 

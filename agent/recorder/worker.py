@@ -36,11 +36,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import av
 import av.error
 
 from agent.config import StoreConfig
 from agent.log import configure_logging, get_logger
+from agent.media import open as media_open
+from agent.media.source import StreamSource
 from agent.recorder.ipc import (
     ChannelClosed,
     ControlMessage,
@@ -54,7 +55,6 @@ from agent.recorder.ipc import (
 )
 from agent.recorder.live import GopCache
 from agent.recorder.probe import rtsp_answers
-from agent.recorder.source import StreamSource
 from agent.recorder.timestamps import TimestampRepair, frame_ticks
 from agent.store import ClipStore, DiskFullError, MediaChunk, SegmentWriter, StoreError
 from agent.store.retention import NOTHING_DELETABLE
@@ -105,23 +105,9 @@ class WorkerSpec:
 
 
 def rtsp_options(spec: WorkerSpec) -> dict[str, str]:
-    """libav options for a quick, bounded RTSP open over TCP.
-
-    No `fflags=nobuffer`: measured against camsim it does not open any faster, and it throws
-    away the packets read while probing — the first keyframe among them — so a reconnect would
-    record up to one keyframe interval later than it can.
-    """
-    options = {
-        "rtsp_transport": "tcp",
-        "allowed_media_types": "video",  # do not SETUP audio we would not record
-        "probesize": "32768",
-        "analyzeduration": "0",
-        # Socket I/O timeout in µs: how long a read waits for video before the camera counts as
-        # stalled (at open, before the first packet, and while streaming).
-        "timeout": str(int(spec.read_timeout * 1_000_000)),
-    }
-    options.update(spec.extra_options)
-    return options
+    """libav options for the worker's RTSP open (`agent.media.open`): video only, reads bounded
+    by `read_timeout` (how long a worker listens before its camera counts as stalled)."""
+    return media_open.rtsp_options(read_timeout=spec.read_timeout, extra=spec.extra_options)
 
 
 class Stop(Exception):
@@ -302,13 +288,10 @@ class Recorder:
                     self._store_failed(exc)
                     continue
                 try:
-                    # PyAV's own timeout only bounds the open: while reading, its interrupt
-                    # callback would take the GIL on every libav I/O call (~0.05 % of a core
-                    # at 4 Mbit/s); libav's socket timeout and the watchdog cover reads.
-                    container = av.open(
-                        self.source.url,
-                        options=rtsp_options(self.spec),
-                        timeout=(self.spec.open_timeout, None),
+                    # PyAV's timeout bounds only the open (see `open_rtsp`): libav's socket
+                    # timeout and the watchdog cover reads.
+                    container = media_open.open_rtsp(
+                        self.source, rtsp_options(self.spec), open_timeout=self.spec.open_timeout
                     )
                 except (av.error.FFmpegError, OSError, RuntimeError) as exc:
                     self._lost(exc)

@@ -1,5 +1,6 @@
 """The rolling clip store: hashed fragmented-MP4 segments, a SQLite index, retention, holds,
-extraction and verification (DESIGN §5).
+extraction and verification (DESIGN §5). The box parser it splits and checks segments with is
+`agent.media.fmp4`, shared with the hub's live relay.
 
 Use one `ClipStore(root, config=StoreConfig)` per process (`ClipStore.from_config(agent_config)`):
 

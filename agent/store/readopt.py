@@ -25,7 +25,7 @@ from pathlib import Path
 import av
 
 from agent.log import get_logger
-from agent.store import fmp4
+from agent.media import fmp4
 from agent.store.files import hash_file
 from agent.store.index import Index, SegmentState, now_us
 from agent.store.layout import Layout, is_segment_relpath

@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 
 from agent.log import get_logger
-from agent.store import fmp4
+from agent.media import fmp4
 from agent.store.files import hash_file, walk_files
 from agent.store.index import CLOSED_STATES, Index, SegmentRow, SegmentState, now_us
 from agent.store.layout import Layout

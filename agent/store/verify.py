@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.store import fmp4
+from agent.media import fmp4
 from agent.store.files import hash_file, walk_files
 from agent.store.index import Index, SegmentRow, SegmentState
 from agent.store.layout import Layout

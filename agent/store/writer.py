@@ -57,7 +57,7 @@ from typing import Any, Literal, NoReturn
 import av
 
 from agent.log import get_logger
-from agent.store import fmp4
+from agent.media import fmp4
 from agent.store.errors import (
     IndexUnavailable,
     StoreWriteError,

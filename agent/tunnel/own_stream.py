@@ -31,6 +31,9 @@ import av
 import av.error
 
 from agent.log import configure_logging, get_logger
+from agent.media import fmp4
+from agent.media.open import open_rtsp, rtsp_options
+from agent.media.source import StreamSource
 from agent.recorder.ipc import (
     ChannelClosed,
     InitSegment,
@@ -41,9 +44,7 @@ from agent.recorder.ipc import (
     read_worker_message,
 )
 from agent.recorder.live import LiveFeed, LiveHub
-from agent.recorder.source import StreamSource
 from agent.recorder.supervisor import worker_context
-from agent.store import fmp4
 from agent.store.writer import muxer_options
 
 log = get_logger(__name__)
@@ -98,15 +99,10 @@ class _Remuxer:
         self.out_stream: Any = None
 
     def run(self) -> None:
-        options = {
-            "rtsp_transport": "tcp",
-            "allowed_media_types": "video",
-            "probesize": "32768",
-            "analyzeduration": "0",
-            "timeout": str(int(self.spec.read_timeout * 1_000_000)),
-        }
-        container = av.open(
-            self.spec.source.url, options=options, timeout=(self.spec.open_timeout, None)
+        container = open_rtsp(
+            self.spec.source,
+            rtsp_options(read_timeout=self.spec.read_timeout),
+            open_timeout=self.spec.open_timeout,
         )
         try:
             if not container.streams.video:

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from agent.compat import ProfileError, ProfileSet, load_profiles
 from agent.config import CameraConfig
+from agent.media.source import SourceError, resolve_source
 from agent.recorder.live import LiveFeed, LiveHub, UnknownCamera
-from agent.recorder.source import SourceError, resolve_source
 from agent.tunnel.own_stream import OwnStream, OwnStreamSpec
 
 Profile = Literal["main", "sub"]

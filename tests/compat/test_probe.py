@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent.compat.probe import ProbeError, ProbeOptions, probe_stream
+from agent.media.source import StreamSource, rtsp_source
 from agent.neterrors import describe_network_error
-from agent.recorder.source import StreamSource, rtsp_source
 from camsim.persona import StreamName
 from tests.onvif.servers import closed_port, silent_server
 from tests.support.camsim import CamsimRun, camera, run_cameras

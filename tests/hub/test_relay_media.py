@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.store.fmp4 import TrackInfo
+from agent.media.fmp4 import TrackInfo
 from hub.relay_media import InitInfo, MediaError, fragment_keyframe, parse_init
 from tests.support.media import MediaSpec, encode_stamped
 from tests.support.relay import Fmp4Stream, fmp4_stream

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import StoreConfig
+from agent.media.source import rtsp_source
 from agent.recorder.probe import rtsp_address, rtsp_answers
-from agent.recorder.source import rtsp_source
 from agent.recorder.timestamps import TimestampRepair
 from agent.recorder.worker import Backoff, WorkerSpec, is_disk_full, rtsp_options
 from agent.store import DiskFullError, IndexUnavailable, StoreWriteError

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import load_config
-from agent.store import ClipStore, SegmentState, fmp4
+from agent.media import fmp4
+from agent.store import ClipStore, SegmentState
 from tests.store.conftest import Record, SpecAt, check_segment
 from tests.support.ffprobe import ffprobe
 from tests.support.media import encode_stamped

@@ -9,7 +9,8 @@ from pathlib import Path
 import av
 import pytest
 
-from agent.store import ClipStore, MediaChunk, SegmentState, WriterBusy, WriterClosed, fmp4
+from agent.media import fmp4
+from agent.store import ClipStore, MediaChunk, SegmentState, WriterBusy, WriterClosed
 from agent.store.model import from_us
 from agent.store.writer import DRIFT_REANCHOR_US, DRIFT_WINDOW, muxer_options
 from camsim.sei import read_stamps, stamps_in_file

@@ -37,7 +37,7 @@ import aiohttp
 import av
 from aiohttp import web
 
-from agent.store import fmp4
+from agent.media import fmp4
 from hub.ca import site_ca
 from hub.relay import RELAY, Relay, RelaySettings
 from hub.relay_sessions import MintedSession, SessionStore

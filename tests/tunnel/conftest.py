@@ -20,8 +20,9 @@ import pytest
 from agent.config import AgentConfig
 from agent.ledger import read_entries
 from agent.link import DeliveryHandlers
+from agent.media import fmp4
 from agent.recorder import LiveHub, RecorderSettings, RecorderStatus, Supervisor
-from agent.store import ClipResult, ClipStore, fmp4
+from agent.store import ClipResult, ClipStore
 from agent.tunnel import LiveSources, TunnelManager, TunnelSettings
 from agent.wire import Event
 from camsim.sei import FrameStamp, stamps_in_file

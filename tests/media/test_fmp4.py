@@ -10,7 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.store import ClipStore, fmp4
+from agent.media import fmp4
+from agent.store import ClipStore
 from tests.store.conftest import Record, SpecAt
 from tests.support.media import MediaSpec
 

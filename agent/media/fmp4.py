@@ -1,12 +1,14 @@
 """Walking the boxes of the fragmented MP4 files we write (ISO/IEC 14496-12).
 
-Used three ways: the writer splits the muxer's byte stream into the init segment and whole
-fragments with it; recovery finds where the last complete fragment of a crashed segment ends;
-verification and extraction check that a file is what the index says. The files may have been
-damaged or tampered with, so every size and count is checked against what is actually there and
+Used four ways: the store's writer splits the muxer's byte stream into the init segment and
+whole fragments with it; recovery finds where the last complete fragment of a crashed segment
+ends; verification and extraction check that a file is what the index says; and the hub's live
+relay checks what a publishing site sends (`hub.relay_media`), so it accepts exactly the
+fragmented MP4 the agent writes. The files may have been damaged or tampered with and the relay's
+bytes come from outside, so every size and count is checked against what is actually there and
 a malformed box is a `BoxError`, never an exception from deep inside the parser.
 
-Only what the store needs is parsed: the one video track's timescale, codec and size from the
+Only what those need is parsed: the one video track's timescale, codec and size from the
 `moov`, and per fragment (`moof` + `mdat`) its samples' decode/presentation times, sizes and
 sync flags.
 """

@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from agent.config import CameraConfig
-from agent.recorder.source import SourceError, resolve_source, rtsp_source
+from agent.media.source import SourceError, resolve_source, rtsp_source
 from agent.redact import REDACTED
 from agent.secretbox import SecretBox
 

@@ -1,4 +1,7 @@
-"""Where a recorder pulls a camera's video from: its RTSP URL, with credentials.
+"""Where a camera's video is pulled from: its RTSP URL, with credentials.
+
+The recorder's workers, a live session's own stream and `rtcc-edge check`'s probe all open what
+this gives them (through `agent.media.open`).
 
 `rtsp_url` in the camera's configuration wins; with only `onvif_url` the camera is asked for
 its stream URI over ONVIF (`onvif_stream_uri`). Credentials come from the
