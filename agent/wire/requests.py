@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -30,6 +31,17 @@ StrictInt = Annotated[int, Field(strict=True)]
 _UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 Uuid = Annotated[str, Field(strict=True, pattern=_UUID_PATTERN)]
 ShortText = Annotated[str, Field(strict=True, min_length=1, max_length=128)]
+
+
+def _date_time_text(value: object) -> object:
+    # pydantic would read a number as Unix seconds; the protocol says RFC 3339 text.
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 date-time string, e.g. 2026-05-01T14:03:00Z")
+    return value
+
+
+# RFC 3339 text with an offset, never a number.
+DateTimeText = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
 # Header names S3 and friends sign; values are sent as given, never interpreted.
 _FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "upgrade"}
 
@@ -143,8 +155,8 @@ class ClipRequest(FootageRequest):
     model_config = ConfigDict(json_schema_extra=_rules("end after start"))
 
     cmd: Literal["clip"]
-    start: AwareDatetime
-    end: AwareDatetime
+    start: DateTimeText
+    end: DateTimeText
     upload: UploadTarget
 
     @model_validator(mode="after")
@@ -156,7 +168,7 @@ class ClipRequest(FootageRequest):
 
 class SnapshotRequest(FootageRequest):
     cmd: Literal["snapshot"]
-    at: AwareDatetime | None = Field(None, description="Default: now")
+    at: DateTimeText | None = Field(None, description="Default: now")
     upload: UploadTarget
 
 
