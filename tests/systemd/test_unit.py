@@ -61,6 +61,7 @@ def test_unit_has_what_the_issue_asks() -> None:
         "WatchdogSec": "30",
         "User": "rtcc-edge",
         "Restart": "on-failure",
+        "RestartPreventExitStatus": "2",
         "NoNewPrivileges": "yes",
         "ProtectSystem": "strict",
         "ReadWritePaths": "/var/lib/rtcc-edge",
