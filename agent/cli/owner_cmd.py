@@ -26,6 +26,7 @@ from agent.cli.recording_view import link_line, recorders_table
 from agent.config import AgentConfig, SharingMode
 from agent.control import ControlClient, ControlError, DaemonNotRunning
 from agent.control.auth import describe_uid
+from agent.link.owner_actions import pending_named
 from agent.policy import NotOwnerError, OwnerStateError, Policy, PolicyError
 from agent.units import parse_duration
 
@@ -199,11 +200,7 @@ def _pending_id(owner: _Owner, request_id: str) -> str | None:
     """The full id of the one pending request `request_id` names, or None (the daemon then
     says what is wrong with it)."""
     records = owner.client.call("requests", all=True, limit=1000)
-    exact = [r for r in records if r["id"] == request_id]
-    matches = exact or [r for r in records if r["id"].startswith(request_id)]
-    if len(request_id) < 4 or len(matches) != 1 or matches[0]["state"] != "pending_approval":
-        return None
-    return str(matches[0]["id"])
+    return pending_named(request_id, ((r["id"], r["state"]) for r in records))
 
 
 def _approve(owner: _Owner, args: argparse.Namespace) -> Any:
