@@ -6,8 +6,9 @@ CLI's owner commands reach it through that socket) and so will the owner's web p
 action takes `by` (who, as the ledger names them) and keeps the rules in this one place:
 
 - the owner's choice is in the owner directory (`agent.policy.state`) before anything acts on
-  it: the policy adopts what the owner's CLI wrote there already, or writes it itself (a daemon
-  running as root); `NotOwnerError` when neither can;
+  it (`OwnerChoices`): the owner's CLI writes it there in its own process first, since the
+  daemon's user may not; the daemon adopts what it finds, or writes it itself when it runs as
+  root; `NotOwnerError` when neither can;
 - then its ledger entry (`approval`, `denial`, `sharing_changed`, `paused`, `resumed`);
 - then the request's events, the re-published registry or status, the live sessions it ends.
 
@@ -21,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from agent.config import SharingMode
 from agent.ledger import entries
 from agent.link.requests_db import RequestRecord
 from agent.link.service import RequestService
 from agent.log import get_logger
-from agent.policy import CameraSharing
+from agent.policy import CameraSharing, Policy
 from agent.wire import EventState, RejectCode
 
 log = get_logger(__name__)
@@ -82,6 +83,34 @@ def sharing_json(sharing: CameraSharing) -> dict[str, Any]:
     }
 
 
+class OwnerChoices:
+    """The owner's choices as written in the owner directory, by whichever process acts: the
+    owner's CLI before it tells the daemon, the daemon's `OwnerActions` (which adopts a choice
+    already recorded). NotOwnerError when this process may not write there."""
+
+    def __init__(self, policy: Policy, *, by: str) -> None:
+        self.policy = policy
+        self.by = by
+
+    def decide(
+        self, jti: str, decision: Literal["approved", "denied"], *, reason: str = ""
+    ) -> None:
+        self.policy.record_decision(jti, decision, reason=reason, by=self.by)
+
+    def set_sharing(
+        self, camera: str, mode: SharingMode, *, live: bool | None
+    ) -> tuple[CameraSharing, CameraSharing]:
+        """(before, after); PolicyError if the configuration does not allow it."""
+        return self.policy.set_sharing(camera, mode, live=live, by=self.by)
+
+    def pause(self, *, until: datetime | None) -> None:
+        self.policy.pause(until=until, by=self.by)
+
+    def resume(self) -> bool:
+        """False if sharing was not paused."""
+        return self.policy.resume()
+
+
 @dataclass(frozen=True)
 class Paused:
     until: datetime | None  # None: until resumed
@@ -129,7 +158,7 @@ class OwnerActions:
         service = self.service
         async with service.lock:
             record = self._pending(request_id)
-            service.policy.record_decision(record.jti, "approved", by=by)
+            OwnerChoices(service.policy, by=by).decide(record.jti, "approved")
             if record.expires is not None and service.states.clock() >= record.expires.timestamp():
                 await service.expire(record.jti)
                 raise OwnerActionError("expired", f"request {record.jti} expired before approval")
@@ -154,7 +183,7 @@ class OwnerActions:
         service = self.service
         async with service.lock:
             record = self._pending(request_id)
-            service.policy.record_decision(record.jti, "denied", reason=reason, by=by)
+            OwnerChoices(service.policy, by=by).decide(record.jti, "denied", reason=reason)
             await service.ledger.append_async(
                 entries.Denial(
                     jti=record.jti,
@@ -183,7 +212,7 @@ class OwnerActions:
         PolicyError if the configuration does not allow it."""
         service = self.service
         async with service.lock:
-            before, after = service.policy.set_sharing(camera, mode, live=live, by=by)
+            before, after = OwnerChoices(service.policy, by=by).set_sharing(camera, mode, live=live)
             await service.ledger.append_async(
                 entries.SharingChanged(
                     camera=camera,
@@ -206,7 +235,7 @@ class OwnerActions:
         service = self.service
         until = None if duration is None else service.states.now() + duration
         async with service.lock:
-            service.policy.pause(until=until, by=by)
+            OwnerChoices(service.policy, by=by).pause(until=until)
             await service.ledger.append_async(entries.Paused(until=until, by=by))
             await service.arm_pause_timer()
         await service.publish(service.publisher.publish_status)
