@@ -34,7 +34,7 @@ from agent.config import AgentConfig
 from agent.daemon.app import StoreService
 from agent.delivery import DeliveryService
 from agent.identity import DeviceKey, device_key_path
-from agent.link import RequestService
+from agent.link import OwnerActions, RequestService
 from agent.link.compose import Link
 from agent.link.delivery import DeliveryHandlers
 from agent.link.session import MqttSession
@@ -271,10 +271,10 @@ class SimSite:
     # --- the owner ---------------------------------------------------------------------------
 
     async def approve(self, request_id: str) -> None:
-        await self.service.approve(request_id, by="owner (sitesim)")
+        await OwnerActions(self.service).approve(request_id, by="owner (sitesim)")
 
     async def deny(self, request_id: str, reason: str = "not our camera") -> None:
-        await self.service.deny(request_id, reason=reason, by="owner (sitesim)")
+        await OwnerActions(self.service).deny(request_id, reason=reason, by="owner (sitesim)")
 
 
 class Simulation:

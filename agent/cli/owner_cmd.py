@@ -26,6 +26,7 @@ from agent.cli.recording_view import link_line, recorders_table
 from agent.config import AgentConfig, SharingMode
 from agent.control import ControlClient, ControlError, DaemonNotRunning
 from agent.control.auth import describe_uid
+from agent.link.owner_actions import OwnerChoices, pending_named
 from agent.policy import NotOwnerError, OwnerStateError, Policy, PolicyError
 from agent.units import parse_duration
 
@@ -34,16 +35,17 @@ _NOT_ALLOWED_TO_REACH = {"permission_denied", "not_owner"}
 
 class _Owner:
     """The owner's side of a change: the daemon must be there, then the choice is recorded in
-    the owner directory (only root and the owner group can), then the daemon is told."""
+    the owner directory (`OwnerChoices`: only root and the owner group can), then the daemon
+    is told, and its `OwnerActions` (`agent.link.owner_actions`) adopts it and acts."""
 
     def __init__(self, config: AgentConfig, client: ControlClient) -> None:
         self.config = config
         self.client = client
         self.by = describe_uid(os.geteuid())
 
-    def policy(self) -> Policy:
+    def choices(self) -> OwnerChoices:
         self.client.call("status")  # DaemonNotRunning before anything is written
-        return Policy.open(self.config)
+        return OwnerChoices(Policy.open(self.config), by=self.by)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -199,18 +201,14 @@ def _pending_id(owner: _Owner, request_id: str) -> str | None:
     """The full id of the one pending request `request_id` names, or None (the daemon then
     says what is wrong with it)."""
     records = owner.client.call("requests", all=True, limit=1000)
-    exact = [r for r in records if r["id"] == request_id]
-    matches = exact or [r for r in records if r["id"].startswith(request_id)]
-    if len(request_id) < 4 or len(matches) != 1 or matches[0]["state"] != "pending_approval":
-        return None
-    return str(matches[0]["id"])
+    return pending_named(request_id, ((r["id"], r["state"]) for r in records))
 
 
 def _approve(owner: _Owner, args: argparse.Namespace) -> Any:
-    policy = owner.policy()
+    choices = owner.choices()
     jti = _pending_id(owner, args.id)
     if jti is not None:
-        policy.record_decision(jti, "approved", by=owner.by)
+        choices.decide(jti, "approved")
     record = owner.client.call("approve", id=jti or args.id)
     if not args.json:
         console.print(f"approved {record['id']} ({record.get('cmd')} of {record.get('camera')})")
@@ -218,10 +216,10 @@ def _approve(owner: _Owner, args: argparse.Namespace) -> Any:
 
 
 def _deny(owner: _Owner, args: argparse.Namespace) -> Any:
-    policy = owner.policy()
+    choices = owner.choices()
     jti = _pending_id(owner, args.id)
     if jti is not None:
-        policy.record_decision(jti, "denied", reason=args.reason, by=owner.by)
+        choices.decide(jti, "denied", reason=args.reason)
     record = owner.client.call("deny", id=jti or args.id, reason=args.reason)
     if not args.json:
         console.print(f"denied {record['id']} ({record.get('cmd')} of {record.get('camera')})")
@@ -252,7 +250,7 @@ def _sharing_show(client: ControlClient, args: argparse.Namespace) -> Any:
 
 def _sharing_set(owner: _Owner, args: argparse.Namespace) -> Any:
     mode = SharingMode(args.mode)
-    _before, after = owner.policy().set_sharing(args.camera, mode, live=args.live, by=owner.by)
+    _before, after = owner.choices().set_sharing(args.camera, mode, live=args.live)
     row = owner.client.call("sharing_set", camera=args.camera, mode=args.mode, live=after.live)
     if not args.json:
         live = ", live view allowed" if row["live"] else ""
@@ -270,7 +268,7 @@ def _pause(owner: _Owner, args: argparse.Namespace) -> Any:
         if seconds <= 0:
             raise ValueError("--for must be longer than zero")
     until = None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
-    owner.policy().pause(until=until, by=owner.by)
+    owner.choices().pause(until=until)
     result = owner.client.call("pause", seconds=seconds)
     if not args.json:
         until = result.get("until")
@@ -284,7 +282,7 @@ def _pause(owner: _Owner, args: argparse.Namespace) -> Any:
 
 
 def _resume(owner: _Owner, args: argparse.Namespace) -> Any:
-    owner.policy().resume()
+    owner.choices().resume()
     result = owner.client.call("resume")
     if not args.json:
         console.print("sharing resumed" if result["was_paused"] else "sharing was not paused")

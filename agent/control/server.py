@@ -7,14 +7,14 @@ user — only). A live socket already at the path means another daemon runs: tha
 stale one (nothing listening) is replaced. Each connection may send several requests; the
 peer's uid (SO_PEERCRED) is recorded in the ledger as who approved, denied or changed what, and
 decides who may act as the owner (`agent.control.auth`): owner commands from anyone else are
-refused with `not_owner`. The owner's choices themselves live in the owner directory the daemon
-cannot write (`agent.policy.state`): the owner's CLI records them there first, and the daemon
-adopts what it finds (a daemon running as root writes them itself).
+refused with `not_owner`. What each command does — the owner's choice recorded in the owner
+directory the daemon cannot write (`agent.policy.state`) before anything acts on it, its ledger
+entry, the live sessions it ends — is the owner's library, `agent.link.owner_actions`; this
+module only frames the lines, checks who asks and maps errors to codes.
 
 Live sessions in progress (`LiveControl`, the tunnel's manager — given, or found as the request
-service's `stream` handler) are listed by `status`, ended by `live_stop`, all ended when the
-owner pauses sharing, and a camera's ended when a sharing change takes live view away from it.
-No command waits behind a session: ending one only tells it to stop (its close and ledger entry
+service's `stream` handler) are listed by `status` and ended through the owner's actions. No
+command waits behind a session: ending one only tells it to stop (its close and ledger entry
 follow on their own), and each connection is served by its own task, so a slow command on one
 connection never holds up `status` on another.
 
@@ -34,9 +34,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from agent.config import SharingMode
 from agent.control.auth import DEFAULT_OWNER_GROUP, OWNER_COMMANDS, Peer, owner_refusal, peer_of
 from agent.control.protocol import (
     MAX_LINE,
@@ -50,10 +49,15 @@ from agent.control.protocol import (
     encode_ok,
     parse_request,
 )
-from agent.link.service import OwnerActionError, RequestService
+from agent.link.owner_actions import (
+    LiveControl,
+    OwnerActionError,
+    OwnerActions,
+    sharing_json,
+)
+from agent.link.service import RequestService
 from agent.log import get_logger
-from agent.policy import CameraSharing, NotOwnerError, PolicyError
-from agent.wire import EventState
+from agent.policy import NotOwnerError, PolicyError
 
 log = get_logger(__name__)
 
@@ -65,29 +69,6 @@ Overview = Callable[[], Awaitable[dict[str, Any]]]
 
 class ControlServerError(Exception):
     """The control socket cannot be set up (another daemon, bad directory)."""
-
-
-@runtime_checkable
-class LiveControl(Protocol):
-    """Live sessions in progress (`agent.tunnel.TunnelManager`); errors are OwnerActionError."""
-
-    def sessions(self) -> list[dict[str, Any]]: ...
-
-    async def stop_session(self, request_id: str, *, by: str) -> dict[str, Any]: ...
-
-    async def pause(self, *, by: str) -> int: ...
-
-    async def camera_unshared(self, camera: str, *, by: str) -> int: ...
-
-
-def _sharing_json(sharing: CameraSharing) -> dict[str, Any]:
-    return {
-        "camera": sharing.camera,
-        "name": sharing.name,
-        "mode": sharing.mode.value,
-        "live": sharing.live,
-        "source": sharing.source,
-    }
 
 
 def _listening(path: Path) -> bool:
@@ -120,11 +101,7 @@ class ControlServer:
         self.group = group
         self.owner_group = owner_group
         self.service_uid = os.geteuid() if service_uid is None else service_uid
-        if service is not None:
-            stream_handler = service.handlers.stream
-            if live is None and isinstance(stream_handler, LiveControl):
-                live = stream_handler
-        self.live = live
+        self.owner = OwnerActions(service, live=live) if service is not None else None
         self.overview = overview
         self._server: asyncio.AbstractServer | None = None
 
@@ -222,14 +199,13 @@ class ControlServer:
             return encode_error("internal", f"the daemon could not do that: {exc}")
 
     async def _dispatch(self, cmd: str, args: Any, *, by: str) -> Any:
-        service = self.service
+        owner = self.owner
         if cmd == "status":
             recording = await self.overview() if self.overview is not None else {}
-            if service is None:
+            if owner is None:
                 return {"enrolled": False, **recording, "live": []}
-            live = self.live.sessions() if self.live else []
-            return {"enrolled": True, **service.status(), **recording, "live": live}
-        if service is None:
+            return {"enrolled": True, **owner.status(), **recording, "live": owner.live_sessions()}
+        if owner is None:
             raise OwnerActionError(
                 "not_enrolled",
                 "this site is not enrolled with an RTCC, so there are no requests or sharing "
@@ -237,62 +213,32 @@ class ControlServer:
             )
         if cmd == "requests":
             assert isinstance(args, RequestsArgs)
-            records = service.requests(include_final=args.all, limit=args.limit)
-            if not args.all:
-                records += [r for r in service.requests(limit=10) if r.final]
+            records = owner.requests(include_final=args.all, limit=args.limit)
             return [record.summary() for record in records]
         if cmd == "approve":
             assert isinstance(args, ApproveArgs)
-            log.info("owner_approve", request=args.id, by=by)
-            jti = self._pending_jti(args.id)
-            if jti is not None:
-                service.policy.record_decision(jti, "approved", by=by)
-            return (await service.approve(jti or args.id, by=by)).summary()
+            return (await owner.approve(args.id, by=by)).summary()
         if cmd == "deny":
             assert isinstance(args, DenyArgs)
-            log.info("owner_deny", request=args.id, by=by)
-            jti = self._pending_jti(args.id)
-            if jti is not None:
-                service.policy.record_decision(jti, "denied", reason=args.reason, by=by)
-            return (await service.deny(jti or args.id, reason=args.reason, by=by)).summary()
+            return (await owner.deny(args.id, reason=args.reason, by=by)).summary()
         if cmd == "sharing":
-            return [_sharing_json(s) for s in service.policy.all_sharing()]
+            return [sharing_json(s) for s in owner.sharing()]
         if cmd == "sharing_set":
             assert isinstance(args, SharingSetArgs)
-            changed = await service.set_sharing(args.camera, args.mode, live=args.live, by=by)
-            live_allowed = changed.mode is SharingMode.INTEGRATED and changed.live
-            if self.live is not None and not live_allowed:
-                await self.live.camera_unshared(changed.camera, by=by)
-            return _sharing_json(changed)
+            changed = await owner.set_sharing(args.camera, args.mode, live=args.live, by=by)
+            return sharing_json(changed)
         if cmd == "pause":
             assert isinstance(args, PauseArgs)
             duration = None if args.seconds is None else timedelta(seconds=args.seconds)
-            until = await service.pause(duration=duration, by=by)
-            stopped = await self.live.pause(by=by) if self.live else 0
+            paused = await owner.pause(duration=duration, by=by)
             return {
                 "paused": True,
-                "until": until.isoformat() if until else None,
-                "live_stopped": stopped,
+                "until": paused.until.isoformat() if paused.until else None,
+                "live_stopped": paused.live_stopped,
             }
         if cmd == "resume":
-            return {"was_paused": await service.resume(by=by)}
+            return {"was_paused": await owner.resume(by=by)}
         if cmd == "live_stop":
             assert isinstance(args, ApproveArgs)
-            if self.live is None:
-                raise OwnerActionError("not_found", "live view is not available in this agent")
-            log.info("owner_live_stop", request=args.id, by=by)
-            return await self.live.stop_session(args.id, by=by)
+            return await owner.stop_live(args.id, by=by)
         raise ProtocolError("unknown_command", f"unknown command {cmd!r}")
-
-    def _pending_jti(self, request_id: str) -> str | None:
-        """The one pending request `request_id` names (id or prefix), or None — then the
-        service's own lookup says what is wrong (not found, ambiguous, not pending)."""
-        if self.service is None:
-            return None
-        book = self.service.book
-        exact = book.get(request_id)
-        matches = [exact] if exact is not None else book.matching(request_id)
-        if len(request_id) < 4 or len(matches) != 1:
-            return None
-        record = matches[0]
-        return record.jti if record.state is EventState.PENDING_APPROVAL else None

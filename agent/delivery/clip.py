@@ -23,7 +23,8 @@ from agent.delivery.errors import DeliveryFailed
 from agent.delivery.jobs import JobRow
 from agent.delivery.manifest import clip_manifest, manifest_camera, sign_manifest
 from agent.delivery.runner import DeliveryService, Prepared
-from agent.link.ports import FootageRequest, Job
+from agent.link.job import Job
+from agent.link.ports import FootageRequest
 from agent.log import get_logger
 from agent.store import ClipResult, ClipStore, NoFootage, StoreError
 from agent.store.model import to_us

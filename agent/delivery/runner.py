@@ -54,7 +54,7 @@ from agent.delivery.upload import (
 )
 from agent.identity import DeviceKey, device_key_path
 from agent.ledger import LedgerError
-from agent.link.ports import Job
+from agent.link.job import Job
 from agent.log import get_logger
 from agent.recorder import LiveFeed
 from agent.store import ClipStore

@@ -36,7 +36,8 @@ from agent.delivery.errors import DeliveryFailed
 from agent.delivery.jobs import JobRow
 from agent.delivery.manifest import manifest_camera, sign_manifest, snapshot_manifest
 from agent.delivery.runner import DeliveryService, Prepared
-from agent.link.ports import FootageRequest, Job
+from agent.link.job import Job
+from agent.link.ports import FootageRequest
 from agent.log import get_logger
 from agent.recorder import UnknownCamera
 from agent.store import ClipResult, ClipStore, NoFootage, SegmentRef, StoreError

@@ -1,15 +1,19 @@
 """The RTCC link: the MQTT session with the broker (transport) and the request service
-(verification, replay cache, request book, delivery handlers; see `agent.link.service`).
-`probe_broker` tests the broker with the same client for diagnostics (`agent.link.probe`)."""
+(verification → policy → ledger → dispatch; see `agent.link.service`); where each request
+stands (`agent.link.states`) and the `Job` a delivery handler reports through
+(`agent.link.job`); the owner's actions on requests and sharing, the one library the control
+socket and the owner's page call (`agent.link.owner_actions`). `probe_broker` tests the broker
+with the same client for diagnostics (`agent.link.probe`)."""
 
 from agent.link.backoff import Backoff
 from agent.link.delivery import DeliveryHandlers, PlaceholderDelivery
+from agent.link.job import Job
+from agent.link.owner_actions import LiveControl, OwnerActionError, OwnerActions, Paused
 from agent.link.ports import (
     DeliveryHandler,
     EventSink,
     FootageRequest,
     Holds,
-    Job,
     PendingNotifier,
     Publisher,
 )
@@ -23,7 +27,7 @@ from agent.link.presence import (
 from agent.link.probe import BrokerProbe, probe_broker
 from agent.link.replay import ReplayCache
 from agent.link.requests_db import RequestBook, RequestRecord
-from agent.link.service import OwnerActionError, RequestService
+from agent.link.service import RequestService
 from agent.link.session import (
     BrokerSettings,
     MqttSession,
@@ -31,6 +35,7 @@ from agent.link.session import (
     SessionPublisher,
     SessionStats,
 )
+from agent.link.states import RequestStates
 from agent.link.tls import TlsConfigError, client_tls_context
 from agent.link.verify import JwksError, KeyRing, Rejection, Verified, Verifier
 
@@ -46,8 +51,11 @@ __all__ = [
     "Job",
     "JwksError",
     "KeyRing",
+    "LiveControl",
     "MqttSession",
     "OwnerActionError",
+    "OwnerActions",
+    "Paused",
     "PendingNotifier",
     "PlaceholderDelivery",
     "Publisher",
@@ -58,6 +66,7 @@ __all__ = [
     "RequestHandler",
     "RequestRecord",
     "RequestService",
+    "RequestStates",
     "SessionPublisher",
     "SessionStats",
     "StatusProvider",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.link.ports import DeliveryHandler, FootageRequest, Job
+from agent.link.job import Job
+from agent.link.ports import DeliveryHandler, FootageRequest
 from agent.log import get_logger
 
 log = get_logger(__name__)

@@ -4,18 +4,20 @@
 - `EventSink`: the MQTT session, which signs each event with the device key and publishes it.
 - `Publisher`: what the registry lists right now, and re-publishing registry and status.
 - `PendingNotifier`: the owner's optional webhook for requests waiting for approval.
-- `DeliveryHandler` and `Job`: the delivery of clips, snapshots and live video (later issues)
-  and the per-request reporter the service hands each handler.
+- `DeliveryHandler`: the delivery of clips, snapshots and live video, each handed the request's
+  `Job` (`agent.link.job`) to report through.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.wire import CameraListing, Event, RejectCode
+from agent.wire import CameraListing, Event
 from agent.wire.requests import ClipRequest, SnapshotRequest, StreamRequest
+
+if TYPE_CHECKING:
+    from agent.link.job import Job
 
 FootageRequest = ClipRequest | SnapshotRequest | StreamRequest
 
@@ -51,55 +53,6 @@ class Publisher(Protocol):
 class PendingNotifier(Protocol):
     async def notify(self, summary: dict[str, Any]) -> None:
         """Tell the owner a request waits for approval; must not raise, may be slow."""
-
-
-class Job(Protocol):
-    """How a delivery handler reports on one request. After a final report (completed, ended,
-    failed) or once the request was cancelled, further reports are ignored."""
-
-    @property
-    def request_id(self) -> str: ...
-
-    @property
-    def is_final(self) -> bool: ...
-
-    @property
-    def was_streaming(self) -> bool:
-        """The request was already `streaming` when this job was made: a live session cut by
-        a crash of the agent, handed over again at its restart."""
-
-    async def progress(self, bytes_sent: int, bytes_total: int) -> None: ...
-
-    async def streaming(self, started: datetime) -> None: ...
-
-    async def uploaded(self, nbytes: int, *, host: str) -> None:
-        """Record bytes that left the site (ledger `upload`), e.g. the clip and its manifest."""
-
-    async def sending(self, what: str, *, host: str, size: int, sha256: str) -> None:
-        """Record, durably, that `what` (clip, snapshot, manifest) is about to go to `host`
-        (ledger `upload_started`). LedgerError if it cannot be recorded: then nothing may be
-        sent."""
-
-    async def sent(self, details: Mapping[str, Any]) -> None:
-        """Record how a `sending` ended (ledger `upload`): `details` has `object`, `outcome`,
-        `bytes` (what actually left, every attempt counted), `size`, `host`, `sha256`, the
-        attempts; who asked and for which case are added from the request."""
-
-    async def completed(self, *, manifest: str | None = None) -> None: ...
-
-    async def ended(
-        self,
-        reason: str,
-        *,
-        seconds: float,
-        started: datetime | None = None,
-        bytes_sent: int | None = None,
-        relay_host: str | None = None,
-    ) -> None:
-        """A live session is over (ledger `live_session`: when it started, how long, how many
-        bytes went to which relay, and why it ended)."""
-
-    async def failed(self, code: RejectCode, message: str) -> None: ...
 
 
 class DeliveryHandler(Protocol):

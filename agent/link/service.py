@@ -26,7 +26,10 @@ site's `req` topic; it never raises. Per request:
 
 Every request gets events with `seq` from 1 and exactly one final state, nothing after it (the
 book enforces it: a transition of a final request is refused). Holds are released when a
-request reaches its final state.
+request reaches its final state. Those changes are `RequestStates` (`agent.link.states`),
+shared with the owner's actions (`agent.link.owner_actions`: approve, deny, sharing, pause)
+and with the `Job` each delivery handler reports through (`agent.link.job`); they all take
+the service's `lock`, one change at a time.
 """
 
 from __future__ import annotations
@@ -36,26 +39,28 @@ import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from agent.config import AgentConfig, SharingMode
+from agent.config import AgentConfig
 from agent.identity import DeviceKey
 from agent.ledger import Ledger, LedgerError, LedgerHead, entries
 from agent.link.delivery import DeliveryHandlers
+from agent.link.job import Job
 from agent.link.ports import EventSink, FootageRequest, Holds, PendingNotifier, Publisher
 from agent.link.replay import ReplayCache
 from agent.link.requests_db import DB_FILE, RequestBook, RequestRecord, StaleRequest
+from agent.link.states import RequestStates
 from agent.link.verify import Rejection, Verifier
 from agent.log import get_logger
-from agent.policy import CameraSharing, Decision, Policy
-from agent.wire import FINAL_STATES, Event, EventState, RejectCode, Request
+from agent.policy import Decision, Policy
+from agent.wire import EventState, RejectCode, Request
 from agent.wire.requests import (
     CancelRequest,
     ClipRequest,
@@ -71,16 +76,6 @@ LEDGER_DIR = "ledger"
 RATE_WINDOW_S = 3600.0
 SNAPSHOT_HOLD_BEFORE = timedelta(minutes=1)
 _CHECKPOINT_TICK_S = 30.0
-_MAX_MESSAGE = 2000
-
-
-class OwnerActionError(Exception):
-    """An owner command that cannot be carried out; `code` is machine-readable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _hold_id(jti: str) -> str:
@@ -161,8 +156,11 @@ class RequestService:
         self.handlers = handlers or DeliveryHandlers()
         self.notifier = notifier
         self._clock = clock
-        self._lock = asyncio.Lock()
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.states = RequestStates(
+            site_id=site_id, book=book, ledger=ledger, holds=holds, sink=sink, clock=clock
+        )
+        # One lock for every change of a request, whoever makes it (see agent.link.states).
+        self.lock = self._lock = self.states.lock
         self._pause_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
@@ -221,18 +219,16 @@ class RequestService:
         """Re-arm what a restart interrupted: pause end, approval expiries, deliveries."""
         self._started = True
         async with self._lock:
-            await self._arm_pause_timer()
+            await self.arm_pause_timer()
             for record in self.book.pending():
                 await self._arm_expiry(record)
             for record in self.book.in_delivery():
-                self._spawn(self._start_delivery(record))
+                self.spawn(self.start_delivery(record))
         self._ticker = asyncio.create_task(self._tick(), name="ledger-checkpoints")
 
     async def close(self) -> None:
         """Stop timers and tasks, checkpoint and close the ledger, close the databases."""
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self.states.cancel_all_expiries()
         if self._pause_timer is not None:
             self._pause_timer.cancel()
         tasks = [*self._tasks, *([self._ticker] if self._ticker else [])]
@@ -251,13 +247,10 @@ class RequestService:
             except LedgerError as exc:
                 log.error("ledger_checkpoint_failed", error=str(exc))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock(), UTC)
 
     @property
     def ledger_head(self) -> LedgerHead:
@@ -381,7 +374,7 @@ class RequestService:
                 code=RejectCode.INTERNAL,
                 message=message,
             )
-            await self._emit(
+            await self.states.emit(
                 request.jti, 1, EventState.REJECTED, code=RejectCode.INTERNAL, message=message
             )
         elif not record.final:
@@ -389,7 +382,7 @@ class RequestService:
                 updated = self.book.advance(
                     request.jti, EventState.FAILED, code=RejectCode.INTERNAL, message=message
                 )
-                await self._emit(
+                await self.states.emit(
                     request.jti,
                     updated.seq,
                     EventState.FAILED,
@@ -451,7 +444,7 @@ class RequestService:
                 code=code,
                 message=rejection.message,
             )
-        await self._emit(
+        await self.states.emit(
             rejection.jti, 1, EventState.REJECTED, code=code, message=rejection.message
         )
         return True
@@ -479,7 +472,7 @@ class RequestService:
         )
         if decision.code is not None:
             self.counters.rejected[decision.code.value] += 1
-        await self._emit(
+        await self.states.emit(
             request.jti,
             1,
             state,
@@ -532,13 +525,13 @@ class RequestService:
         record = self.book.add(
             jti=request.jti, issuer=request.iss, state=state, request=request, hold_id=hold_id
         )
-        await self._emit(request.jti, 1, state)
+        await self.states.emit(request.jti, 1, state)
         if state is EventState.PENDING_APPROVAL:
             await self._arm_expiry(record)
             if self.notifier is not None:
-                self._spawn(self.notifier.notify(record.summary()))
+                self.spawn(self.notifier.notify(record.summary()))
         else:
-            self._spawn(self._start_delivery(record))
+            self.spawn(self.start_delivery(record))
 
     async def _cancel(self, request: CancelRequest) -> None:
         target = self.book.get(request.target)
@@ -553,12 +546,12 @@ class RequestService:
             await self._open_final(request, EventState.COMPLETED, done)
             return
         was_delivering = target.state is not EventState.PENDING_APPROVAL
-        await self._transition(
+        await self.states.transition(
             target.jti, EventState.CANCELLED, message=f"cancelled by request {request.jti}"
         )
         if was_delivering and target.cmd is not None:
             handler = self.handlers.for_command(target.cmd)
-            self._spawn(self._guarded(lambda: handler.cancel(target.jti), target.jti, "cancel"))
+            self.spawn(self._guarded(lambda: handler.cancel(target.jti), target.jti, "cancel"))
         await self._open_final(request, EventState.COMPLETED, Decision("accepted"))
 
     async def _inventory(self, request: InventoryRequest) -> None:
@@ -572,91 +565,6 @@ class RequestService:
             return
         await self._open_final(request, EventState.COMPLETED, Decision("accepted"), cameras=cameras)
 
-    # State changes after the first event.
-
-    async def _transition(
-        self,
-        jti: str,
-        state: EventState,
-        *,
-        code: RejectCode | None = None,
-        message: str | None = None,
-        **extra: Any,
-    ) -> RequestRecord | None:
-        """Advance a request that is not final; None (and nothing emitted) if it is final.
-
-        A final state is written to the ledger before the book takes it: if the entry cannot
-        be written (LedgerError), the request stays where it was (and is resumed after a
-        restart) rather than end without a record."""
-        current = self.book.get(jti)
-        if current is None or current.final:
-            log.info("report_after_final", request=jti, state=state.value)
-            return None
-        if state in FINAL_STATES:
-            await self.ledger.append_async(
-                entries.RequestClosed(
-                    jti=current.jti,
-                    issuer=current.issuer,
-                    cmd=current.cmd,
-                    camera=current.camera,
-                    state=state.value,
-                    code=code.value if code else None,
-                    message=message,
-                )
-            )
-        try:
-            record = self.book.advance(jti, state, code=code, message=message)
-        except StaleRequest:
-            log.info("report_after_final", request=jti, state=state.value)
-            return None
-        if record.final:
-            await self._closed(record)
-        await self._emit(jti, record.seq, state, code=code, message=message, **extra)
-        return record
-
-    async def _closed(self, record: RequestRecord) -> None:
-        timer = self._timers.pop(record.jti, None)
-        if timer is not None:
-            timer.cancel()
-        if record.hold_id is not None:
-            try:
-                released = self.holds.release_hold(record.hold_id)
-            except Exception:
-                log.exception("hold_release_failed", hold=record.hold_id)
-                released = False
-            await self.ledger.append_async(
-                entries.HoldReleased(hold_id=record.hold_id, jti=record.jti, released=released)
-            )
-
-    async def _emit(
-        self,
-        jti: str,
-        seq: int,
-        state: EventState,
-        *,
-        code: RejectCode | None = None,
-        message: str | None = None,
-        **extra: Any,
-    ) -> None:
-        try:
-            event = Event(
-                iss=self.site_id,
-                iat=int(self._clock()),
-                req=jti,
-                state=state,
-                seq=seq,
-                code=code,
-                message=message[:_MAX_MESSAGE] if message else message,
-                **extra,
-            )
-        except ValidationError as exc:
-            log.error("event_invalid", request=jti, state=state.value, error=str(exc))
-            return
-        try:
-            await self.sink.emit(event)
-        except Exception:
-            log.exception("event_emit_failed", request=jti, state=state.value)
-
     # Pending approval.
 
     async def _arm_expiry(self, record: RequestRecord) -> None:
@@ -664,105 +572,39 @@ class RequestService:
             return
         delay = record.expires.timestamp() - self._clock()
         if delay <= 0:
-            await self._expire(record.jti)
+            await self.expire(record.jti)
             return
         loop = asyncio.get_running_loop()
-        self._timers[record.jti] = loop.call_later(
-            delay, lambda: self._spawn(self._expire_locked(record.jti))
+        self.states.expiries[record.jti] = loop.call_later(
+            delay, lambda: self.spawn(self._expire_locked(record.jti))
         )
 
     async def _expire_locked(self, jti: str) -> None:
         async with self._lock:
-            await self._expire(jti)
+            await self.expire(jti)
 
-    async def _expire(self, jti: str) -> None:
+    async def expire(self, jti: str) -> None:
+        """Refuse `jti` as `approval_expired` if it still waits; the caller holds `lock`."""
         record = self.book.get(jti)
         if record is None or record.state is not EventState.PENDING_APPROVAL:
             return
-        await self._transition(
+        await self.states.transition(
             jti,
             EventState.REJECTED,
             code=RejectCode.APPROVAL_EXPIRED,
             message="the owner did not answer before the request expired",
         )
 
-    def _find(self, request_id: str) -> RequestRecord:
-        if len(request_id) < 4:
-            raise OwnerActionError("not_found", "give at least 4 characters of the request id")
-        exact = self.book.get(request_id)
-        if exact is not None:
-            return exact
-        matches = self.book.matching(request_id)
-        if not matches:
-            raise OwnerActionError("not_found", f"no request {request_id}")
-        if len(matches) > 1:
-            raise OwnerActionError(
-                "ambiguous", f"{request_id} matches {len(matches)} requests; give more of the id"
-            )
-        return matches[0]
-
-    def _pending(self, request_id: str) -> RequestRecord:
-        record = self._find(request_id)
-        if record.state is not EventState.PENDING_APPROVAL:
-            raise OwnerActionError(
-                "not_pending", f"request {record.jti} is {record.state.value}, not pending"
-            )
-        return record
-
-    async def approve(self, request_id: str, *, by: str) -> RequestRecord:
-        async with self._lock:
-            record = self._pending(request_id)
-            if record.expires is not None and self._clock() >= record.expires.timestamp():
-                await self._expire(record.jti)
-                raise OwnerActionError("expired", f"request {record.jti} expired before approval")
-            await self.ledger.append_async(
-                entries.Approval(
-                    jti=record.jti,
-                    issuer=record.issuer,
-                    cmd=record.cmd,
-                    camera=record.camera,
-                    by=by,
-                )
-            )
-            updated = await self._transition(record.jti, EventState.APPROVED)
-            assert updated is not None
-            timer = self._timers.pop(record.jti, None)
-            if timer is not None:
-                timer.cancel()
-            self._spawn(self._start_delivery(updated))
-            return updated
-
-    async def deny(self, request_id: str, *, reason: str = "", by: str) -> RequestRecord:
-        async with self._lock:
-            record = self._pending(request_id)
-            await self.ledger.append_async(
-                entries.Denial(
-                    jti=record.jti,
-                    issuer=record.issuer,
-                    cmd=record.cmd,
-                    camera=record.camera,
-                    by=by,
-                    reason=reason,
-                )
-            )
-            updated = await self._transition(
-                record.jti,
-                EventState.REJECTED,
-                code=RejectCode.DENIED_BY_OWNER,
-                message=reason or "the owner denied the request",
-            )
-            assert updated is not None
-            return updated
-
     # Delivery.
 
-    async def _start_delivery(self, record: RequestRecord) -> None:
+    async def start_delivery(self, record: RequestRecord) -> None:
+        """Hand an accepted or approved request to its delivery handler, with its `Job`."""
         try:
             request = record.request()
         except ValidationError:
             log.exception("stored_request_invalid", request=record.jti)
             async with self._lock:
-                await self._transition(
+                await self.states.transition(
                     record.jti,
                     EventState.FAILED,
                     code=RejectCode.INTERNAL,
@@ -774,7 +616,7 @@ class RequestService:
         if isinstance(request, StreamRequest):
             request = request.model_copy(update={"max_seconds": self.policy.live_cap(request)})
         handler = self.handlers.for_command(request.cmd)
-        job = _Job(self, record)
+        job = Job(self.states, record)
         await self._guarded(lambda: handler.start(request, job), record.jti, "start")
 
     async def _guarded(
@@ -787,71 +629,18 @@ class RequestService:
         except Exception:
             log.exception("delivery_handler_failed", request=jti, call=what)
             async with self._lock:
-                await self._transition(
+                await self.states.transition(
                     jti,
                     EventState.FAILED,
                     code=RejectCode.INTERNAL,
                     message=f"delivery {what} failed",
                 )
 
-    async def _report(self, jti: str, state: EventState, **fields: Any) -> None:
-        async with self._lock:
-            await self._transition(jti, state, **fields)
+    # The end of the owner's pause (set by `agent.link.owner_actions`), by the owner or by
+    # its timer; the caller holds `lock`.
 
-    async def _record_outflow(
-        self, model: type[entries.OutflowEntry], record: RequestRecord, data: Mapping[str, Any]
-    ) -> None:
-        # Who asked and for which case, in the entry itself: the owner's report of what left
-        # the site should not need a join with the request's own entry.
-        about = {
-            "jti": record.jti,
-            "issuer": record.issuer,
-            "requester": record.requester,
-            "case": record.case,
-            "camera": record.camera,
-        }
-        await self.ledger.append_async(model.model_validate({**about, **data}))
-
-    # The owner's switches.
-
-    async def set_sharing(
-        self, camera: str, mode: SharingMode, *, live: bool | None, by: str
-    ) -> CameraSharing:
-        """PolicyError if the configuration does not allow it."""
-        async with self._lock:
-            before, after = self.policy.set_sharing(camera, mode, live=live, by=by)
-            await self.ledger.append_async(
-                entries.SharingChanged(
-                    camera=camera,
-                    mode=after.mode.value,
-                    live=after.live,
-                    previous_mode=before.mode.value,
-                    previous_live=before.live,
-                    by=by,
-                )
-            )
-        await self._publish(self.publisher.publish_registry)
-        return after
-
-    async def pause(self, *, duration: timedelta | None, by: str) -> datetime | None:
-        """Refuse footage requests for `duration` (None: until resumed); returns the end."""
-        until = None if duration is None else self._now() + duration
-        async with self._lock:
-            self.policy.pause(until=until, by=by)
-            await self.ledger.append_async(entries.Paused(until=until, by=by))
-            await self._arm_pause_timer()
-        await self._publish(self.publisher.publish_status)
-        return until
-
-    async def resume(self, *, by: str) -> bool:
-        """False if sharing was not paused."""
-        async with self._lock:
-            was_on = await self._resume(automatic=False, by=by)
-        if was_on:
-            await self._publish(self.publisher.publish_status)
-        return was_on
-
-    async def _resume(self, *, automatic: bool, by: str) -> bool:
+    async def end_pause(self, *, automatic: bool, by: str) -> bool:
+        """Switch the pause off, with its ledger entry; False if it was not on."""
         if self._pause_timer is not None:
             self._pause_timer.cancel()
             self._pause_timer = None
@@ -860,7 +649,8 @@ class RequestService:
             await self.ledger.append_async(entries.Resumed(automatic=automatic, by=by))
         return was_on
 
-    async def _arm_pause_timer(self) -> None:
+    async def arm_pause_timer(self) -> None:
+        """(Re)start the timer that ends a timed pause; ends one already over."""
         if self._pause_timer is not None:
             self._pause_timer.cancel()
             self._pause_timer = None
@@ -869,127 +659,22 @@ class RequestService:
             return
         delay = until.timestamp() - self._clock()
         if delay <= 0:
-            await self._resume(automatic=True, by="timer")
+            await self.end_pause(automatic=True, by="timer")
             return
         loop = asyncio.get_running_loop()
-        self._pause_timer = loop.call_later(delay, lambda: self._spawn(self._auto_resume(until)))
+        self._pause_timer = loop.call_later(delay, lambda: self.spawn(self._auto_resume(until)))
 
     async def _auto_resume(self, until: datetime) -> None:
         async with self._lock:
             if self.policy.pause_expiry != until:
                 return  # the owner changed the pause since this timer was armed
-            await self._resume(automatic=True, by="timer")
-        await self._publish(self.publisher.publish_status)
+            await self.end_pause(automatic=True, by="timer")
+        await self.publish(self.publisher.publish_status)
 
     @staticmethod
-    async def _publish(action: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def publish(action: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Re-publish registry or status; a failure is logged, never raised."""
         try:
             await action()
         except Exception:
             log.exception("publish_failed")
-
-    # What the owner sees.
-
-    def requests(self, *, include_final: bool = True, limit: int = 50) -> list[RequestRecord]:
-        return self.book.recent(include_final=include_final, limit=limit)
-
-    def status(self) -> dict[str, Any]:
-        head = self.ledger.head
-        paused_until = self.policy.paused_until
-        return {
-            "site": self.site_id,
-            "paused": self.policy.paused,
-            "paused_until": paused_until.isoformat() if paused_until else None,
-            "pending": len(self.book.pending()),
-            "in_delivery": len(self.book.in_delivery()),
-            "ledger": {"seq": head.seq, "hash": head.hash},
-            "since_start": {
-                "handled": self.counters.handled,
-                "unparseable": self.counters.unparseable,
-                "failures": self.counters.failures,
-                "rejected": dict(self.counters.rejected),
-            },
-            "cameras": [
-                {
-                    "camera": s.camera,
-                    "name": s.name,
-                    "mode": s.mode.value,
-                    "live": s.live,
-                    "source": s.source,
-                }
-                for s in self.policy.all_sharing()
-            ],
-        }
-
-
-class _Job:
-    """The `Job` a delivery handler reports through (see `agent.link.ports.Job`)."""
-
-    def __init__(self, service: RequestService, record: RequestRecord) -> None:
-        self._service = service
-        self._record = record
-
-    @property
-    def request_id(self) -> str:
-        return self._record.jti
-
-    @property
-    def is_final(self) -> bool:
-        current = self._service.book.get(self._record.jti)
-        return current is None or current.final
-
-    @property
-    def was_streaming(self) -> bool:
-        return self._record.state is EventState.STREAMING
-
-    async def progress(self, bytes_sent: int, bytes_total: int) -> None:
-        await self._service._report(
-            self.request_id, EventState.PROGRESS, bytes_sent=bytes_sent, bytes_total=bytes_total
-        )
-
-    async def streaming(self, started: datetime) -> None:
-        await self._service._report(self.request_id, EventState.STREAMING, started=started)
-
-    async def uploaded(self, nbytes: int, *, host: str) -> None:
-        async with self._service._lock:
-            await self._service._record_outflow(
-                entries.Upload, self._record, {"bytes": nbytes, "host": host}
-            )
-
-    async def sending(self, what: str, *, host: str, size: int, sha256: str) -> None:
-        async with self._service._lock:
-            await self._service._record_outflow(
-                entries.UploadStarted,
-                self._record,
-                {"object": what, "host": host, "size": size, "sha256": sha256},
-            )
-
-    async def sent(self, details: Mapping[str, Any]) -> None:
-        async with self._service._lock:
-            await self._service._record_outflow(entries.Upload, self._record, details)
-
-    async def completed(self, *, manifest: str | None = None) -> None:
-        await self._service._report(self.request_id, EventState.COMPLETED, manifest=manifest)
-
-    async def ended(
-        self,
-        reason: str,
-        *,
-        seconds: float,
-        started: datetime | None = None,
-        bytes_sent: int | None = None,
-        relay_host: str | None = None,
-    ) -> None:
-        data: dict[str, Any] = {"seconds": seconds, "reason": reason}
-        if started is not None:
-            data["started"] = started.isoformat()
-        if bytes_sent is not None:
-            data["bytes"] = bytes_sent
-        if relay_host is not None:
-            data["host"] = relay_host
-        async with self._service._lock:
-            await self._service._record_outflow(entries.LiveSession, self._record, data)
-            await self._service._transition(self.request_id, EventState.ENDED, reason=reason)
-
-    async def failed(self, code: RejectCode, message: str) -> None:
-        await self._service._report(self.request_id, EventState.FAILED, code=code, message=message)

@@ -33,8 +33,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent.config import AgentConfig
-from agent.link.ports import FootageRequest, Job
-from agent.link.service import OwnerActionError
+from agent.link.job import Job
+from agent.link.owner_actions import OwnerActionError
+from agent.link.ports import FootageRequest
 from agent.log import get_logger
 from agent.policy import Policy
 from agent.recorder.live import LiveHub

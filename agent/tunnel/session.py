@@ -54,7 +54,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from agent.link.ports import Job
+from agent.link.job import Job
 from agent.log import get_logger
 from agent.policy import destination_problem
 from agent.recorder.live import LiveChunk, LiveFeed

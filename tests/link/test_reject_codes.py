@@ -68,7 +68,7 @@ def _ago(minutes: float) -> str:
 
 
 async def _pause(site: Site) -> object:
-    return await site.service.pause(duration=None, by="owner")
+    return await site.owner.pause(duration=None, by="owner")
 
 
 CASES: list[Case] = [
@@ -209,7 +209,7 @@ async def test_the_owner_s_answers(tmp_path: Path, answer: str) -> None:
         await site.service.handle(RTCC.sign(claims).encode())
         assert await _first_state(site, claims["jti"]) == "pending_approval"
         if answer == "deny":
-            await site.service.deny(claims["jti"], by="owner")
+            await site.owner.deny(claims["jti"], by="owner")
         event = await site.sink.wait_for(claims["jti"], "rejected")
         expected = RejectCode.DENIED_BY_OWNER if answer == "deny" else RejectCode.APPROVAL_EXPIRED
         assert event.code is expected

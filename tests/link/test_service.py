@@ -118,7 +118,7 @@ async def test_registry_clip_waits_for_the_owner_then_approved(config: AgentConf
         assert f"request-{jti}" in site.active_holds(), "a pending clip holds its window"
         await asyncio.sleep(0.05)
         assert handler.started == [], "nothing is delivered before approval"
-        record = await site.service.approve(jti[:8], by="uid 0 (root)")
+        record = await site.owner.approve(jti[:8], by="uid 0 (root)")
         assert record.state is EventState.APPROVED
         assert site.sink.states(jti) == ["pending_approval", "approved"]
         await handler.wait(lambda: len(handler.started) == 1)
@@ -138,7 +138,7 @@ async def test_snapshot_of_a_past_moment_holds_the_minute_before_it(config: Agen
         now_snapshot = make_request("snapshot", camera="parking-lot")
         await site.service.handle(now_snapshot)
         assert f"request-{jti_of(now_snapshot)}" not in site.active_holds()
-        await site.service.deny(jti, by="owner")
+        await site.owner.deny(jti, by="owner")
         assert f"request-{jti}" not in site.active_holds()
 
 
@@ -147,7 +147,7 @@ async def test_deny_ends_the_request_and_releases_the_hold(config: AgentConfig) 
         payload = make_request("clip", camera="parking-lot")
         jti = jti_of(payload)
         await site.service.handle(payload)
-        await site.service.deny(jti, reason="not this one", by="owner")
+        await site.owner.deny(jti, reason="not this one", by="owner")
         event = await site.sink.wait_for(jti, "rejected")
         assert (event.code, event.message, event.seq) == (
             RejectCode.DENIED_BY_OWNER,
@@ -158,7 +158,7 @@ async def test_deny_ends_the_request_and_releases_the_hold(config: AgentConfig) 
         kinds = [e.kind for e in ledger(site) if e.data.get("jti") == jti]
         assert kinds[-3:] == ["denial", "request_closed", "hold_released"]
         with pytest.raises(OwnerActionError) as caught:
-            await site.service.approve(jti, by="owner")
+            await site.owner.approve(jti, by="owner")
         assert caught.value.code == "not_pending"
 
 
@@ -166,16 +166,16 @@ async def test_owner_ids_must_be_known_and_unambiguous(config: AgentConfig) -> N
     async with running_service(config) as site:
         for ident in ("abc", "ffffffff-0000"):
             with pytest.raises(OwnerActionError) as caught:
-                await site.service.approve(ident, by="owner")
+                await site.owner.approve(ident, by="owner")
             assert caught.value.code == "not_found"
         first = "aaaabbbb-0000-4000-8000-000000000001"
         second = "aaaabbbb-1111-4000-8000-000000000002"
         for jti in (first, second):
             await site.service.handle(make_request("clip", camera="parking-lot", jti=jti))
         with pytest.raises(OwnerActionError) as caught:
-            await site.service.approve("aaaabbbb", by="owner")
+            await site.owner.approve("aaaabbbb", by="owner")
         assert caught.value.code == "ambiguous"
-        record = await site.service.approve("aaaabbbb-1", by="owner")
+        record = await site.owner.approve("aaaabbbb-1", by="owner")
         assert record.jti == second
 
 
@@ -192,12 +192,12 @@ async def test_pending_request_survives_a_restart(config: AgentConfig, answer: s
     handler = RecordingHandler()
     async with running_service(config, clock=clock, handlers=handlers_with(handler)) as site:
         if answer == "approve":
-            await site.service.approve(jti, by="owner")
+            await site.owner.approve(jti, by="owner")
             assert site.sink.states(jti) == ["approved"]
             assert site.sink.of(jti)[0].seq == 2, "seq continues across the restart"
             await handler.wait(lambda: len(handler.started) == 1)
         elif answer == "deny":
-            await site.service.deny(jti, by="owner")
+            await site.owner.deny(jti, by="owner")
             event = await site.sink.wait_for(jti, "rejected")
             assert event.code is RejectCode.DENIED_BY_OWNER and event.seq == 2
         else:
@@ -205,7 +205,7 @@ async def test_pending_request_survives_a_restart(config: AgentConfig, answer: s
             assert event.code is RejectCode.APPROVAL_EXPIRED and event.seq == 2
             assert site.active_holds() == {}
             with pytest.raises(OwnerActionError):
-                await site.service.approve(jti, by="owner")
+                await site.owner.approve(jti, by="owner")
 
 
 async def test_pending_request_expires_on_its_own(config: AgentConfig) -> None:
@@ -229,7 +229,7 @@ async def test_approval_after_exp_is_refused(config: AgentConfig) -> None:
         await site.service.handle(payload)
         clock.advance(timedelta(hours=1))
         with pytest.raises(OwnerActionError) as caught:
-            await site.service.approve(jti, by="owner")
+            await site.owner.approve(jti, by="owner")
         assert caught.value.code == "expired"
         assert site.sink.of(jti)[-1].code is RejectCode.APPROVAL_EXPIRED
 
@@ -492,7 +492,7 @@ async def test_rate_limited_per_issuer(tmp_path: Path) -> None:
 
 async def test_pause_refuses_footage_until_resumed(config: AgentConfig) -> None:
     async with running_service(config) as site:
-        until = await site.service.pause(duration=None, by="owner")
+        until = (await site.owner.pause(duration=None, by="owner")).until
         assert until is None
         clip = make_request("clip")
         await site.service.handle(clip)
@@ -501,8 +501,8 @@ async def test_pause_refuses_footage_until_resumed(config: AgentConfig) -> None:
         inventory = make_request("inventory")
         await site.service.handle(inventory)
         await site.sink.wait_for(jti_of(inventory), "completed")
-        assert await site.service.resume(by="owner")
-        assert not await site.service.resume(by="owner")
+        assert await site.owner.resume(by="owner")
+        assert not await site.owner.resume(by="owner")
         clip = make_request("clip")
         await site.service.handle(clip)
         await site.sink.wait_for(jti_of(clip), "accepted")
@@ -513,7 +513,7 @@ async def test_pause_refuses_footage_until_resumed(config: AgentConfig) -> None:
 
 async def test_timed_pause_resumes_by_itself(config: AgentConfig) -> None:
     async with running_service(config) as site:
-        until = await site.service.pause(duration=timedelta(seconds=1), by="owner")
+        until = (await site.owner.pause(duration=timedelta(seconds=1), by="owner")).until
         assert until is not None and site.service.policy.paused
         site.publisher.status_changed.clear()
         await asyncio.wait_for(site.publisher.status_changed.wait(), 20)
@@ -524,7 +524,7 @@ async def test_timed_pause_resumes_by_itself(config: AgentConfig) -> None:
 
 async def test_timed_pause_ends_during_a_restart(config: AgentConfig) -> None:
     async with running_service(config) as site:
-        await site.service.pause(duration=timedelta(hours=2), by="owner")
+        await site.owner.pause(duration=timedelta(hours=2), by="owner")
     async with running_service(config) as site:
         assert site.service.policy.paused, "a pause survives a restart"
     clock = FakeClock()
@@ -545,7 +545,7 @@ async def test_cancel_a_pending_request(config: AgentConfig) -> None:
         assert site.sink.states(jti_of(cancel)) == ["completed"]
         assert site.active_holds() == {}
         with pytest.raises(OwnerActionError):
-            await site.service.approve(jti_of(target), by="owner")
+            await site.owner.approve(jti_of(target), by="owner")
 
 
 async def test_cancel_a_request_in_delivery(config: AgentConfig) -> None:
@@ -629,7 +629,7 @@ async def test_placeholder_delivery_never_claims_completion(config: AgentConfig)
         for _ in range(20):
             await asyncio.sleep(0.01)
         assert site.sink.states(jti_of(payload)) == ["accepted"]
-        assert site.service.status()["in_delivery"] == 1
+        assert site.owner.status()["in_delivery"] == 1
 
 
 async def test_deliveries_resume_after_a_restart(config: AgentConfig) -> None:
@@ -692,7 +692,7 @@ async def test_a_failing_sink_does_not_stop_the_service(config: AgentConfig) -> 
         for _ in range(3):
             await site.service.handle(make_request("clip"))
         assert sink.calls == 3
-        assert site.service.status()["in_delivery"] == 3
+        assert site.owner.status()["in_delivery"] == 3
 
 
 async def test_owner_webhook_gets_each_pending_request(config: AgentConfig) -> None:
@@ -743,7 +743,7 @@ async def test_status_reports_what_the_owner_needs(config: AgentConfig) -> None:
     async with running_service(config) as site:
         await site.service.handle(make_request("clip", camera="parking-lot"))
         await site.service.handle(b"junk")
-        status = site.service.status()
+        status = site.owner.status()
         assert status["pending"] == 1 and status["paused"] is False
         assert status["ledger"]["seq"] == site.service.ledger_head.seq > 0
         assert status["since_start"] == {
@@ -759,10 +759,10 @@ async def test_every_code_verification_and_policy_produce_is_in_the_ledger(tmp_p
     """The issue's list, through one service: each crafted request's code ends in the ledger."""
     config = site_config(tmp_path / "state", requests_per_hour=40)
     async with running_service(config) as site:
-        service = site.service
-        await service.pause(duration=None, by="owner")
+        service, owner = site.service, site.owner
+        await owner.pause(duration=None, by="owner")
         await service.handle(make_request("clip"))
-        await service.resume(by="owner")
+        await owner.resume(by="owner")
         sent = [build() for _name, build, _code in _verification_cases()]
         for _name, claims, _code in _policy_cases():
             cmd = claims.pop("cmd")
@@ -773,7 +773,7 @@ async def test_every_code_verification_and_policy_produce_is_in_the_ledger(tmp_p
             await service.handle(payload)
         pending = make_request("clip", camera="parking-lot")
         await service.handle(pending)
-        await service.deny(jti_of(pending), by="owner")
+        await owner.deny(jti_of(pending), by="owner")
         now = int(time.time())
         expiring = make_request("clip", camera="parking-lot", iat=now, exp=now + 1)
         await service.handle(expiring)

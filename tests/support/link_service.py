@@ -4,9 +4,11 @@
     async with running_service(config) as site:     # RequestService + what it talks to
         await site.service.handle(make_request(cmd="clip"))
         event = await site.sink.wait_for(jti, "accepted")
+        await site.owner.pause(duration=None, by="owner")  # the owner's actions
 
 Holds go to a real `agent.store.ClipStore` under `<state_dir>/store` (`Site.active_holds()`
-lists them); `RecordingSink` keeps every event the service emits (the MQTT session's place);
+lists them); `Site.owner` is the owner's library (`agent.link.owner_actions`) on the service;
+`RecordingSink` keeps every event the service emits (the MQTT session's place);
 `PolicyPublisher` lists cameras from the service's own policy and counts re-publications.
 """
 
@@ -25,7 +27,7 @@ import tomlkit
 
 from agent.config import AgentConfig
 from agent.identity import DeviceKey
-from agent.link import DeliveryHandlers, PendingNotifier, RequestService
+from agent.link import DeliveryHandlers, OwnerActions, PendingNotifier, RequestService
 from agent.policy import CameraFacts
 from agent.store import ClipStore
 from agent.wire import CameraListing, Event
@@ -173,6 +175,7 @@ class Site:
     sink: RecordingSink
     store: ClipStore
     publisher: PolicyPublisher
+    owner: OwnerActions
 
     def active_holds(self) -> dict[str, tuple[str, datetime, datetime]]:
         """The clip store's holds: id → (camera, start, end)."""
@@ -221,7 +224,7 @@ async def running_service(
     publisher.service = service
     try:
         await service.start()
-        yield Site(config, service, recording, store, publisher)
+        yield Site(config, service, recording, store, publisher, OwnerActions(service))
     finally:
         await service.close()
         store.close()
