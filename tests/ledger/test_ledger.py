@@ -280,12 +280,12 @@ def test_any_changed_byte_is_caught(
     directory = tmp_path_factory.mktemp("ledger")
     write(directory, key, 12, checkpoint_every=6).close()
     raw = bytearray((directory / LEDGER_FILE).read_bytes())
-    original = reader_entries(raw)
+    original = reader_entries(bytes(raw))
     starts = [0, *[i + 1 for i, b in enumerate(raw) if b == 0x0A][:-1]]
     offset = min(starts[index] + position, len(raw) - 1)
     raw[offset] = byte
     try:
-        if reader_entries(raw) == original:
+        if reader_entries(bytes(raw)) == original:
             # The same entries (a space became a tab or a carriage return, both JSON white
             # space): nothing was tampered with.
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -20,6 +21,11 @@ from tests.support.media import encode_stamped, feed, stamped_source
 def _scan(store: ClipStore, rel: str) -> fmp4.FileScan:
     with store.layout.segment(rel).open("rb") as handle:
         return fmp4.scan_file(handle)
+
+
+def _dts(packet: av.Packet[Any]) -> int:
+    assert packet.dts is not None, "an encoded packet has a decoding time"
+    return packet.dts
 
 
 def test_segments_cut_at_first_keyframe_after_length(
@@ -38,6 +44,7 @@ def test_segments_cut_at_first_keyframe_after_length(
         seen += [s.frame_number for s in stamps]
         scan = _scan(store, row.path)
         assert scan.problem is None and scan.fragments[0].keyframe
+        assert scan.track is not None
         for fragment in scan.fragments:
             span = fragment.end_dts - fragment.samples[0].dts
             assert span <= scan.track.timescale * 1.0  # fragments of at most 1 s
@@ -266,7 +273,7 @@ def test_the_muxer_never_seeks(
         out = av.open(target, "w", format="mp4", options=muxer_options(1_000_000))
         stream = out.add_stream_from_template(source.stream)
         for packet, following in zip(packets, [*packets[1:], None], strict=True):
-            packet.duration = following.dts - packet.dts if following is not None else 6000
+            packet.duration = _dts(following) - _dts(packet) if following is not None else 6000
             packet.stream = stream
             out.mux(packet)
         out.close()
