@@ -135,7 +135,8 @@ async def test_commands(daemon: tuple[Site, ControlServer], config: AgentConfig)
     for payload in (pending, other):
         await site.service.handle(payload)
     listed = await acall(path, "requests")
-    assert {r["id"] for r in listed} == {jti_of(pending), jti_of(other)}  # type: ignore[union-attr]
+    assert isinstance(listed, list)
+    assert {r["id"] for r in listed} == {jti_of(pending), jti_of(other)}
 
     approved = await acall(path, "approve", id=jti_of(pending)[:8])
     assert approved["state"] == "approved"  # type: ignore[index]

@@ -71,7 +71,7 @@ def test_passwords_in_camera_url_queries_never_reach_the_bundle(
             file.write(f'[[cameras]]\nid = "cheap-{n}"\nname = "Cheap {n}"\nrtsp_url = "{url}"\n')
     bundle = tmp_path / "b.tgz"
     status, report = run_json("--config", str(config), "doctor", "--json", "--bundle", str(bundle))
-    assert {c["target"] for c in report["cameras"]} == {"cheap-0", "cheap-1", "cheap-2"}  # type: ignore[union-attr]
+    assert {c["target"] for c in report["cameras"]} == {"cheap-0", "cheap-1", "cheap-2"}
     with tarfile.open(bundle) as tar:
         texts = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}  # type: ignore[union-attr]
     for form in (QUERY_PASSWORD, encoded, quote_plus(QUERY_PASSWORD)):

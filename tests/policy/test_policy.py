@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.config import AgentConfig, SharingMode
 from agent.policy import CameraFacts, OwnerStateError, Policy, PolicyError
 from agent.policy.state import STATE_FILE
-from agent.wire import RejectCode, parse_request_claims
+from agent.wire import RejectCode, Request, StreamRequest, parse_request_claims
 from tests.support.link_service import FakeClock, site_config
 from tests.support.rtcc import make_claims
 
@@ -21,8 +22,14 @@ def config(tmp_path: Path) -> AgentConfig:
     return site_config(tmp_path / "state", requests_per_hour=5)
 
 
-def request(cmd: str = "clip", **claims: object):  # type: ignore[no-untyped-def]
+def request(cmd: str = "clip", **claims: Any) -> Request:
     return parse_request_claims(make_claims(cmd, **claims))
+
+
+def stream_request(**claims: Any) -> StreamRequest:
+    parsed = request("stream", **claims)
+    assert isinstance(parsed, StreamRequest)
+    return parsed
 
 
 def test_effective_sharing_comes_from_the_config(config: AgentConfig) -> None:
@@ -82,7 +89,8 @@ def test_pause_with_an_end(config: AgentConfig) -> None:
     policy = Policy.open(config, clock=clock)
     until = datetime.fromtimestamp(clock(), UTC) + timedelta(hours=2)
     policy.pause(until=until, by="owner")
-    assert policy.paused and policy.paused_until == until
+    # A pair, not `paused and ...`: mypy would keep `paused` narrowed to True past the clock.
+    assert (policy.paused, policy.paused_until) == (True, until)
     assert policy.evaluate(request(), recent_requests=0).code is RejectCode.PAUSED
     assert policy.evaluate(request("inventory"), recent_requests=0).outcome == "accepted"
     assert policy.evaluate(request("cancel"), recent_requests=0).outcome == "accepted"
@@ -123,8 +131,8 @@ def test_window_end_within_the_leeway_is_fine(config: AgentConfig) -> None:
 
 def test_live_cap(config: AgentConfig) -> None:
     policy = Policy.open(config)
-    assert policy.live_cap(request("stream", max_seconds=30)) == 30  # type: ignore[arg-type]
-    assert policy.live_cap(request("stream", max_seconds=3600)) == 600  # type: ignore[arg-type]
+    assert policy.live_cap(stream_request(max_seconds=30)) == 30
+    assert policy.live_cap(stream_request(max_seconds=3600)) == 600
 
 
 def test_listings_never_show_private_cameras(config: AgentConfig) -> None:
