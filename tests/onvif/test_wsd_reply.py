@@ -307,4 +307,4 @@ def test_an_answer_that_cannot_be_used_is_not_called_silence(junk_responder: int
     [found] = result.cameras
     assert found.found_by == ["port_sweep"]
     assert found.quirks == ["wsd_reply_unusable"]
-    assert "holds no ProbeMatch" in found.notes["wsd_reply_unusable"]  # type: ignore[index]
+    assert "holds no ProbeMatch" in found.notes[QuirkId.WSD_REPLY_UNUSABLE]
