@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,13 @@ def run_json(*argv: str) -> tuple[int, dict[str, Any]]:
     with contextlib.redirect_stdout(out):
         status = main(list(argv))
     return status, json.loads(out.getvalue())
+
+
+def member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """The content of one file of the support bundle (it holds files only)."""
+    extracted = tar.extractfile(member)
+    assert extracted is not None, f"{member.name} is not a file"
+    return extracted.read()
 
 
 def checks_of(report: dict[str, Any]) -> dict[str, dict[str, str]]:

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from agent.config import load_config
 from agent.secretbox import SecretBox
-from tests.doctor.site_setup import CAMERA_PASSWORD, SITE, checks_of, run_json, site_config
+from tests.doctor.site_setup import (
+    CAMERA_PASSWORD,
+    SITE,
+    checks_of,
+    member_bytes,
+    run_json,
+    site_config,
+)
 from tests.support import tmpfs
 from tests.support.broker import MosquittoBroker
 from tests.support.camsim import CamsimRun
@@ -46,7 +53,7 @@ def test_the_whole_site_and_a_bundle_without_secrets(
 
     with tarfile.open(bundle) as tar:
         names = sorted(m.name for m in tar.getmembers())
-        texts = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}  # type: ignore[union-attr]
+        texts = {m.name: member_bytes(tar, m).decode() for m in tar.getmembers()}
     assert names == [
         f"rtcc-edge-support/{n}"
         for n in ("README.txt", "agent.toml", "logs.txt", "report.json", "versions.json")

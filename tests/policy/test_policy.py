@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agent.config import AgentConfig, SharingMode
-from agent.policy import CameraFacts, OwnerStateError, Policy, PolicyError
+from agent.policy import CameraFacts, CameraSharing, OwnerStateError, Policy, PolicyError
 from agent.policy.state import STATE_FILE
 from agent.wire import RejectCode, Request, StreamRequest, parse_request_claims
 from tests.support.link_service import FakeClock, site_config
@@ -24,6 +24,13 @@ def config(tmp_path: Path) -> AgentConfig:
 
 def request(cmd: str = "clip", **claims: Any) -> Request:
     return parse_request_claims(make_claims(cmd, **claims))
+
+
+def front_door(policy: Policy) -> CameraSharing:
+    """The sharing of the configured camera "front-door" (always there, so never None)."""
+    sharing = policy.sharing("front-door")
+    assert sharing is not None
+    return sharing
 
 
 def stream_request(**claims: Any) -> StreamRequest:
@@ -46,7 +53,7 @@ def test_owner_changes_persist_and_override_the_config(config: AgentConfig) -> N
     assert before.mode is SharingMode.INTEGRATED and after.mode is SharingMode.PRIVATE
     assert not after.live and after.source == "owner"
     reopened = Policy.open(config)
-    assert reopened.sharing("front-door").mode is SharingMode.PRIVATE  # type: ignore[union-attr]
+    assert front_door(reopened).mode is SharingMode.PRIVATE
     decision = reopened.evaluate(request(camera="front-door"), recent_requests=0)
     assert decision.code is RejectCode.NOT_SHARED
 
@@ -169,13 +176,14 @@ def test_decisions_are_recorded_and_adopted(config: AgentConfig) -> None:
     owner = Policy.open(config)
     owner.record_decision("req-1", "approved", by="uid 0 (root)")
     owner.set_sharing("front-door", SharingMode.PRIVATE, live=None, by="uid 0 (root)")
-    assert daemon.sharing("front-door").mode is SharingMode.INTEGRATED  # type: ignore[union-attr]
+    assert front_door(daemon).mode is SharingMode.INTEGRATED
     # The daemon adopts what the owner recorded rather than writing it again.
     stamp = (config.owner_dir / STATE_FILE).stat().st_mtime_ns
     daemon.set_sharing("front-door", SharingMode.PRIVATE, live=None, by="uid 0 (root)")
     daemon.record_decision("req-1", "approved", by="uid 0 (root)")
     assert (config.owner_dir / STATE_FILE).stat().st_mtime_ns == stamp
-    assert daemon.decision("req-1").decision == "approved"  # type: ignore[union-attr]
-    assert daemon.sharing("front-door").source == "owner"  # type: ignore[union-attr]
+    decision = daemon.decision("req-1")
+    assert decision is not None and decision.decision == "approved"
+    assert front_door(daemon).source == "owner"
     mode = (config.owner_dir / STATE_FILE).stat().st_mode & 0o777
     assert mode == 0o644
