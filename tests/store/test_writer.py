@@ -15,7 +15,7 @@ from agent.store.model import from_us
 from agent.store.writer import DRIFT_REANCHOR_US, DRIFT_WINDOW, muxer_options
 from camsim.sei import read_stamps, stamps_in_file
 from tests.store.conftest import Record, SpecAt, check_segment
-from tests.support.media import encode_stamped, feed, stamped_source
+from tests.support.media import PacketWriter, encode_stamped, feed, stamped_source
 
 
 def _scan(store: ClipStore, rel: str) -> fmp4.FileScan:
@@ -131,15 +131,15 @@ def test_drift_reanchors_and_a_clock_step_cuts_early(
     class Drifting:
         """Receipts drift 5 ms per second (a slow camera clock); +3 s jump at 33 s."""
 
-        def __init__(self, writer: object) -> None:
+        def __init__(self, writer: PacketWriter) -> None:
             self.writer = writer
 
-        def write(self, packet: object, received_us: int) -> None:
+        def write(self, packet: av.Packet[Any], received_us: int) -> None:
             elapsed = received_us - spec.start_us
             received_us += elapsed // 200
             if elapsed >= 33_000_000:
                 received_us += 3_000_000
-            self.writer.write(packet, received_us)  # type: ignore[attr-defined]
+            self.writer.write(packet, received_us)
 
     with (
         stamped_source(encode_stamped(media_dir, spec)) as source,
