@@ -48,9 +48,15 @@ fetch("/cameras.json").then(r => r.json()).then(cams => {
 
 
 async def _plain_server(cameras: list[dict[str, Any]]) -> tuple[web.AppRunner, str]:
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(text=PLAIN_PAGE, content_type="text/html")
+
+    async def cameras_json(_: web.Request) -> web.Response:
+        return web.json_response(cameras)
+
     app = web.Application()
-    app.router.add_get("/", lambda _: web.Response(text=PLAIN_PAGE, content_type="text/html"))
-    app.router.add_get("/cameras.json", lambda _: web.json_response(cameras))
+    app.router.add_get("/", page)
+    app.router.add_get("/cameras.json", cameras_json)
     app.router.add_static("/leaflet", xstatic.pkg.leaflet.BASE_DIR)
     runner = web.AppRunner(app)
     await runner.setup()

@@ -136,11 +136,9 @@ def one_run(kind: str, camsim: Camsim, work: Path, *, before: float) -> dict[str
             # The daemon restarts the worker, which recovers the segment it left open.
             def again() -> bool:
                 now = agent.state()
-                return (
-                    bool(now)
-                    and now["cam1"]["status"] == "recording"
-                    and (now["cam1"]["pid"] != worker)
-                )
+                if not now:
+                    return False
+                return bool(now["cam1"]["status"] == "recording" and now["cam1"]["pid"] != worker)
 
             deadline = time.monotonic() + 60
             while not again():

@@ -231,7 +231,7 @@ def main() -> None:
         ours: list[dict[str, Any]] = []
         base: list[dict[str, float]] = []
         for rep in range(args.reps):
-            runs = [
+            runs: list[Callable[[], None]] = [
                 lambda: ours.append(asyncio.run(ours_once(config, mint, window))),
                 lambda: base.append(
                     baseline_once(listing, out, mint(str(uuid.uuid4()), "clip.mp4"), ca_file)

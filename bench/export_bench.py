@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -64,11 +65,11 @@ def probe(path: Path) -> tuple[int, float]:
     return int(info["streams"][0]["nb_read_packets"]), float(info["format"]["duration"])
 
 
-def timed(action: object) -> tuple[float, float]:
+def timed(action: Callable[[], object]) -> tuple[float, float]:
     """Wall and CPU seconds (this process and its children) of one call."""
     before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    action()  # type: ignore[operator]
+    action()
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = sum(

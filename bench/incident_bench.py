@@ -41,7 +41,7 @@ from hub.db import RequestRow
 from hub.incidents import IncidentSpec, open_incident
 from hub.registry import map_cameras
 from sitesim import CameraSpec, SiteSpec
-from sitesim.layout import offset
+from sitesim.layout import Sharing, offset
 from tests.support.postgres import running_cluster
 
 CENTRE = (35.0844, -106.6504)
@@ -52,7 +52,7 @@ def sites_around(count: int) -> list[SiteSpec]:
     specs = []
     for index in range(count):
         lat, lon = offset(*CENTRE, (index % 10 - 5) * 45.0, (index // 10 - 2) * 45.0)
-        sharing = "registry" if index % 3 == 2 else "integrated"
+        sharing: Sharing = "registry" if index % 3 == 2 else "integrated"
         camera = CameraSpec("cam-1", "Front door", sharing, False, lat, lon, 90, 90)
         specs.append(SiteSpec(f"inc-{index:03d}", f"Shop {index}", lat, lon, (camera,)))
     return specs

@@ -163,7 +163,9 @@ class AgentRun:
         def all_recording() -> bool:
             state = self.state()
             assert self.process is not None and self.process.poll() is None, "agent died"
-            return bool(state) and all(c["status"] == "recording" for c in state.values())
+            if not state:
+                return False
+            return all(c["status"] == "recording" for c in state.values())
 
         _wait_for(all_recording, timeout, "every camera to record")
 

@@ -15,6 +15,7 @@ import socket
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ class Story:
         conf = next((self.broker_dir / "broker").glob("*.conf"))
         sh.start("mosquitto", [mosquitto, "-c", str(conf)])
         for port in (site_port, hub_port):
-            sh.wait_for(f"mosquitto on port {port}", lambda p=port: _listening(p), timeout=15)
+            sh.wait_for(f"mosquitto on port {port}", partial(_listening, port), timeout=15)
         ready = self.work / "hub-ready.json"
         sh.start("hub", self.hub("serve", "--host", "127.0.0.1", "--port", "0", "--ready-file",
                                  str(ready)))  # fmt: skip
@@ -354,7 +355,7 @@ def _watch(url: str, hub_home: Path, *, seconds: float) -> tuple[int, int, int, 
     """Decode the relay's progressive fMP4 like a viewer would; frames, size, median latency."""
     import av
 
-    from camsim.sei import read_stamps
+    from camsim.sei import Codec, read_stamps
 
     ca = hub_home / "ca" / "ca.pem"
     options = {"ca_file": str(ca), "tls_verify": "1"}
@@ -364,7 +365,7 @@ def _watch(url: str, hub_home: Path, *, seconds: float) -> tuple[int, int, int, 
     try:
         with av.open(url, options=options, timeout=10) as container:
             stream = container.streams.video[0]
-            codec = "hevc" if stream.codec_context.name == "hevc" else "h264"
+            codec: Codec = "hevc" if stream.codec_context.name == "hevc" else "h264"
             for packet in container.demux(stream):
                 arrived = time.time()
                 for stamp in read_stamps(bytes(packet), codec, length_prefixed=True):

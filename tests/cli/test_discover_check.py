@@ -232,8 +232,8 @@ def test_check_nonsense_is_a_usage_error(target: str) -> None:
 def test_check_a_configured_camera(config: Path, cams: CamsimRun) -> None:
     cam = cams["hik"]
     secret = SecretBox.load_or_create(config.parent / "state").encrypt(PASSWORD)
-    with config.open("a") as out:
-        out.write(
+    with config.open("a") as file:
+        file.write(
             f'\n[[cameras]]\nid = "front"\nname = "Front"\nonvif_url = "{cam.onvif_url}"\n'
             f'username = "{cam.username}"\nsecret = "{secret}"\n'
         )

@@ -113,6 +113,7 @@ def test_check_a_recorder_checks_every_channel(cams: CamsimRun) -> None:
     assert [c.channel for c in report.channels] == [2, 7]
     assert len(report.recorder.channels) == 8
     for channel in report.channels:
+        assert channel.channel is not None
         assert channel.stream is not None and channel.stream.codec == "h264"
         assert channel.stream.url == nvr.rtsp_url("main", channel=channel.channel)
         assert channel.sub_stream is not None and channel.sub_stream.url is not None

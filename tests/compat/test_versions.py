@@ -222,10 +222,16 @@ def milesight_versions(draw: st.DrawFn) -> str:
     return f"{line}.{numbers}{rev}"
 
 
+def _styled(
+    style: VersionStyle, versions: st.SearchStrategy[str]
+) -> st.SearchStrategy[tuple[VersionStyle, str]]:
+    return st.tuples(st.just(style), versions)
+
+
 STYLED = st.one_of(
-    st.tuples(st.just("hikvision"), hikvision_versions()),
-    st.tuples(st.just("tplink"), tplink_versions()),
-    st.tuples(st.just("milesight"), milesight_versions()),
+    _styled("hikvision", hikvision_versions()),
+    _styled("tplink", tplink_versions()),
+    _styled("milesight", milesight_versions()),
 )
 
 

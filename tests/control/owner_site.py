@@ -18,6 +18,7 @@ from tests.support.rtcc import RTCC, jti_of, make_request
 
 async def serve(config_path: Path, out: Path) -> None:
     config = load_config(config_path)
+    assert config.rtcc.jwks_file is not None
     RTCC.write_jwks(Path(config.rtcc.jwks_file))  # this process's test RTCC key
     async with running_service(config) as site:
         server = ControlServer(

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -62,15 +63,16 @@ async def daemon(config: AgentConfig) -> AsyncIterator[tuple[Site, ControlServer
             await server.close()
 
 
-def call(path: Path, cmd: str, **args: object) -> object:
+def call(path: Path, cmd: str, **args: object) -> Any:
+    """The command's result, decoded JSON of whatever shape that command answers with."""
     return ControlClient(path).call(cmd, **args)
 
 
-async def acall(path: Path, cmd: str, **args: object) -> object:
+async def acall(path: Path, cmd: str, **args: object) -> Any:
     return await asyncio.to_thread(call, path, cmd, **args)
 
 
-def raw_exchange(path: Path, data: bytes) -> dict[str, object]:
+def raw_exchange(path: Path, data: bytes) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(10)
         sock.connect(str(path))
@@ -81,7 +83,7 @@ def raw_exchange(path: Path, data: bytes) -> dict[str, object]:
             if not chunk:
                 break
             reply += chunk
-    result: dict[str, object] = json.loads(reply)
+    result: dict[str, Any] = json.loads(reply)
     return result
 
 
@@ -135,12 +137,12 @@ async def test_commands(daemon: tuple[Site, ControlServer], config: AgentConfig)
     for payload in (pending, other):
         await site.service.handle(payload)
     listed = await acall(path, "requests")
-    assert {r["id"] for r in listed} == {jti_of(pending), jti_of(other)}  # type: ignore[union-attr]
+    assert {r["id"] for r in listed} == {jti_of(pending), jti_of(other)}
 
     approved = await acall(path, "approve", id=jti_of(pending)[:8])
-    assert approved["state"] == "approved"  # type: ignore[index]
+    assert approved["state"] == "approved"
     denied = await acall(path, "deny", id=jti_of(other), reason="no")
-    assert denied["state"] == "rejected" and denied["code"] == "denied_by_owner"  # type: ignore[index]
+    assert denied["state"] == "rejected" and denied["code"] == "denied_by_owner"
     assert site.sink.states(jti_of(other)) == ["pending_approval", "rejected"]
 
     changed = await acall(path, "sharing_set", camera="side-door", mode="integrated", live=True)
@@ -153,8 +155,8 @@ async def test_commands(daemon: tuple[Site, ControlServer], config: AgentConfig)
     }
     assert site.publisher.registry_published == 1
     paused = await acall(path, "pause", seconds=7200)
-    assert paused["paused"] is True and paused["until"]  # type: ignore[index]
-    assert (await acall(path, "status"))["paused"] is True  # type: ignore[index]
+    assert paused["paused"] is True and paused["until"]
+    assert (await acall(path, "status"))["paused"] is True
     assert await acall(path, "resume") == {"was_paused": True}
 
     owner_entries = [
@@ -219,7 +221,7 @@ async def test_bad_lines(
 ) -> None:
     reply = await asyncio.to_thread(raw_exchange, config.control.socket, line)
     assert reply["ok"] is False and reply["v"] == 1
-    assert reply["error"]["code"] == code  # type: ignore[index]
+    assert reply["error"]["code"] == code
     site, _server = daemon
     assert not site.service.policy.paused, "a refused line changes nothing"
 
@@ -267,7 +269,7 @@ async def test_a_second_daemon_is_refused(
     second = ControlServer(config.control.socket, site.service, group=None)
     with pytest.raises(ControlServerError, match="another"):
         await second.start()
-    assert (await acall(config.control.socket, "status"))["site"] == "site-1"  # type: ignore[index]
+    assert (await acall(config.control.socket, "status"))["site"] == "site-1"
 
 
 async def test_a_stale_socket_is_replaced(config: AgentConfig) -> None:
@@ -282,7 +284,7 @@ async def test_a_stale_socket_is_replaced(config: AgentConfig) -> None:
         server = ControlServer(path, site.service, group=None)
         await server.start()
         try:
-            assert (await acall(path, "status"))["site"] == "site-1"  # type: ignore[index]
+            assert (await acall(path, "status"))["site"] == "site-1"
         finally:
             await server.close()
 

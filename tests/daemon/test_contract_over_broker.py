@@ -21,6 +21,11 @@ from tests.support.camsim import run_cameras
 from tests.support.rtcc import RELAY_HOST, make_request
 
 
+def _answers(jti: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether an event's claims answer request `jti`."""
+    return lambda claims: claims["req"] == jti
+
+
 async def test_a_short_relay_token_is_malformed_a_valid_one_gets_the_policy_answer(
     tmp_path: Path,
     broker: MosquittoBroker,  # noqa: F811
@@ -44,7 +49,7 @@ async def test_a_short_relay_token_is_malformed_a_valid_one_gets_the_policy_answ
                     "stream", jti=jti, aud=site, camera="front-door", relay=relay
                 )
                 await rtcc.publish(topics.req, payload, qos=1)
-                answers[length] = await inbox.wait(topics.evt, lambda c, j=jti: c["req"] == j)
+                answers[length] = await inbox.wait(topics.evt, _answers(jti))
         daemon.stop()
     short, valid = answers[15], answers[16]
     assert (short["state"], short["code"]) == ("rejected", "malformed")

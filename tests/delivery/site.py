@@ -177,6 +177,12 @@ async def final_event(site: DeliverySite, jti: str, *, within: float = 60) -> Ev
     raise AssertionError(f"no final event for {jti}: {site.sink.states(jti)}")
 
 
+def signed_manifest(event: Event) -> str:
+    """The compact JWS of the manifest a completed event carries."""
+    assert event.manifest is not None, f"no manifest in {event}"
+    return event.manifest
+
+
 def assert_clean(site: DeliverySite, jti: str) -> None:
     """The request's hold is released, its temporary files gone, its job row removed."""
     holds = [h for h in site.store.store.holds() if jti in h.id]

@@ -28,14 +28,16 @@ def test_rows_survive_reopening(tmp_path: Path) -> None:
     assert (row.starts, row.attempts, row.prepared, row.file) == (2, 1, True, "clip-1.mp4")
     assert row.created_us == first.created_us  # the retry budget runs from the first start
     again.unprepared(jti)
-    assert not again.get(jti).prepared  # type: ignore[union-attr]
+    unprepared = again.get(jti)
+    assert unprepared is not None and not unprepared.prepared
     again.defer(jti, 1_900_000_000.5)
     again.close()
     deferred = JobQueue(tmp_path / "delivery.db").get(jti)
     assert deferred is not None and deferred.not_before == 1_900_000_000.5
     reopened = JobQueue(tmp_path / "delivery.db")
     assert reopened.attempted(jti) == 2
-    assert reopened.get(jti).not_before is None  # type: ignore[union-attr]  # the wait is over
+    waited = reopened.get(jti)
+    assert waited is not None and waited.not_before is None  # the wait is over
     reopened.finish(jti)
     assert reopened.get(jti) is None and reopened.all() == []
     reopened.close()
@@ -59,7 +61,8 @@ def test_a_queue_written_before_retry_after_was_kept_opens(tmp_path: Path) -> No
     row = queue.get("j")
     assert row is not None and row.not_before is None
     queue.defer("j", 5.0)
-    assert queue.get("j").not_before == 5.0  # type: ignore[union-attr]
+    deferred = queue.get("j")
+    assert deferred is not None and deferred.not_before == 5.0
     queue.close()
 
 

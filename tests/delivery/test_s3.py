@@ -30,6 +30,7 @@ from tests.delivery.site import (
     recent,
     record_footage,
     rfc3339,
+    signed_manifest,
     wall,
 )
 from tests.support.broker import free_port
@@ -107,7 +108,9 @@ async def test_clip_through_boto3_presigned_urls(
         await site.service.handle(request)
         done = await final_event(site, jti)
         assert done.state.value == "completed", done
-    manifest = Manifest.model_validate(verify_device_jws(done.manifest, site.key.public_jwk))
+    manifest = Manifest.model_validate(
+        verify_device_jws(signed_manifest(done), site.key.public_jwk)
+    )
     clip = s3.get_object(Bucket=BUCKET, Key=clip_key)
     body = clip["Body"].read()
     assert hashlib.sha256(body).hexdigest() == manifest.file.sha256

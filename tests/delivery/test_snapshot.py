@@ -28,6 +28,7 @@ from tests.delivery.site import (
     recent,
     record_footage,
     rfc3339,
+    signed_manifest,
     wall,
 )
 from tests.support.ffprobe import ffprobe, video_stream
@@ -79,7 +80,9 @@ async def test_snapshot_of_a_recorded_moment(
     info = ffprobe(jpeg)
     video = video_stream(info)
     assert (video["codec_name"], video["width"], video["height"]) == ("mjpeg", 320, 240)
-    manifest = Manifest.model_validate(verify_device_jws(done.manifest, site.key.public_jwk))
+    manifest = Manifest.model_validate(
+        verify_device_jws(signed_manifest(done), site.key.public_jwk)
+    )
     assert (manifest.kind, manifest.file.container, manifest.file.codec) == (
         "snapshot",
         "jpeg",
@@ -90,7 +93,7 @@ async def test_snapshot_of_a_recorded_moment(
     assert abs((frame_time - wall(footage, 100)).total_seconds()) < 0.002
     assert manifest.segments  # the store's hash-checked source segment
     assert upload["object"] == "snapshot" and upload["sha256"] == manifest.file.sha256
-    result = verify_files(jpeg, done.manifest, trusted={}, site_key=site.key.public_jwk)
+    result = verify_files(jpeg, signed_manifest(done), trusted={}, site_key=site.key.public_jwk)
     assert result.ok, [c.to_json() for c in result.checks]
 
 
@@ -103,7 +106,7 @@ async def test_snapshot_now_of_a_camera_with_no_picture_is_camera_offline(
     async with delivering_site(config) as site:
         await site.service.handle(snapshot_request(jti, hub))
         done = await final_event(site, jti)
-        assert (done.state.value, done.code.value) == ("failed", "camera_offline")
+        assert (done.state, done.code) == ("failed", "camera_offline")
         assert site.uploads(jti) == [] and site.temp_files() == []
 
 
@@ -117,7 +120,7 @@ async def test_snapshot_of_a_moment_never_recorded_is_out_of_retention(
     async with delivering_site(config) as site:
         await site.service.handle(snapshot_request(jti, hub, at=rfc3339(at)))
         done = await final_event(site, jti)
-        assert (done.state.value, done.code.value) == ("failed", "out_of_retention")
+        assert (done.state, done.code) == ("failed", "out_of_retention")
 
 
 def _record_live(
@@ -173,10 +176,12 @@ async def test_snapshot_now_comes_from_the_live_feed(
         done = await final_event(site, jti)
         await recorder
         assert done.state.value == "completed", done
-    manifest = Manifest.model_validate(verify_device_jws(done.manifest, site.key.public_jwk))
+    manifest = Manifest.model_validate(
+        verify_device_jws(signed_manifest(done), site.key.public_jwk)
+    )
     assert manifest.segments == []  # from the live feed, not from a file on disk
     live_frames = {wall(live_spec, n) for n in range(live_spec.frames)}
     assert manifest.actual.start in live_frames
     jpeg = hub.stored(CASE, jti, "snapshot.jpg")
     assert video_stream(ffprobe(jpeg))["codec_name"] == "mjpeg"
-    assert verify_files(jpeg, done.manifest, trusted={}, site_key=site.key.public_jwk).ok
+    assert verify_files(jpeg, signed_manifest(done), trusted={}, site_key=site.key.public_jwk).ok

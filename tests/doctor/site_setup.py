@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import tarfile
 from pathlib import Path
+from typing import Any
 
 from agent.cli import main
 from agent.secretbox import SecretBox
@@ -86,12 +88,20 @@ def site_config(
     return path
 
 
-def run_json(*argv: str) -> tuple[int, dict[str, object]]:
+def run_json(*argv: str) -> tuple[int, dict[str, Any]]:
+    """The exit status and the JSON report (its shape is the report's, not checked here)."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = main(list(argv))
     return status, json.loads(out.getvalue())
 
 
-def checks_of(report: dict[str, object]) -> dict[str, dict[str, str]]:
-    return {c["id"]: c for c in report["checks"]}  # type: ignore[index, union-attr]
+def member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """The content of one file of the support bundle (it holds files only)."""
+    extracted = tar.extractfile(member)
+    assert extracted is not None, f"{member.name} is not a file"
+    return extracted.read()
+
+
+def checks_of(report: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {c["id"]: c for c in report["checks"]}

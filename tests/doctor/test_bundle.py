@@ -7,7 +7,13 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 from agent.doctor.bundle import redact_config_text
-from tests.doctor.site_setup import BROKER_PASSWORD, checks_of, run_json, site_config
+from tests.doctor.site_setup import (
+    BROKER_PASSWORD,
+    checks_of,
+    member_bytes,
+    run_json,
+    site_config,
+)
 from tests.support.broker import MosquittoBroker
 from tests.support.camsim import CamsimRun
 
@@ -19,7 +25,7 @@ def test_a_broker_password_never_reaches_the_bundle(tmp_path: Path, mqtt: Mosqui
     assert checks_of(report)["broker"]["status"] == "pass"
     with tarfile.open(bundle) as tar:
         for member in tar.getmembers():
-            data = tar.extractfile(member).read()  # type: ignore[union-attr]
+            data = member_bytes(tar, member)
             assert BROKER_PASSWORD.encode() not in data, member.name
     assert status in (0, 1)
 
@@ -71,9 +77,9 @@ def test_passwords_in_camera_url_queries_never_reach_the_bundle(
             file.write(f'[[cameras]]\nid = "cheap-{n}"\nname = "Cheap {n}"\nrtsp_url = "{url}"\n')
     bundle = tmp_path / "b.tgz"
     status, report = run_json("--config", str(config), "doctor", "--json", "--bundle", str(bundle))
-    assert {c["target"] for c in report["cameras"]} == {"cheap-0", "cheap-1", "cheap-2"}  # type: ignore[union-attr]
+    assert {c["target"] for c in report["cameras"]} == {"cheap-0", "cheap-1", "cheap-2"}
     with tarfile.open(bundle) as tar:
-        texts = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}  # type: ignore[union-attr]
+        texts = {m.name: member_bytes(tar, m).decode() for m in tar.getmembers()}
     for form in (QUERY_PASSWORD, encoded, quote_plus(QUERY_PASSWORD)):
         for name, text in texts.items():
             assert form not in text, name

@@ -129,11 +129,12 @@ async def test_clip_request_to_verified_evidence(
             hub, "clip", "--site", site, "--camera", CAMERA, "--case", CASE,
             "--from", rfc3339(start), "--to", rfc3339(end), "--json",
         )  # fmt: skip
+        assert request.stdout is not None
         try:
-            sent = await next_json(request.stdout, "sent")  # type: ignore[arg-type]
+            sent = await next_json(request.stdout, "sent")
             done = await final_line(request, within=90)
             assert done["state"] == "completed", done
-            received = await next_json(request.stdout, "received")  # type: ignore[arg-type]
+            received = await next_json(request.stdout, "received")
             assert await asyncio.wait_for(request.wait(), 30) == 0
         finally:
             if request.returncode is None:
@@ -188,7 +189,8 @@ async def test_daemon_killed_mid_upload_resumes_and_completes_once(
                 hub, "clip", "--site", site, "--camera", CAMERA, "--case", CASE,
                 "--from", rfc3339(start), "--to", rfc3339(end), "--json",
             )  # fmt: skip
-            sent = await next_json(request.stdout, "sent")  # type: ignore[arg-type]
+            assert request.stdout is not None
+            sent = await next_json(request.stdout, "sent")
             jti = sent["jti"]
             cases = case_directory(hub.home, CASE, jti)
             deadline = time.monotonic() + 60
@@ -202,7 +204,7 @@ async def test_daemon_killed_mid_upload_resumes_and_completes_once(
             async with process(*run_argv, log=tmp_path / "agent-2.log"):
                 done = await final_line(request, within=120)
                 assert done["state"] == "completed", done
-                received = await next_json(request.stdout, "received")  # type: ignore[arg-type]
+                received = await next_json(request.stdout, "received")
                 assert await asyncio.wait_for(request.wait(), 30) == 0
                 await asyncio.sleep(2)  # a second final event would be sent by now
         finally:

@@ -9,10 +9,12 @@ wall and sees frames play. Screenshots: test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Page
 
 from hub.ca import site_ca
 from sitesim import Broker, CameraSpec, Rtcc, Simulation, SiteSpec
@@ -39,12 +41,10 @@ NEIGHBOURS = [
 async def test_console_story(
     tmp_path: Path,
     broker: MosquittoBroker,  # noqa: F811
-    run_camsim: object,  # noqa: F811
+    run_camsim: Callable[..., CamsimRun],  # noqa: F811
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cams: CamsimRun = run_camsim(  # type: ignore[operator]
-        camera("generic", main={"width": 320, "height": 240, "fps": 15, "gop": 30})
-    )
+    cams = run_camsim(camera("generic", main={"width": 320, "height": 240, "fps": 15, "gop": 30}))
     deployed = deploy(tmp_path, broker, cams[0], capsys, write_config=clip_config)
     hub = deployed.hub
     (tmp_path / "password").write_text(PASSWORD + "\n")
@@ -114,10 +114,8 @@ async def test_console_story(
             assert "Ended" in await page.inner_text(".tile")
 
 
-async def _current_time(page: object) -> float:
-    value = await page.evaluate(  # type: ignore[attr-defined]
-        "document.querySelector('.tile video').currentTime"
-    )
+async def _current_time(page: Page) -> float:
+    value = await page.evaluate("document.querySelector('.tile video').currentTime")
     return float(value)
 
 

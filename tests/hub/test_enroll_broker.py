@@ -85,8 +85,9 @@ async def test_enrolled_agent_connects_and_is_confined(hub: EnrollHub, tmp_path:
         # The hub reads A's retained presence and verifies it with the device key that
         # enrollment registered: no `sites trust` step was needed.
         views = await collect_sites(rtcc, hub.home.trusted_sites())
-        assert views[a.site_id].registry is not None
-        assert views[a.site_id].registry.verdict is Verdict.VERIFIED
+        registry = views[a.site_id].registry
+        assert registry is not None
+        assert registry.verdict is Verdict.VERIFIED
         assert views[a.site_id].online is True
 
         # A request published by the hub reaches A.

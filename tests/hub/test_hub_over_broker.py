@@ -247,7 +247,7 @@ async def test_request_follows_events_to_completion(
     site = new_site()
     key = DeviceKey.generate()
     trust(hub_cli, site, key)
-    states = [
+    states: list[dict[str, Any]] = [
         {"state": "accepted"},
         {"state": "progress", "bytes_sent": 500, "bytes_total": 1000},
         {"state": "progress", "bytes_sent": 1000, "bytes_total": 1000},

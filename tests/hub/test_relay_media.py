@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.media.fmp4 import TrackInfo
+from camsim.sei import Codec
 from hub.relay_media import InitInfo, MediaError, fragment_keyframe, parse_init
 from tests.support.media import MediaSpec, encode_stamped
 from tests.support.relay import Fmp4Stream, fmp4_stream
@@ -33,7 +34,9 @@ def test_real_fmp4_passes_with_its_keyframes(stream: Fmp4Stream) -> None:
 
 
 @pytest.mark.parametrize("codec", ["h264", "hevc"])
-def test_codec_string_matches_ffprobe(tmp_path_factory: pytest.TempPathFactory, codec: str) -> None:
+def test_codec_string_matches_ffprobe(
+    tmp_path_factory: pytest.TempPathFactory, codec: Codec
+) -> None:
     """The RFC 6381 string a browser is asked about, against ffprobe's reading of the same
     stream (profile and level), both H.264 and H.265."""
     media = tmp_path_factory.mktemp(f"codecs-{codec}")

@@ -115,7 +115,7 @@ def test_mistakes_name_the_flag(cmd: str, options: dict[str, Any], message: str)
 
 
 def test_lifetime_caps_of_the_protocol() -> None:
-    stream = {
+    stream: dict[str, Any] = {
         "camera": "c",
         "case": "1",
         "relay_url": "wss://r/x",

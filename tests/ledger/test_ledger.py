@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import stat
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -33,8 +35,16 @@ def key() -> DeviceKey:
     return DeviceKey.generate()
 
 
-def write(directory: Path, key: DeviceKey, count: int = 10, **options: float) -> Ledger:
-    ledger = Ledger.open(directory, signer=key, **options)  # type: ignore[arg-type]
+class LedgerOptions(TypedDict, total=False):
+    checkpoint_every: int
+    checkpoint_interval: float
+    clock: Callable[[], float]
+
+
+def write(
+    directory: Path, key: DeviceKey, count: int = 10, **options: Unpack[LedgerOptions]
+) -> Ledger:
+    ledger = Ledger.open(directory, signer=key, **options)
     for index in range(count):
         ledger.append(entries.Decision(jti=f"r{index}", outcome="accepted", camera=f"cam-{index}"))
     return ledger
@@ -94,7 +104,7 @@ def test_checkpoint_every_n_entries(tmp_path: Path, key: DeviceKey) -> None:
 
 def test_checkpoint_after_an_interval(tmp_path: Path, key: DeviceKey) -> None:
     clock = FakeClock()
-    ledger = write(tmp_path, key, 2, checkpoint_interval=60, clock=clock)  # type: ignore[arg-type]
+    ledger = write(tmp_path, key, 2, checkpoint_interval=60, clock=clock)
     assert ledger.checkpoint_if_due() is None
     clock.advance(timedelta(seconds=61))
     assert ledger.checkpoint_if_due() is not None
@@ -280,12 +290,12 @@ def test_any_changed_byte_is_caught(
     directory = tmp_path_factory.mktemp("ledger")
     write(directory, key, 12, checkpoint_every=6).close()
     raw = bytearray((directory / LEDGER_FILE).read_bytes())
-    original = reader_entries(raw)
+    original = reader_entries(bytes(raw))
     starts = [0, *[i + 1 for i, b in enumerate(raw) if b == 0x0A][:-1]]
     offset = min(starts[index] + position, len(raw) - 1)
     raw[offset] = byte
     try:
-        if reader_entries(raw) == original:
+        if reader_entries(bytes(raw)) == original:
             # The same entries (a space became a tab or a carriage return, both JSON white
             # space): nothing was tampered with.
             return

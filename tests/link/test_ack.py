@@ -136,7 +136,7 @@ async def test_a_full_inbox_refuses_as_busy_with_an_entry_each(
         answers: dict[str, str | None] = {}
         async with asyncio.timeout(20):
             async for message in hub.messages:
-                event = claims_of(bytes(message.payload))  # type: ignore[arg-type]
+                event = claims_of(bytes(message.payload))
                 answers[event["req"]] = event.get("code")
                 if len(answers) == 6:
                     break
@@ -180,7 +180,7 @@ async def test_a_request_the_ledger_cannot_take_is_delivered_again(
             await eventually(lambda: jti_of(payload) in received(config))
             async with asyncio.timeout(20):
                 message = await anext(aiter(hub.messages))
-            assert claims_of(bytes(message.payload))["req"] == jti_of(payload)  # type: ignore[arg-type]
+            assert claims_of(bytes(message.payload))["req"] == jti_of(payload)
             assert len(received(config)[jti_of(payload)]) == 1
 
 

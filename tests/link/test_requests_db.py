@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 
 from agent.link.requests_db import RequestBook, StaleRequest
-from agent.wire import EventState, RejectCode, parse_request_claims
+from agent.wire import ClipRequest, EventState, RejectCode, parse_request_claims
 from tests.support.link_service import FakeClock
 from tests.support.rtcc import make_claims
+
+
+def clip_request() -> ClipRequest:
+    request = parse_request_claims(make_claims("clip"))
+    assert isinstance(request, ClipRequest)
+    return request
 
 
 @pytest.fixture
@@ -19,7 +25,7 @@ def book(tmp_path: Path) -> RequestBook:
 
 
 def test_seq_counts_up_and_stops_at_a_final_state(book: RequestBook) -> None:
-    request = parse_request_claims(make_claims("clip"))
+    request = clip_request()
     record = book.add(
         jti=request.jti, issuer=request.iss, state=EventState.ACCEPTED, request=request
     )
@@ -29,28 +35,29 @@ def test_seq_counts_up_and_stops_at_a_final_state(book: RequestBook) -> None:
     assert done.seq == 3 and done.final
     with pytest.raises(StaleRequest):
         book.advance(request.jti, EventState.FAILED, code=RejectCode.INTERNAL)
-    assert book.get(request.jti).seq == 3  # type: ignore[union-attr]
+    again = book.get(request.jti)
+    assert again is not None and again.seq == 3
 
 
 def test_request_round_trips(book: RequestBook) -> None:
-    request = parse_request_claims(make_claims("clip"))
+    request = clip_request()
     book.add(
         jti=request.jti, issuer=request.iss, state=EventState.PENDING_APPROVAL, request=request
     )
     record = book.get(request.jti)
     assert record is not None and record.request() == request
-    assert record.window() == (request.start, request.end)  # type: ignore[union-attr]
+    assert record.window() == (request.start, request.end)
     assert [r.jti for r in book.pending()] == [request.jti]
 
 
 def test_summary_never_shows_upload_urls(book: RequestBook) -> None:
-    request = parse_request_claims(make_claims("clip"))
+    request = clip_request()
     record = book.add(
         jti=request.jti, issuer=request.iss, state=EventState.ACCEPTED, request=request
     )
     text = str(record.summary())
     assert "X-Sig" not in text and "uploads.rtcc.test" not in text
-    assert record.summary()["case"] == request.case  # type: ignore[union-attr]
+    assert record.summary()["case"] == request.case
 
 
 def test_rate_count_skips_uncounted(book: RequestBook, tmp_path: Path) -> None:

@@ -514,7 +514,8 @@ async def test_pause_refuses_footage_until_resumed(config: AgentConfig) -> None:
 async def test_timed_pause_resumes_by_itself(config: AgentConfig) -> None:
     async with running_service(config) as site:
         until = (await site.owner.pause(duration=timedelta(seconds=1), by="owner")).until
-        assert until is not None and site.service.policy.paused
+        # A pair, not `... and paused`: mypy would keep `paused` narrowed to True past the wait.
+        assert (until is not None, site.service.policy.paused) == (True, True)
         site.publisher.status_changed.clear()
         await asyncio.wait_for(site.publisher.status_changed.wait(), 20)
         assert not site.service.policy.paused
@@ -799,13 +800,17 @@ async def test_every_code_verification_and_policy_produce_is_in_the_ledger(tmp_p
     assert expected - codes == set()
 
 
+# A claim whose member name is a lone surrogate (typed: a bare `**{...}` could be `key=`).
+ODD_MEMBER: dict[str, Any] = {"x\ud83d": 1}
+
+
 @pytest.mark.parametrize(
     ("where", "build"),
     [
         ("camera", lambda: make_request("clip", camera="front\ud83d")),
         ("iss", lambda: make_request("clip", iss="https://rtcc\ud83d.test")),
         ("kid", lambda: make_request("clip", headers={"kid": "k\ud83d"})),
-        ("member name", lambda: make_request("clip", **{"x\ud83d": 1})),
+        ("member name", lambda: make_request("clip", **ODD_MEMBER)),
     ],
 )
 async def test_text_that_is_not_unicode_is_malformed_and_recorded(

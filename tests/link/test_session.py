@@ -26,7 +26,9 @@ from tests.support.broker import (
     private_broker,  # noqa: F401 - pytest fixture
 )
 
-FAST = dict(initial=0.05, cap=0.5)
+
+def fast_backoff() -> Backoff:
+    return Backoff(initial=0.05, cap=0.5)
 
 
 @dataclass
@@ -75,7 +77,7 @@ def make_agent(
     async def collect(payload: bytes) -> None:
         await received.put(payload)
 
-    options.setdefault("backoff", Backoff(**FAST))
+    options.setdefault("backoff", fast_backoff())
     session = MqttSession(
         site_id=site, broker=settings, device_key=key, on_request=handler or collect, **options
     )
@@ -183,7 +185,7 @@ async def test_untrusted_broker_certificate_is_refused_and_retried(
         broker=settings,
         device_key=DeviceKey.generate(),
         on_request=ignore,
-        backoff=Backoff(**FAST),
+        backoff=fast_backoff(),
     )
     async with session:
         await eventually(lambda: session.stats.connect_failures >= 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import TypedDict
 
 import pytest
 from hypothesis import given
@@ -47,6 +48,12 @@ def test_backoff_never_exceeds_its_cap(
     assert 0 < delay <= cap
 
 
+class BackoffOptions(TypedDict, total=False):
+    initial: float
+    cap: float
+    factor: float
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -55,7 +62,7 @@ def test_backoff_never_exceeds_its_cap(
         ({"factor": 0.5}, "factor"),
     ],
 )
-def test_backoff_rejects_nonsense(options: dict[str, float], message: str) -> None:
+def test_backoff_rejects_nonsense(options: BackoffOptions, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Backoff(**options)
 

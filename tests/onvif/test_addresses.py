@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.onvif.addresses import (
+    FixedUrl,
     advertised_port,
     fix_service_url,
     fix_stream_uri,
@@ -87,10 +89,11 @@ def test_unescaping_leaves_other_entities_alone() -> None:
 
 @given(st.text(max_size=300), st.sampled_from(["10.0.0.1", "cam.local", "fe80::1"]))
 def test_any_advertised_text_is_fixed_to_our_host_or_refused(text: str, host: str) -> None:
-    for call in (
+    calls: tuple[Callable[[], FixedUrl], ...] = (
         lambda: fix_service_url(text, reached_host=host, reached_port=80, device_port=None),
         lambda: fix_stream_uri(text, reached_host=host),
-    ):
+    )
+    for call in calls:
         try:
             fixed = call()
         except MalformedAnswer:

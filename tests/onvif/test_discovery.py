@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ from agent.onvif import (
 )
 from agent.onvif.discovery import probe_message
 from agent.onvif.finder import merge
-from agent.onvif.wsd_reply import parse_probe_matches
+from agent.onvif.wsd_reply import Via, parse_probe_matches
 from tests.onvif.servers import closed_port, http_server, silent_server
 from tests.support.camsim import CamsimRun, camera, run_cameras
 
@@ -84,9 +84,9 @@ def test_bad_scan_ranges_are_refused_clearly(ranges: list[str], words: str) -> N
 
 
 def match(
-    sender: str, xaddr: str, endpoint: str | None = "urn:uuid:1", via: str = "unicast"
+    sender: str, xaddr: str, endpoint: str | None = "urn:uuid:1", via: Via = "unicast"
 ) -> ProbeMatch:
-    return ProbeMatch(endpoint, ("dn:NetworkVideoTransmitter",), (), (xaddr,), sender, 3702, via)  # type: ignore[arg-type]
+    return ProbeMatch(endpoint, ("dn:NetworkVideoTransmitter",), (), (xaddr,), sender, 3702, via)
 
 
 def test_duplicates_are_merged_and_bad_xaddrs_fixed() -> None:
@@ -149,9 +149,10 @@ def test_unicast_scan_finds_every_camera_on_loopback(cams: CamsimRun) -> None:
     assert result.hosts_scanned == 6
 
 
-def test_an_unplugged_camera_is_not_found(run_camsim: object) -> None:
-    run = run_camsim(camera("generic", host="127.0.0.6"), camera("generic", host="127.0.0.7"))  # type: ignore[operator]
+def test_an_unplugged_camera_is_not_found(run_camsim: Callable[..., CamsimRun]) -> None:
+    run = run_camsim(camera("generic", host="127.0.0.6"), camera("generic", host="127.0.0.7"))
     run[1].faults.unplug()
+    assert run.discovery_port is not None
     result = asyncio.run(
         ws_discover(
             interfaces=[], hosts=["127.0.0.6", "127.0.0.7"], port=run.discovery_port, wait=1

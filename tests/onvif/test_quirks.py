@@ -127,7 +127,8 @@ def test_what_each_workaround_achieved(checked: tuple[CamsimRun, dict[str, Camer
     assert text.onvif is not None and text.onvif.auth == "password_text"
     hevc = reports["q-h265-main"]
     assert hevc.stream is not None and hevc.stream.codec == "hevc"
-    main_profile = next(p for p in hevc.onvif.profiles if p.role == "main")  # type: ignore[union-attr]
+    assert hevc.onvif is not None
+    main_profile = next(p for p in hevc.onvif.profiles if p.role == "main")
     assert main_profile.encoding == "H264"  # what ONVIF claims
     cif = reports["q-sub-352x240"]
     assert cif.sub_stream is not None and (cif.sub_stream.width, cif.sub_stream.height) == (

@@ -26,6 +26,7 @@ from agent.onvif.wsd_reply import (
     normalise_id,
     read_reply,
 )
+from agent.quirks import QuirkId
 from camsim.persona import Quirk
 from tests.support.camsim import camera, run_cameras
 
@@ -257,8 +258,8 @@ def test_a_camera_with_a_loose_reply_is_found_by_its_reply() -> None:
     assert found.endpoint == cam.endpoint and found.device_url == cam.onvif_url
     assert found.quirks == ["wsd_loose_reply"]
     assert {NO_WRAPPER, LOOSE_XADDRS, LOOSE_RELATES_TO} <= set(
-        found.notes["wsd_loose_reply"].split(", ")
-    )  # type: ignore[index]
+        found.notes[QuirkId.WSD_LOOSE_REPLY].split(", ")
+    )
     assert found.name == "Caméra entrée" and found.model == "HX-2321-IR"
 
 
@@ -306,4 +307,4 @@ def test_an_answer_that_cannot_be_used_is_not_called_silence(junk_responder: int
     [found] = result.cameras
     assert found.found_by == ["port_sweep"]
     assert found.quirks == ["wsd_reply_unusable"]
-    assert "holds no ProbeMatch" in found.notes["wsd_reply_unusable"]  # type: ignore[index]
+    assert "holds no ProbeMatch" in found.notes[QuirkId.WSD_REPLY_UNUSABLE]

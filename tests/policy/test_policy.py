@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.config import AgentConfig, SharingMode
-from agent.policy import CameraFacts, OwnerStateError, Policy, PolicyError
+from agent.policy import CameraFacts, CameraSharing, OwnerStateError, Policy, PolicyError
 from agent.policy.state import STATE_FILE
-from agent.wire import RejectCode, parse_request_claims
+from agent.wire import RejectCode, Request, StreamRequest, parse_request_claims
 from tests.support.link_service import FakeClock, site_config
 from tests.support.rtcc import make_claims
 
@@ -21,8 +22,21 @@ def config(tmp_path: Path) -> AgentConfig:
     return site_config(tmp_path / "state", requests_per_hour=5)
 
 
-def request(cmd: str = "clip", **claims: object):  # type: ignore[no-untyped-def]
+def request(cmd: str = "clip", **claims: Any) -> Request:
     return parse_request_claims(make_claims(cmd, **claims))
+
+
+def front_door(policy: Policy) -> CameraSharing:
+    """The sharing of the configured camera "front-door" (always there, so never None)."""
+    sharing = policy.sharing("front-door")
+    assert sharing is not None
+    return sharing
+
+
+def stream_request(**claims: Any) -> StreamRequest:
+    parsed = request("stream", **claims)
+    assert isinstance(parsed, StreamRequest)
+    return parsed
 
 
 def test_effective_sharing_comes_from_the_config(config: AgentConfig) -> None:
@@ -39,7 +53,7 @@ def test_owner_changes_persist_and_override_the_config(config: AgentConfig) -> N
     assert before.mode is SharingMode.INTEGRATED and after.mode is SharingMode.PRIVATE
     assert not after.live and after.source == "owner"
     reopened = Policy.open(config)
-    assert reopened.sharing("front-door").mode is SharingMode.PRIVATE  # type: ignore[union-attr]
+    assert front_door(reopened).mode is SharingMode.PRIVATE
     decision = reopened.evaluate(request(camera="front-door"), recent_requests=0)
     assert decision.code is RejectCode.NOT_SHARED
 
@@ -82,7 +96,8 @@ def test_pause_with_an_end(config: AgentConfig) -> None:
     policy = Policy.open(config, clock=clock)
     until = datetime.fromtimestamp(clock(), UTC) + timedelta(hours=2)
     policy.pause(until=until, by="owner")
-    assert policy.paused and policy.paused_until == until
+    # A pair, not `paused and ...`: mypy would keep `paused` narrowed to True past the clock.
+    assert (policy.paused, policy.paused_until) == (True, until)
     assert policy.evaluate(request(), recent_requests=0).code is RejectCode.PAUSED
     assert policy.evaluate(request("inventory"), recent_requests=0).outcome == "accepted"
     assert policy.evaluate(request("cancel"), recent_requests=0).outcome == "accepted"
@@ -123,8 +138,8 @@ def test_window_end_within_the_leeway_is_fine(config: AgentConfig) -> None:
 
 def test_live_cap(config: AgentConfig) -> None:
     policy = Policy.open(config)
-    assert policy.live_cap(request("stream", max_seconds=30)) == 30  # type: ignore[arg-type]
-    assert policy.live_cap(request("stream", max_seconds=3600)) == 600  # type: ignore[arg-type]
+    assert policy.live_cap(stream_request(max_seconds=30)) == 30
+    assert policy.live_cap(stream_request(max_seconds=3600)) == 600
 
 
 def test_listings_never_show_private_cameras(config: AgentConfig) -> None:
@@ -161,13 +176,14 @@ def test_decisions_are_recorded_and_adopted(config: AgentConfig) -> None:
     owner = Policy.open(config)
     owner.record_decision("req-1", "approved", by="uid 0 (root)")
     owner.set_sharing("front-door", SharingMode.PRIVATE, live=None, by="uid 0 (root)")
-    assert daemon.sharing("front-door").mode is SharingMode.INTEGRATED  # type: ignore[union-attr]
+    assert front_door(daemon).mode is SharingMode.INTEGRATED
     # The daemon adopts what the owner recorded rather than writing it again.
     stamp = (config.owner_dir / STATE_FILE).stat().st_mtime_ns
     daemon.set_sharing("front-door", SharingMode.PRIVATE, live=None, by="uid 0 (root)")
     daemon.record_decision("req-1", "approved", by="uid 0 (root)")
     assert (config.owner_dir / STATE_FILE).stat().st_mtime_ns == stamp
-    assert daemon.decision("req-1").decision == "approved"  # type: ignore[union-attr]
-    assert daemon.sharing("front-door").source == "owner"  # type: ignore[union-attr]
+    decision = daemon.decision("req-1")
+    assert decision is not None and decision.decision == "approved"
+    assert front_door(daemon).source == "owner"
     mode = (config.owner_dir / STATE_FILE).stat().st_mode & 0o777
     assert mode == 0o644

@@ -16,7 +16,7 @@ from typing import Any
 import av
 
 from agent.config import CameraConfig, StoreConfig
-from agent.recorder import RecorderSettings, RecorderStatus, Supervisor
+from agent.recorder import CameraState, RecorderSettings, RecorderStatus, Supervisor
 from agent.store import ClipResult, ClipStore, SegmentRow, SegmentState
 from camsim.sei import FrameStamp, read_stamps, stamps_in_file
 from tests.support.camsim import CameraHandle, camera, run_camsim  # noqa: F401
@@ -79,7 +79,7 @@ class Rig:
     store: ClipStore
     root: Path
 
-    def state(self, camera: str = "cam1") -> Any:
+    def state(self, camera: str = "cam1") -> CameraState:
         return self.supervisor.state(camera)
 
 

@@ -17,6 +17,7 @@ import pytest
 from agent.recorder import RecorderStatus
 from tests.recorder.conftest import (
     FAST,
+    Rig,
     assert_placed_at_capture_time,
     assert_store_consistent,
     camera_config,
@@ -42,19 +43,13 @@ STALL_RESUME_BOUND = 5.0
 UNPLUG_RESUME_BOUND = 3.0
 
 
-def _not_recording(rig: object) -> Callable[[], bool]:
-    return lambda: (
-        rig.state().status
-        in (  # type: ignore[attr-defined]
-            RecorderStatus.RECONNECTING,
-            RecorderStatus.OFFLINE,
-        )
-    )
+def _not_recording(rig: Rig) -> Callable[[], bool]:
+    return lambda: rig.state().status in (RecorderStatus.RECONNECTING, RecorderStatus.OFFLINE)
 
 
-async def _probe_segments(rig: object) -> None:
-    for row in rig.store.segments("cam1"):  # type: ignore[attr-defined]
-        await probe(rig.root / "segments" / row.path)  # type: ignore[attr-defined]
+async def _probe_segments(rig: Rig) -> None:
+    for row in rig.store.segments("cam1"):
+        await probe(rig.root / "segments" / row.path)
 
 
 @pytest.mark.slow

@@ -135,7 +135,10 @@ async def test_min_free_below_the_old_threshold_resumes_by_itself(
     config = store_config(min_free=600_000, keep_recent=timedelta(seconds=5))
     async with recording([camera_config(cam)], tmp_path, root=root, store=config) as rig:
         await wait_for(is_recording(rig), 30, what="recording")
-        closed = lambda: len(rig.store.segments("cam1", states=[SegmentState.COMPLETE]))  # noqa: E731
+
+        def closed() -> int:
+            return len(rig.store.segments("cam1", states=[SegmentState.COMPLETE]))
+
         await wait_for(lambda: closed() >= 2, 60, what="two closed segments")
         filled_at = time.time()
         filler = await asyncio.to_thread(_fill, small_disk, 100_000)
@@ -163,7 +166,10 @@ async def test_disk_filled_to_100_percent_by_another_process_recovers(
     config = store_config(min_free=600_000, keep_recent=timedelta(seconds=5))
     async with recording([camera_config(cam)], tmp_path, root=root, store=config) as rig:
         await wait_for(is_recording(rig), 30, what="recording")
-        closed = lambda: rig.store.segments("cam1", states=[SegmentState.COMPLETE])  # noqa: E731
+
+        def closed() -> list[SegmentRow]:
+            return rig.store.segments("cam1", states=[SegmentState.COMPLETE])
+
         await wait_for(lambda: len(closed()) >= 3, 90, what="three closed segments")
         first = closed()[0]
         rig.store.place_hold("req-1", "cam1", from_us(first.start_us), from_us(first.end_us))

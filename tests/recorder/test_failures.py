@@ -18,6 +18,7 @@ from agent.store import SegmentState
 from tests.recorder.conftest import (
     FAST,
     FRAME,
+    Rig,
     assert_store_consistent,
     camera_config,
     export,
@@ -156,6 +157,10 @@ async def test_wrong_password_is_reported_without_the_password(
         assert state.restarts == 0  # retried inside the worker, not a crash loop
 
 
+def _restarted_more_than(rig: Rig, n: int) -> Callable[[], bool]:
+    return lambda: rig.state().restarts > n
+
+
 async def test_restart_budget_then_slow_retry(
     run_camsim: Callable[..., CamsimRun], tmp_path: Path
 ) -> None:
@@ -169,7 +174,7 @@ async def test_restart_budget_then_slow_retry(
             pid = rig.supervisor.worker_pid("cam1")
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
-            await wait_for(lambda n=n: rig.state().restarts > n, 30, what=f"restart {n}")
+            await wait_for(_restarted_more_than(rig, n), 30, what=f"restart {n}")
         state = rig.state()
         assert state.status is RecorderStatus.FAILED
         assert state.restarts == 3 and "SIGKILL" in (state.last_exit or "")

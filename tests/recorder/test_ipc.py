@@ -23,6 +23,7 @@ from agent.recorder.ipc import (
     StatusReport,
     StopRequest,
     WorkerChannel,
+    WorkerMessage,
     decode_worker_payload,
     encode_control,
     read_worker_message,
@@ -38,7 +39,7 @@ async def test_worker_messages_round_trip() -> None:
     reader, writer = await _daemon_end(parent)
     channel = WorkerChannel(child)
     big = bytes(range(256)) * 4096  # 1 MiB: more than a socket buffer, sent in pieces
-    sent = [
+    sent: list[WorkerMessage] = [
         StatusReport(phase="recording", segment="cam-1.mp4", bytes_written=5, packets=3),
         InitSegment(epoch=2, data=b"ftyp-moov"),
         MediaFragment(

@@ -20,7 +20,7 @@ from agent.store import DiskFullError, IndexUnavailable, StoreWriteError
 
 def _sqlite_error(message: str, code: int) -> sqlite3.OperationalError:
     error = sqlite3.OperationalError(message)
-    error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    error.sqlite_errorcode = code
     return error
 
 

@@ -36,7 +36,8 @@ def camera_urls(draw: st.DrawFn) -> Callable[[str], str]:
     host = draw(st.sampled_from(["10.0.0.7", "cam.local", "[fe80::1]", "nvr-2"]))
     port = draw(st.sampled_from(["", ":554", ":8080"]))
     path = "/" + "/".join(draw(st.lists(name_chars, max_size=3)))
-    encode = draw(st.sampled_from([lambda s: quote(s, safe=""), quote_plus, quote]))
+    encoders: list[Callable[[str], str]] = [lambda s: quote(s, safe=""), quote_plus, quote]
+    encode = draw(st.sampled_from(encoders))
     places = draw(st.sets(st.sampled_from(["userinfo", "query", "fragment"]), min_size=1))
     user = draw(name_chars)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -15,12 +16,17 @@ from agent.store.model import from_us
 from agent.store.writer import DRIFT_REANCHOR_US, DRIFT_WINDOW, muxer_options
 from camsim.sei import read_stamps, stamps_in_file
 from tests.store.conftest import Record, SpecAt, check_segment
-from tests.support.media import encode_stamped, feed, stamped_source
+from tests.support.media import PacketWriter, encode_stamped, feed, stamped_source
 
 
 def _scan(store: ClipStore, rel: str) -> fmp4.FileScan:
     with store.layout.segment(rel).open("rb") as handle:
         return fmp4.scan_file(handle)
+
+
+def _dts(packet: av.Packet[Any]) -> int:
+    assert packet.dts is not None, "an encoded packet has a decoding time"
+    return packet.dts
 
 
 def test_segments_cut_at_first_keyframe_after_length(
@@ -39,6 +45,7 @@ def test_segments_cut_at_first_keyframe_after_length(
         seen += [s.frame_number for s in stamps]
         scan = _scan(store, row.path)
         assert scan.problem is None and scan.fragments[0].keyframe
+        assert scan.track is not None
         for fragment in scan.fragments:
             span = fragment.end_dts - fragment.samples[0].dts
             assert span <= scan.track.timescale * 1.0  # fragments of at most 1 s
@@ -125,15 +132,15 @@ def test_drift_reanchors_and_a_clock_step_cuts_early(
     class Drifting:
         """Receipts drift 5 ms per second (a slow camera clock); +3 s jump at 33 s."""
 
-        def __init__(self, writer: object) -> None:
+        def __init__(self, writer: PacketWriter) -> None:
             self.writer = writer
 
-        def write(self, packet: object, received_us: int) -> None:
+        def write(self, packet: av.Packet[Any], received_us: int) -> None:
             elapsed = received_us - spec.start_us
             received_us += elapsed // 200
             if elapsed >= 33_000_000:
                 received_us += 3_000_000
-            self.writer.write(packet, received_us)  # type: ignore[attr-defined]
+            self.writer.write(packet, received_us)
 
     with (
         stamped_source(encode_stamped(media_dir, spec)) as source,
@@ -267,7 +274,7 @@ def test_the_muxer_never_seeks(
         out = av.open(target, "w", format="mp4", options=muxer_options(1_000_000))
         stream = out.add_stream_from_template(source.stream)
         for packet, following in zip(packets, [*packets[1:], None], strict=True):
-            packet.duration = following.dts - packet.dts if following is not None else 6000
+            packet.duration = _dts(following) - _dts(packet) if following is not None else 6000
             packet.stream = stream
             out.mux(packet)
         out.close()

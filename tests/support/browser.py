@@ -20,9 +20,8 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
 from hub.state import HubHome
 from tests.support.chromium import ensure_chromium, spki_hash
@@ -78,7 +77,7 @@ def _test_name() -> str:
 
 @contextlib.asynccontextmanager
 async def console_browser(
-    home: HubHome, url: str, *, viewport: dict[str, Any] | None = None, strict: bool = True
+    home: HubHome, url: str, *, viewport: ViewportSize | None = None, strict: bool = True
 ) -> AsyncIterator[ConsoleBrowser]:
     """Chromium pinned to the server certificate `rtcc-hub serve` made in `home`. `strict`:
     any script error or failed load on a page fails the test (off where a test provokes one,

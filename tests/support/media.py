@@ -127,7 +127,7 @@ def encode_stamped(cache_dir: Path, spec: MediaSpec) -> Path:
     if path.exists():
         return path
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    encoder = "libx264" if spec.codec == "h264" else "libx265"
+    encoder: Literal["libx264", "libx265"] = "libx264" if spec.codec == "h264" else "libx265"
     rng = random.Random(spec.start_us)
     noise = bytes(rng.getrandbits(8) for _ in range(64 * 64))
     with av.open(str(tmp), "w", format="mpegts") as out:

@@ -13,6 +13,7 @@ from agent.compat import load_profiles
 from agent.config import CameraConfig
 from agent.recorder import LiveHub
 from agent.tunnel import LiveSources, SourceUnavailable, counterpart_path
+from agent.tunnel.sources import Profile
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,7 @@ from agent.tunnel import LiveSources, SourceUnavailable, counterpart_path
         ("/unicast/c4/s1/live", "sub", "main", "/unicast/c4/s0/live"),
     ],
 )
-def test_counterpart_paths(path: str, have: str, want: str, expected: str | None) -> None:
+def test_counterpart_paths(path: str, have: Profile, want: Profile, expected: str | None) -> None:
     assert counterpart_path(path, have=have, want=want, profiles=load_profiles()) == expected
 
 

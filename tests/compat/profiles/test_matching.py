@@ -4,6 +4,7 @@ defaults, quirks, recorder channel paths)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from hypothesis import given, settings
@@ -276,8 +277,8 @@ def test_recorder_channel_paths(
     found = profiles.channel_path(path)
     assert found is not None
     assert (found.vendor_id, found.stream, found.channel) == (vendor, stream, channel)
-    want = "sub" if stream == "main" else "main"
-    assert profiles.recorder_counterpart(found, want=want) == counterpart  # type: ignore[arg-type]
+    want: Literal["main", "sub"] = "sub" if stream == "main" else "main"
+    assert profiles.recorder_counterpart(found, want=want) == counterpart
     assert render_channel_path(found.template, channel) == path
 
 
