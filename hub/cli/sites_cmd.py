@@ -20,7 +20,7 @@ from hub.cli.common import (
     site_id_arg,
     yes_no,
 )
-from hub.mqtt import hub_client
+from hub.mqtt import connect_any
 from hub.sites import CameraRow, camera_rows, collect_sites
 from hub.state import HubHome
 from hub.trust import MARKS, Verdict
@@ -58,7 +58,7 @@ def cmd_sites(args: argparse.Namespace, home: HubHome) -> int:
     trusted = home.trusted_sites()
 
     async def gather() -> list[CameraRow]:
-        async with hub_client(broker) as client:
+        async with connect_any(broker) as client:
             async with asyncio.timeout(args.timeout.total_seconds()):
                 views = await collect_sites(client, trusted)
         return camera_rows(views, near=args.near, radius_m=args.radius)
