@@ -29,6 +29,7 @@ import contextlib
 import re
 import socket
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,7 @@ class MqttSession:
         backoff: Backoff | None = None,
         timeout: float = 10.0,
         drain_timeout: float = 5.0,
+        first_node: int | None = None,
     ) -> None:
         if not re.fullmatch(ID_PATTERN, site_id):
             raise ValueError(f"site id {site_id!r} does not match {ID_PATTERN}")
@@ -168,7 +170,11 @@ class MqttSession:
         self.brokers = [broker] if isinstance(broker, BrokerSettings) else list(broker)
         if not self.brokers:
             raise ValueError("a session needs at least one broker")
-        self._node = 0
+        # Sites start on different nodes (by their id, so a site keeps its node across
+        # restarts): a city's sites spread over the cluster, and one node's loss moves only
+        # its share of them.
+        spread = zlib.crc32(site_id.encode()) if first_node is None else first_node
+        self._node = spread % len(self.brokers)
         self.topics = Topics(site_id)
         self.stats = SessionStats()
         self._key = device_key

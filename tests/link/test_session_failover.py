@@ -75,6 +75,7 @@ async def test_site_skips_a_dead_node_and_fails_over_when_its_node_dies(
             device_key=DeviceKey.generate(),
             on_request=collect,
             backoff=Backoff(initial=0.05, cap=0.5),
+            first_node=0,
         )
         async with session, broker.client() as hub:
             await asyncio.wait_for(session.wait_connected(), 30)

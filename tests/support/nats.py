@@ -62,16 +62,20 @@ def _free_range(count: int) -> int:
 
 
 class NatsCluster:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, home: HubHome | None = None) -> None:
+        """With `home`, a hub home that already trusts its sites (a benchmark's); without, a
+        fresh one trusting `SITES`."""
         self.workdir = workdir
-        self.home = HubHome(workdir / "hub")
-        self.home.root.mkdir(parents=True)
-        new_signing_key(self.home)
-        self.home.save_config(HubConfig(issuer=ISSUER))
         self.keys: dict[str, DeviceKey] = {}
-        for site in SITES:
-            self.keys[site] = DeviceKey.generate()
-            self.home.trust_site(site, self.keys[site].public_jwk)
+        if home is None:
+            home = HubHome(workdir / "hub")
+            home.root.mkdir(parents=True)
+            new_signing_key(home)
+            home.save_config(HubConfig(issuer=ISSUER))
+            for site in SITES:
+                self.keys[site] = DeviceKey.generate()
+                home.trust_site(site, self.keys[site].public_jwk)
+        self.home = home
         self.files: NatsFiles = write_nats_config(
             self.home,
             workdir / "nats",
@@ -122,6 +126,10 @@ class NatsCluster:
 
     def pid(self, node: NatsNode) -> int:
         return self._procs[node.name].pid
+
+    def running(self, node: NatsNode) -> bool:
+        proc = self._procs.get(node.name)
+        return proc is not None and proc.poll() is None
 
     def start(self, node: NatsNode) -> None:
         proc = self._procs.get(node.name)
