@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -318,6 +319,7 @@ async def one_broker(kind: str, specs: list[SiteSpec], args: argparse.Namespace)
     finally:
         await hub.close()
         under.close()
+        shutil.rmtree(work, ignore_errors=True)
     return result
 
 
