@@ -161,6 +161,7 @@ class MqttSession:
         refresh_interval: float = 60.0,
         backoff: Backoff | None = None,
         timeout: float = 10.0,
+        setup_timeout: float = 5.0,
         drain_timeout: float = 5.0,
         first_node: int | None = None,
     ) -> None:
@@ -184,6 +185,7 @@ class MqttSession:
         self._refresh_interval = refresh_interval
         self._backoff = backoff or Backoff()
         self._timeout = timeout
+        self._setup_timeout = setup_timeout
         self._drain_timeout = drain_timeout
         self._outbox = Outbox(outbox_size, path=outbox_path)
         # Received requests wait here, outside any one connection: a message paho has
@@ -341,7 +343,11 @@ class MqttSession:
             username=broker.username,
             password=broker.password,
             keepalive=broker.keepalive,
-            timeout=self._timeout,
+            # A short wait while setting up (CONNACK, SUBACK, the retained presence): a NATS
+            # node whose peer just died holds a new session's QoS 1 subscription until
+            # JetStream has re-elected (seen: over 10 s on 2.9.10), while the node after it
+            # answers at once. Operations get `timeout` once the session is up.
+            timeout=self._setup_timeout,
             queue_type=self._forwarding_queue(),
             # Without it Nagle's algorithm meets the peer's delayed ACK and a request's
             # answer waits ~40 ms per hop; an MQTT message is one small write anyway.
@@ -353,6 +359,7 @@ class MqttSession:
             self.stats.connects += 1
             await client.subscribe(self.topics.req, qos=1)
             await self._publish_presence(client)
+            client.timeout = self._timeout
             self._down.clear()
             self._up.set()
             log.info("mqtt_connected", host=broker.host, port=broker.port)
