@@ -186,6 +186,7 @@ class MqttSession:
         self._backoff = backoff or Backoff()
         self._timeout = timeout
         self._setup_timeout = setup_timeout
+        self._failing_over = False  # the next attempt follows a lost node, others remain
         self._drain_timeout = drain_timeout
         self._outbox = Outbox(outbox_size, path=outbox_path)
         # Received requests wait here, outside any one connection: a message paho has
@@ -292,6 +293,7 @@ class MqttSession:
                     # small again (still jittered, so a node's sites do not all arrive at once
                     # on the next one).
                     self._backoff.reset()
+                self._failing_over = bool(connected_at) and len(self.brokers) > 1
                 if self._stopping.is_set():
                     break
                 lost = self.broker
@@ -343,11 +345,12 @@ class MqttSession:
             username=broker.username,
             password=broker.password,
             keepalive=broker.keepalive,
-            # A short wait while setting up (CONNACK, SUBACK, the retained presence): a NATS
-            # node whose peer just died holds a new session's QoS 1 subscription until
-            # JetStream has re-elected (seen: over 10 s on 2.9.10), while the node after it
-            # answers at once. Operations get `timeout` once the session is up.
-            timeout=self._setup_timeout,
+            # Right after a lost node, a short wait while setting up (CONNACK, SUBACK, the
+            # retained presence): a NATS node whose peer just died can hold a new session's
+            # QoS 1 subscription until JetStream has re-elected (seen: over 10 s on 2.9.10),
+            # while another answers at once. Not on a first or plain reconnect: under a
+            # city's connection storm a short wait would only add churn.
+            timeout=self._setup_timeout if self._failing_over else self._timeout,
             queue_type=self._forwarding_queue(),
             # Without it Nagle's algorithm meets the peer's delayed ACK and a request's
             # answer waits ~40 ms per hop; an MQTT message is one small write anyway.
