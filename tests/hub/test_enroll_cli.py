@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from agent.config import ID_PATTERN
 from hub.cli import main as hub_main
+from hub.enroll import _Routes
 from hub.keys import new_signing_key
 from hub.state import HubHome
 from hub.tokens import Location, TokenStore, site_id_for
@@ -237,6 +238,10 @@ def test_broker_config_nats_writes_a_cluster(
     assert '"CN=rtcc.hub"' in users and "rtcc.v1.sites.>" in users
     serve = (home / "serve.toml").read_text()
     assert all(url in serve for url in urls)
+    code, _, err = run(home, capsys, "keys", "new", "--issuer", "https://rtcc.test")
+    assert code == 0, err
+    handed_out, _, _ = _Routes(HubHome(home))._ready()  # what enrollment answers
+    assert handed_out == urls
     code, _, err = run(
         home, capsys, "broker-config", "--broker", "nats", "--out", str(out), "--host", "x",
         "--port", "8883", "--cluster-port", "8884",
