@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-SYSPKGS := mosquitto ffmpeg chromium postgresql
+SYSPKGS := mosquitto ffmpeg chromium postgresql nats-server
 # The suite mostly waits on real-time video and real servers: three workers on two cores take
 # it from about 14 to about 6 minutes. Each worker has its own broker and cameras.
 TEST_WORKERS ?= 3
@@ -43,13 +43,15 @@ $(STAMP): pyproject.toml
 
 # Installs the system packages the demo and the tests drive when they are missing: a real
 # broker, ffprobe as the independent clip checker, Chromium for the console's pages (driven by
-# playwright, never a downloaded browser) and PostgreSQL (the tests start their own cluster).
+# playwright, never a downloaded browser), PostgreSQL (the tests start their own cluster) and
+# NATS Server (the clustered broker of a city; the tests start a three-node cluster).
 sysdeps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$$missing nats-server"; \
 	if [ -n "$$missing" ]; then $(MAKE) --no-print-directory APT_PKGS="$$missing" apt; fi
 
 apt:

@@ -112,6 +112,13 @@ class RtccConfig(_Section):
         title="Broker URL",
         description="`mqtts://host:8883`. Unset: the agent records but does not connect.",
     )
+    broker_urls: list[str] = Field(
+        default_factory=list,
+        title="Broker URLs (a cluster)",
+        description="Every node of a clustered broker, tried in turn when one is lost; "
+        "`broker_url` defaults to the first.",
+        max_length=32,
+    )
     ca_file: Path | None = Field(None, title="Broker CA certificate (PEM)")
     cert_file: Path | None = Field(None, title="Client certificate (PEM), issued at enrollment")
     key_file: Path | None = Field(None, title="Client private key (PEM)")
@@ -128,6 +135,13 @@ class RtccConfig(_Section):
         description="Tolerated clock difference when checking iat/nbf/exp.",
     )
 
+    @field_validator("broker_urls")
+    @classmethod
+    def _broker_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            cls._broker_url(url)
+        return list(dict.fromkeys(value))  # the same node twice is no failover
+
     @field_validator("broker_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
@@ -143,6 +157,8 @@ class RtccConfig(_Section):
 
     @model_validator(mode="after")
     def _complete(self) -> RtccConfig:
+        if self.broker_url is None and self.broker_urls:
+            self.broker_url = self.broker_urls[0]
         if self.broker_url is None:
             return self
         missing = [name for name in ("issuer", "jwks_file") if getattr(self, name) is None]
@@ -155,6 +171,12 @@ class RtccConfig(_Section):
         if not (has_cert or has_password):
             raise ValueError("set cert_file and key_file (enrollment) or username and password")
         return self
+
+    def all_broker_urls(self) -> list[str]:
+        """The nodes to try, in order: `broker_url` first, then the rest of `broker_urls`."""
+        if self.broker_url is None:
+            return []
+        return list(dict.fromkeys([self.broker_url, *self.broker_urls]))
 
 
 class StoreConfig(_Section):

@@ -185,7 +185,7 @@ class _Routes:
             return _error(exc.status, exc.code, str(exc))
         return web.json_response(answer.model_dump(mode="json"))
 
-    def _ready(self) -> tuple[str, str, dict[str, Any]]:
+    def _ready(self) -> tuple[list[str], str, dict[str, Any]]:
         """The broker URL, issuer and JWKS sites get; refuses (503) before a token is spent."""
         try:
             settings = load_serve_settings(self.home)
@@ -205,10 +205,11 @@ class _Routes:
                 503, "hub_not_ready", "the hub cannot enroll yet: it needs " + " and ".join(missing)
             )
         assert settings.site_broker_url is not None and config.issuer is not None
-        return settings.site_broker_url, config.issuer, jwks
+        urls = [settings.site_broker_url, *settings.site_broker_urls]
+        return list(dict.fromkeys(urls)), config.issuer, jwks
 
     def _enroll(self, body: EnrollRequest, kid: str, csr_key_sha256: str) -> EnrollResponse:
-        broker_url, issuer, jwks = self._ready()
+        broker_urls, issuer, jwks = self._ready()
         try:
             ca = site_ca(self.home)
         except CaError as exc:
@@ -228,7 +229,9 @@ class _Routes:
             location=EnrollLocation(lat=record.location.lat, lon=record.location.lon),
             client_cert=cert.public_bytes(serialization.Encoding.PEM).decode(),
             ca_cert=ca.cert_pem.decode(),
-            broker_url=broker_url,
+            broker_url=broker_urls[0],
+            # Every node, only for a cluster: a single-broker hub answers as it always did.
+            broker_urls=broker_urls if len(broker_urls) > 1 else [],
             issuer=issuer,
             jwks=jwks,
             evidence_hosts=self.evidence_hosts,

@@ -1,7 +1,8 @@
 """The MQTT event ingestion of `rtcc-hub serve`: every site's events, status and registry,
 checked against the site's registered key, into the database.
 
-One connection, kept up forever (jittered backoff, like the agent's), with a persistent
+One connection, kept up forever (jittered backoff, like the agent's; with a clustered broker
+it moves on to the next node after each lost connection or failed attempt), with a persistent
 session (`identifier`) so that events sent while the hub was down are delivered when it is
 back. Several hub processes may ingest from one broker into one database: each needs its own
 identifier, and events are stored once (`hub.events`).
@@ -61,6 +62,7 @@ class Ingestor:
         self._task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
+        self._node = 0
         self._trusted_seen: object = None
         self.counts: Counter[str] = Counter()
         self.last_error: str | None = None
@@ -93,13 +95,17 @@ class Ingestor:
     async def _run(self) -> None:
         while True:
             started = time.monotonic()
+            nodes = self.broker.all_urls()
+            url = nodes[self._node % len(nodes)]
+            was_up = False
             try:
-                async with hub_client(self.broker, identifier=self.identifier) as client:
+                async with hub_client(self.broker, identifier=self.identifier, url=url) as client:
                     self._client = client
                     await client.subscribe([(topic, 1) for topic in watch_filters()])
                     self._connected.set()
+                    was_up = True
                     self.last_error = None
-                    log.info("hub_ingest_connected", broker=self.broker.url)
+                    log.info("hub_ingest_connected", broker=url)
                     async for message in client.messages:
                         await self._handle(message)
             except (aiomqtt.MqttError, OSError, HubConnectionError) as exc:
@@ -110,10 +116,17 @@ class Ingestor:
             finally:
                 self._client = None
                 self._connected.clear()
-            if time.monotonic() - started > self._backoff.cap:
-                self._backoff.reset()
+            if time.monotonic() - started > self._backoff.cap or (was_up and len(nodes) > 1):
+                self._backoff.reset()  # it held, or a lost node with others to try
+            self._node = (self._node + 1) % len(nodes)
             delay = self._backoff.next_delay()
-            log.warning("hub_ingest_reconnect", delay_s=round(delay, 2), error=self.last_error)
+            log.warning(
+                "hub_ingest_reconnect",
+                delay_s=round(delay, 2),
+                error=self.last_error,
+                lost=url,
+                next=nodes[self._node],
+            )
             await asyncio.sleep(delay)
 
     async def _recheck_if_trust_changed(self) -> None:

@@ -1,15 +1,18 @@
 """The hub's connection to the broker (the hub identity may read and write every site's topics).
 
 Each command opens its own short-lived, clean session with a random client id, so any number of
-`rtcc-hub` commands can run side by side.
+`rtcc-hub` commands can run side by side. With a clustered broker (`broker.urls`) a command
+connects to the first node that answers (`connect_any`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -38,12 +41,17 @@ def tls_context(config: BrokerConfig) -> ssl.SSLContext:
 
 
 def hub_client(
-    config: BrokerConfig, *, timeout: float = 15.0, identifier: str | None = None
+    config: BrokerConfig,
+    *,
+    timeout: float = 15.0,
+    identifier: str | None = None,
+    url: str | None = None,
 ) -> aiomqtt.Client:
-    """An aiomqtt client for `config` (enter it with `async with`). With an `identifier` the
-    session is persistent (the broker queues QoS 1 messages while the client is away: the
-    event ingestion of `serve`); otherwise it is a clean session with a random id."""
-    parts = urlsplit(config.url)
+    """An aiomqtt client for `config` (enter it with `async with`), to its first node or to
+    `url` (another node of the cluster). With an `identifier` the session is persistent (the
+    broker queues QoS 1 messages while the client is away: the event ingestion of `serve`);
+    otherwise it is a clean session with a random id."""
+    parts = urlsplit(url or config.url)
     secure = parts.scheme == "mqtts"
     return aiomqtt.Client(
         parts.hostname or "",
@@ -58,6 +66,34 @@ def hub_client(
         timeout=timeout,
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],  # see agent.link.session
     )
+
+
+@contextlib.asynccontextmanager
+async def connect_any(
+    config: BrokerConfig, *, client_timeout: float = 15.0, identifier: str | None = None
+) -> AsyncIterator[aiomqtt.Client]:
+    """A connected client on the first node of `config.all_urls()` that accepts the hub;
+    HubConnectionError naming every node when none does."""
+    errors: list[str] = []
+    urls = config.all_urls()
+    for url in urls:
+        client = hub_client(config, timeout=client_timeout, identifier=identifier, url=url)
+        try:
+            await client.__aenter__()
+        except (aiomqtt.MqttError, OSError) as exc:
+            if len(urls) == 1:
+                raise  # a single broker: its own error says it best
+            errors.append(f"{url}: {exc or type(exc).__name__}")
+            continue
+        try:
+            yield client
+        except BaseException as exc:
+            await client.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        else:
+            await client.__aexit__(None, None, None)
+        return
+    raise HubConnectionError("no broker node accepted the hub: " + "; ".join(errors))
 
 
 async def fence(client: aiomqtt.Client) -> str:

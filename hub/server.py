@@ -53,6 +53,13 @@ class ServeSettings(BaseModel):
     site_broker_url: str | None = Field(
         None, title="Broker URL for sites", description="mqtts://host:port given at enrollment"
     )
+    site_broker_urls: list[str] = Field(
+        default_factory=list,
+        title="Every broker node for sites",
+        description="a clustered broker's nodes, all given at enrollment (the first is "
+        "site_broker_url)",
+        max_length=32,
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -62,6 +69,13 @@ class ServeSettings(BaseModel):
             if parts.scheme not in ("https", "http") or not parts.hostname:
                 raise ValueError("must look like https://host:port")
             value = value.rstrip("/")
+        return value
+
+    @field_validator("site_broker_urls")
+    @classmethod
+    def _all_mqtts(cls, value: list[str]) -> list[str]:
+        for url in value:
+            cls._mqtts(url)
         return value
 
     @field_validator("site_broker_url")
@@ -94,7 +108,7 @@ def load_serve_settings(home: HubHome) -> ServeSettings:
         raise HubStateError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
 
 
-def update_serve_settings(home: HubHome, **changes: str | None) -> ServeSettings:
+def update_serve_settings(home: HubHome, **changes: str | list[str] | None) -> ServeSettings:
     """Validate and write `serve.toml` with `changes` applied."""
     current = load_serve_settings(home).model_dump()
     current.update(changes)
@@ -105,8 +119,8 @@ def update_serve_settings(home: HubHome, **changes: str | None) -> ServeSettings
         raise HubStateError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
     lines = ["# rtcc-hub server settings (written by `rtcc-hub serve` and `broker-config`)\n"]
     for key, value in settings.model_dump().items():
-        if value is not None:
-            lines.append(f"{key} = {json.dumps(value)}\n")
+        if value is not None and value != []:
+            lines.append(f"{key} = {json.dumps(value)}\n")  # JSON strings and lists are TOML
     write_atomic(serve_settings_path(home), "".join(lines), mode=0o644)
     return settings
 

@@ -46,6 +46,12 @@ class _Model(BaseModel):
 
 class BrokerConfig(_Model):
     url: str = Field(title="Broker URL", description="mqtts://host:8883")
+    urls: list[str] = Field(
+        default_factory=list,
+        title="Further broker URLs",
+        description="The other nodes of a clustered broker, tried in turn after `url`.",
+        max_length=32,
+    )
     ca_file: Path | None = Field(None, title="CA certificate the broker's certificate chains to")
     cert_file: Path | None = Field(None, title="Hub client certificate (PEM)")
     key_file: Path | None = Field(None, title="Hub client key (PEM)")
@@ -66,6 +72,15 @@ class BrokerConfig(_Model):
         except ValueError as exc:
             raise ValueError(f"bad port: {exc}") from None
         return value
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        return [cls._url(url) for url in value]
+
+    def all_urls(self) -> list[str]:
+        """The nodes to try, in order: `url` first."""
+        return list(dict.fromkeys([self.url, *self.urls]))
 
 
 class HubConfig(_Model):
@@ -106,6 +121,8 @@ def _toml_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     text = str(value)
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise HubStateError(f"control character in configuration value {text!r}")
@@ -113,7 +130,9 @@ def _toml_value(value: object) -> str:
 
 
 def _toml_table(values: dict[str, Any]) -> str:
-    return "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items() if v is not None)
+    return "".join(
+        f"{k} = {_toml_value(v)}\n" for k, v in values.items() if v is not None and v != []
+    )
 
 
 class HubHome:

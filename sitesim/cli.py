@@ -78,7 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return cert, key
 
     specs = city(args.sites, centre=args.near, spread_m=args.spread, prefix=args.prefix)
-    broker = Broker(broker_url, args.ca or ca.cert_path, credentials)
+    urls = () if args.broker else tuple(settings.site_broker_urls)
+    broker = Broker(broker_url, args.ca or ca.cert_path, credentials, urls)
     rtcc = Rtcc(config.issuer, home.jwks_path, upload_ca=ca.cert_path)
     simulation = Simulation(specs, args.dir, broker, rtcc, footage_s=args.footage.total_seconds())
     for site in simulation.sites:

@@ -56,6 +56,7 @@ class Broker:
     url: str
     ca_file: Path
     credentials: Callable[[str], tuple[Path, Path]]
+    urls: tuple[str, ...] = ()  # every node of a clustered broker (`rtcc.broker_urls`)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def site_config(spec: SiteSpec, root: Path, broker: Broker, rtcc: Rtcc) -> Agent
             "site": {"id": spec.id, "name": spec.name, "address": spec.address},
             "rtcc": {
                 "broker_url": broker.url,
+                "broker_urls": list(broker.urls),
                 "ca_file": broker.ca_file,
                 "cert_file": cert,
                 "key_file": key,

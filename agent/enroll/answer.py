@@ -39,6 +39,7 @@ class CheckedAnswer:
     jwks_json: str
     cert_expires: datetime.datetime
     evidence_hosts: tuple[str, ...] = ()
+    broker_urls: tuple[str, ...] = ()
 
 
 def _bad(message: str) -> EnrollError:
@@ -123,15 +124,19 @@ def check_answer(answer: EnrollResponse, client_key: ec.EllipticCurvePrivateKey)
     now = datetime.datetime.now(datetime.UTC)
     if cert.not_valid_after_utc <= now:
         raise _bad("the client certificate has already expired")
-    broker = urlsplit(answer.broker_url)
-    if broker.scheme != "mqtts" or not broker.hostname:
-        raise _bad(f"the broker URL {answer.broker_url!r} is not mqtts://host:port")
+    for url in [answer.broker_url, *answer.broker_urls]:
+        broker = urlsplit(url)
+        if broker.scheme != "mqtts" or not broker.hostname or len(url) > 500:
+            raise _bad(f"the broker URL {url!r} is not mqtts://host:port")
     return CheckedAnswer(
         site_id=answer.site_id,
         site_name=_printable(answer.site_name, "site name"),
         lat=answer.location.lat,
         lon=answer.location.lon,
         broker_url=answer.broker_url,
+        broker_urls=tuple(dict.fromkeys([answer.broker_url, *answer.broker_urls]))
+        if answer.broker_urls
+        else (),
         issuer=_printable(answer.issuer, "issuer"),
         client_cert_pem=cert.public_bytes(serialization.Encoding.PEM),
         ca_cert_pem=ca.public_bytes(serialization.Encoding.PEM),

@@ -21,7 +21,7 @@ from agent.enroll.client import EnrollError
 KEPT_RTCC_KEYS = ("keepalive", "clock_leeway")
 
 
-def _manual(rtcc: Mapping[str, str], reason: str) -> EnrollError:
+def _manual(rtcc: Mapping[str, object], reason: str) -> EnrollError:
     table = "\n".join(f"{k} = {tomlkit.item(v).as_string()}" for k, v in rtcc.items())
     return EnrollError(
         f"cannot update the configuration by itself ({reason}); add this by hand:\n[rtcc]\n{table}",
@@ -34,7 +34,7 @@ def enrolled_text(
     *,
     site_id: str,
     site_name: str,
-    rtcc: Mapping[str, str],
+    rtcc: Mapping[str, object],
     evidence_hosts: Sequence[str] = (),
     evidence_ca: str | None = None,
 ) -> str:

@@ -109,8 +109,9 @@ def _write(
 ) -> tuple[Path, ...]:
     directory = site.config_path.parent
     paths = {name: directory / file for name, file in _FILES.items()}
-    rtcc = {
+    rtcc: dict[str, object] = {
         "broker_url": answer.broker_url,
+        **({"broker_urls": list(answer.broker_urls)} if answer.broker_urls else {}),
         "issuer": answer.issuer,
         **{name: str(path) for name, path in paths.items()},
     }

@@ -76,6 +76,12 @@ class EnrollResponse(_Model):
     client_cert: str = Field(max_length=MAX_PEM_CHARS, description="PEM, CN = site_id")
     ca_cert: str = Field(max_length=MAX_PEM_CHARS, description="PEM, issued the broker's cert")
     broker_url: str = Field(max_length=500)
+    broker_urls: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="every node of a clustered broker (broker_url among them); the site "
+        "moves to the next when one is lost",
+    )
     issuer: str = Field(min_length=1, max_length=500)
     jwks: dict[str, Any]
     evidence_hosts: list[str] = Field(

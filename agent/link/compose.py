@@ -40,7 +40,7 @@ class Link:
     ) -> None:
         self.session = MqttSession(
             site_id=config.site.id,
-            broker=BrokerSettings.from_config(config.rtcc),
+            broker=BrokerSettings.all_from_config(config.rtcc),
             device_key=device_key,
             on_request=self._on_request,
             on_busy=self._on_busy,

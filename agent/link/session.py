@@ -22,7 +22,10 @@ One long-lived object the daemon starts next to the recorders. It
 - publishes events handed to `emit()` as JWS signed by the device key, in order, from a bounded
   outbox that holds them while the broker is away — on disk when given `outbox_path`, so they
   survive a restart (see `agent.link.outbox` for what a full outbox drops);
-- reconnects forever with jittered exponential backoff capped at 60 s.
+- reconnects forever with jittered exponential backoff capped at 60 s; given several brokers
+  (the nodes of a cluster, `rtcc.broker_urls`) it moves on to the next node after each lost
+  connection or failed attempt, so losing the node a site is on costs one short, jittered
+  delay: the cluster holds the persistent session, so queued requests follow the site.
 
 Nothing here blocks the event loop: `emit()` only queues, the TLS files are read in a worker
 thread, and the recorders never wait for the broker.
@@ -35,7 +38,8 @@ import contextlib
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -114,10 +118,20 @@ class BrokerSettings:
 
     @classmethod
     def from_config(cls, rtcc: RtccConfig) -> BrokerSettings:
+        """The first node (see `all_from_config` for a cluster)."""
+        return cls.all_from_config(rtcc)[0]
+
+    @classmethod
+    def all_from_config(cls, rtcc: RtccConfig) -> list[BrokerSettings]:
+        """One entry per broker node, `rtcc.broker_url` first."""
         if rtcc.broker_url is None:
             raise ValueError("rtcc.broker_url is not set: the agent is not enrolled")
+        return [cls._from_rtcc(url, rtcc) for url in rtcc.all_broker_urls()]
+
+    @classmethod
+    def _from_rtcc(cls, url: str, rtcc: RtccConfig) -> BrokerSettings:
         return cls.from_url(
-            rtcc.broker_url,
+            url,
             ca_file=rtcc.ca_file,
             cert_file=rtcc.cert_file,
             key_file=rtcc.key_file,
@@ -155,7 +169,7 @@ class MqttSession:
         self,
         *,
         site_id: str,
-        broker: BrokerSettings,
+        broker: BrokerSettings | Sequence[BrokerSettings],
         device_key: DeviceKey,
         on_request: RequestHandler,
         on_busy: RequestHandler | None = None,
@@ -168,12 +182,21 @@ class MqttSession:
         refresh_interval: float = 60.0,
         backoff: Backoff | None = None,
         timeout: float = 10.0,
+        setup_timeout: float = 5.0,
         drain_timeout: float = 5.0,
+        first_node: int | None = None,
     ) -> None:
         if not re.fullmatch(ID_PATTERN, site_id):
             raise ValueError(f"site id {site_id!r} does not match {ID_PATTERN}")
         self.site_id = site_id
-        self.broker = broker
+        self.brokers = [broker] if isinstance(broker, BrokerSettings) else list(broker)
+        if not self.brokers:
+            raise ValueError("a session needs at least one broker")
+        # Sites start on different nodes (by their id, so a site keeps its node across
+        # restarts): a city's sites spread over the cluster, and one node's loss moves only
+        # its share of them.
+        spread = zlib.crc32(site_id.encode()) if first_node is None else first_node
+        self._node = spread % len(self.brokers)
         self.topics = Topics(site_id)
         self.stats = SessionStats()
         self._key = device_key
@@ -185,6 +208,8 @@ class MqttSession:
         self._refresh_interval = refresh_interval
         self._backoff = backoff or Backoff()
         self._timeout = timeout
+        self._setup_timeout = setup_timeout
+        self._failing_over = False  # the next attempt follows a lost node, others remain
         self._drain_timeout = drain_timeout
         self._outbox = Outbox(outbox_size, path=outbox_path)
         # Received requests wait here, outside any one connection, with the client that
@@ -207,6 +232,11 @@ class MqttSession:
     @property
     def connected(self) -> bool:
         return self._up.is_set()
+
+    @property
+    def broker(self) -> BrokerSettings:
+        """The node the session is connected to, or tries next."""
+        return self.brokers[self._node]
 
     @property
     def outbox_size(self) -> int:
@@ -285,17 +315,27 @@ class MqttSession:
                     break  # returns normally only when stopping
                 if not connected_at:
                     self.stats.connect_failures += 1
-                elif time.monotonic() - connected_at[0] >= self._backoff.cap:
-                    self._backoff.reset()  # a connection that held: start small again
+                elif (
+                    len(self.brokers) > 1 or time.monotonic() - connected_at[0] >= self._backoff.cap
+                ):
+                    # A connection that held, or a node lost with others left to try: start
+                    # small again (still jittered, so a node's sites do not all arrive at once
+                    # on the next one).
+                    self._backoff.reset()
+                self._failing_over = bool(connected_at) and len(self.brokers) > 1
                 if self._stopping.is_set():
                     break
+                lost = self.broker
+                self._node = (self._node + 1) % len(self.brokers)
                 delay = self._backoff.next_delay()
                 log.warning(
                     "mqtt_reconnect_wait",
                     delay_s=round(delay, 3),
                     attempt=self._backoff.attempt,
-                    host=self.broker.host,
-                    port=self.broker.port,
+                    host=lost.host,
+                    port=lost.port,
+                    next_host=self.broker.host,
+                    next_port=self.broker.port,
                     error=error,
                 )
                 with contextlib.suppress(TimeoutError):
@@ -312,30 +352,36 @@ class MqttSession:
     # --- one connection --------------------------------------------------------------------
 
     async def _connection(self, connected_at: list[float]) -> None:
+        broker = self.broker
         tls_context = None
-        if self.broker.tls:
+        if broker.tls:
             tls_context = await asyncio.to_thread(
                 client_tls_context,
-                ca_file=self.broker.ca_file,
-                cert_file=self.broker.cert_file,
-                key_file=self.broker.key_file,
+                ca_file=broker.ca_file,
+                cert_file=broker.cert_file,
+                key_file=broker.key_file,
             )
         will = aiomqtt.Will(
             topic=self.topics.status, payload=self._offline_status(), qos=1, retain=True
         )
         receiver: list[aiomqtt.Client] = []
         client = aiomqtt.Client(
-            self.broker.host,
-            self.broker.port,
+            broker.host,
+            broker.port,
             identifier=self.site_id,
             clean_session=False,
             protocol=aiomqtt.ProtocolVersion.V311,
             will=will,
             tls_context=tls_context,
-            username=self.broker.username,
-            password=self.broker.password,
-            keepalive=self.broker.keepalive,
-            timeout=self._timeout,
+            username=broker.username,
+            password=broker.password,
+            keepalive=broker.keepalive,
+            # Right after a lost node, a short wait while setting up (CONNACK, SUBACK, the
+            # retained presence): a NATS node whose peer just died can hold a new session's
+            # QoS 1 subscription until JetStream has re-elected (seen: over 10 s on 2.9.10),
+            # while another answers at once. Not on a first or plain reconnect: under a
+            # city's connection storm a short wait would only add churn.
+            timeout=self._setup_timeout if self._failing_over else self._timeout,
             queue_type=self._forwarding_queue(receiver),
             # Without it Nagle's algorithm meets the peer's delayed ACK and a request's
             # answer waits ~40 ms per hop; an MQTT message is one small write anyway.
@@ -345,7 +391,7 @@ class MqttSession:
         # aiomqtt 2.5 does not pass paho's manual_ack through; set it on paho's client before
         # connecting: each request is acknowledged once it is recorded (see `_acknowledge`).
         client._client.manual_ack_set(True)
-        log.info("mqtt_connecting", host=self.broker.host, port=self.broker.port)
+        log.info("mqtt_connecting", host=broker.host, port=broker.port)
         async with client:
             self._client = client
             self._redeliver.clear()
@@ -355,9 +401,10 @@ class MqttSession:
             if self._on_trust is not None:
                 await client.subscribe(TRUST_TOPIC, qos=1)
             await self._publish_presence(client)
+            client.timeout = self._timeout
             self._down.clear()
             self._up.set()
-            log.info("mqtt_connected", host=self.broker.host, port=self.broker.port)
+            log.info("mqtt_connected", host=broker.host, port=broker.port)
             try:
                 await self._serve(client)
             finally:

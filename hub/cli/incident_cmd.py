@@ -40,7 +40,7 @@ from hub.core import Hub
 from hub.events import SETTLED, record_event
 from hub.incidents import IncidentError, IncidentSpec, open_incident, plan_incident
 from hub.ingest import ingest_retained
-from hub.mqtt import hub_client
+from hub.mqtt import connect_any
 from hub.registry import MapCamera
 from hub.state import HubHome
 from hub.trust import check_message
@@ -111,7 +111,7 @@ def cmd_new(args: argparse.Namespace, home: HubHome) -> int:
             spec.check(datetime.now(UTC))
         except IncidentError as exc:
             raise UsageError(str(exc)) from None
-        async with hub_client(broker) as client:
+        async with connect_any(broker) as client:
             await ingest_retained(hub, client)
             plan = await plan_incident(hub, lat, lon, args.radius)
             _show_plan(plan.integrated, plan.registry, args)

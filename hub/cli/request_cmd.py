@@ -33,7 +33,7 @@ from hub.cli.common import (
 from hub.core import Hub
 from hub.db import DatabaseError
 from hub.events import Recorded, record_event
-from hub.mqtt import hub_client
+from hub.mqtt import connect_any
 from hub.presign import MANIFEST_NAME, MintedUpload
 from hub.relay_sessions import MintedSession
 from hub.request import SUCCESS_STATES, follow_events
@@ -130,7 +130,7 @@ def cmd_request(args: argparse.Namespace, home: HubHome) -> int:
                 target=f"{args.site}/{args.camera}" if args.camera else args.site,
                 detail=f"{args.cmd} request {prepared.jti} from the command line",
             )
-            async with hub_client(broker) as client:
+            async with connect_any(broker) as client:
                 if not args.no_wait:
                     await client.subscribe(Topics(args.site).evt, qos=1)
                 await publish(client, prepared)

@@ -30,7 +30,7 @@ from hub.cli.common import (
     yes_no,
 )
 from hub.core import Hub
-from hub.mqtt import hub_client
+from hub.mqtt import connect_any, hub_client
 from hub.registry import withdraw_site
 from hub.revocation import Retirement, revoke_site, withdraw_presence
 from hub.sites import CameraRow, camera_rows, collect_sites
@@ -157,7 +157,7 @@ def cmd_sites(args: argparse.Namespace, home: HubHome) -> int:
     trusted = home.trusted_sites()
 
     async def gather() -> list[CameraRow]:
-        async with hub_client(broker) as client:
+        async with connect_any(broker) as client:
             async with asyncio.timeout(args.timeout.total_seconds()):
                 views = await collect_sites(client, trusted)
         return camera_rows(views, near=args.near, radius_m=args.radius)

@@ -17,7 +17,7 @@ from hub.cli.common import (
     json_line,
     site_id_arg,
 )
-from hub.mqtt import hub_client
+from hub.mqtt import connect_any
 from hub.state import HubHome, TrustedSitesFile
 from hub.trust import MARKS, Checked
 from hub.watch import summary, watch
@@ -39,7 +39,7 @@ def cmd_watch(args: argparse.Namespace, home: HubHome) -> int:
 
     async def run() -> int:
         seen = 0
-        async with hub_client(broker) as client:
+        async with connect_any(broker) as client:
             async for checked in watch(client, trusted, site=args.site):
                 _print_watched(checked, json_lines=args.json)
                 seen += 1

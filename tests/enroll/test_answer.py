@@ -140,3 +140,14 @@ def test_device_key_is_not_the_mqtt_key() -> None:
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
     assert raw not in csr.public_bytes(serialization.Encoding.DER)
+
+
+def test_a_cluster_answer_lists_every_node_and_refuses_a_bad_one(
+    ca: CertificateAuthority,
+) -> None:
+    key = new_client_key()
+    nodes = ["mqtts://broker.rtcc.test:8883", "mqtts://broker.rtcc.test:8884"]
+    checked = check_answer(answer_for(ca, key, broker_urls=nodes), key)
+    assert checked.broker_urls == tuple(nodes)
+    with pytest.raises(EnrollError, match="not mqtts"):
+        check_answer(answer_for(ca, key, broker_urls=[nodes[0], "mqtt://plain:1883"]), key)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from agent.config import ID_PATTERN
 from hub.cli import main as hub_main
+from hub.enroll import _Routes
 from hub.keys import new_signing_key
 from hub.state import HubHome
 from hub.tokens import Location, TokenStore, site_id_for
@@ -216,3 +217,33 @@ async def test_serve_with_a_given_certificate(tmp_path: Path) -> None:
     finally:
         await server.close()
     assert not (tmp_path / "hub" / "tls").exists()  # no certificate of its own was made
+
+
+def test_broker_config_nats_writes_a_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "hub"
+    out = tmp_path / "nats"
+    code, stdout, err = run(
+        home, capsys, "broker-config", "--broker", "nats", "--out", str(out),
+        "--host", "mqtt.rtcc.test", "--port", "8883",
+    )  # fmt: skip
+    assert code == 0, err
+    urls = [f"mqtts://mqtt.rtcc.test:{port}" for port in (8883, 8884, 8885)]
+    assert " ".join(urls) in stdout
+    confs = [(out / f"node-{n}.conf").read_text() for n in (1, 2, 3)]
+    assert all("verify_and_map: true" in c and "stream_replicas: 3" in c for c in confs)
+    assert confs[0].count("nats-route://") == 2
+    users = (out / "users.conf").read_text()
+    assert '"CN=rtcc.hub"' in users and "rtcc.v1.sites.>" in users
+    serve = (home / "serve.toml").read_text()
+    assert all(url in serve for url in urls)
+    code, _, err = run(home, capsys, "keys", "new", "--issuer", "https://rtcc.test")
+    assert code == 0, err
+    handed_out, _, _ = _Routes(HubHome(home))._ready()  # what enrollment answers
+    assert handed_out == urls
+    code, _, err = run(
+        home, capsys, "broker-config", "--broker", "nats", "--out", str(out), "--host", "x",
+        "--port", "8883", "--cluster-port", "8884",
+    )  # fmt: skip
+    assert code == 2 and "overlap" in err
