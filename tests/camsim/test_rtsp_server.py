@@ -151,8 +151,11 @@ async def test_b_frames_go_out_in_decode_order_with_presentation_times(
     shown = sorted(packets)[:-3]  # the last reference's B-frames may not have arrived yet
     for (pts_a, captured_a, _), (pts_b, captured_b, _) in itertools.pairwise(shown):
         assert pts_b - pts_a == 90_000 // 15
-        assert abs((captured_b - captured_a) - 1 / 15) < 0.03
-    assert all(a[1] <= b[1] for a, b in itertools.pairwise(shown))
+        # Stamped when sent: a loaded machine delays a frame (camsim skips past 0.5 s late).
+        assert 0 <= captured_b - captured_a < 0.5 + 1 / 15
+    # ... and catches up: over the run the pictures are one frame interval apart on average.
+    span = shown[-1][1] - shown[0][1]
+    assert abs(span / (len(shown) - 1) - 1 / 15) < 0.5 / 15, span
 
 
 async def test_sdp_describes_the_stream(
