@@ -246,14 +246,16 @@ class ControlServer:
             log.info("owner_approve", request=args.id, by=by)
             jti = self._pending_jti(args.id)
             if jti is not None:
-                service.policy.record_decision(jti, "approved", by=by)
+                await asyncio.to_thread(service.policy.record_decision, jti, "approved", by=by)
             return (await service.approve(jti or args.id, by=by)).summary()
         if cmd == "deny":
             assert isinstance(args, DenyArgs)
             log.info("owner_deny", request=args.id, by=by)
             jti = self._pending_jti(args.id)
             if jti is not None:
-                service.policy.record_decision(jti, "denied", reason=args.reason, by=by)
+                await asyncio.to_thread(
+                    service.policy.record_decision, jti, "denied", reason=args.reason, by=by
+                )
             return (await service.deny(jti or args.id, reason=args.reason, by=by)).summary()
         if cmd == "sharing":
             return [_sharing_json(s) for s in service.policy.all_sharing()]

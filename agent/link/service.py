@@ -239,7 +239,7 @@ class RequestService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.ledger.close()
+        await self.ledger.close_async()
         self.book.close()
         self.verifier.replay.close()
 
@@ -342,7 +342,7 @@ class RequestService:
             log.error("request_not_recorded", request=request.jti, error=str(exc))
             return False
         # Its entry is durable: from here on the id is used, and the request is answered.
-        self.verifier.consume(request)
+        await self.verifier.consume_async(request)
         try:
             await self._judge(request)
         except LedgerError as exc:
@@ -370,10 +370,10 @@ class RequestService:
         self.counters.rejected[RejectCode.INTERNAL.value] += 1
         message = "the site cannot write its ledger; nothing was done"
         with contextlib.suppress(Exception):
-            self.holds.release_hold(_hold_id(request.jti))
+            await asyncio.to_thread(self.holds.release_hold, _hold_id(request.jti))
         record = self.book.get(request.jti)
         if record is None:
-            self.book.add(
+            await self.book.add_async(
                 jti=request.jti,
                 issuer=request.iss,
                 state=EventState.REJECTED,
@@ -386,7 +386,7 @@ class RequestService:
             )
         elif not record.final:
             with contextlib.suppress(StaleRequest):
-                updated = self.book.advance(
+                updated = await self.book.advance_async(
                     request.jti, EventState.FAILED, code=RejectCode.INTERNAL, message=message
                 )
                 await self._emit(
@@ -442,7 +442,7 @@ class RequestService:
             log.info("rejection_not_sent", request=rejection.jti, reason="id has a request")
             return True
         if rejection.verified:
-            self.book.add(
+            await self.book.add_async(
                 jti=rejection.jti,
                 issuer=rejection.issuer or "",
                 state=EventState.REJECTED,
@@ -468,7 +468,7 @@ class RequestService:
             isinstance(request, CancelRequest) or decision.code is RejectCode.RATE_LIMITED
         )
         await self._ledger_decision(request, decision)  # before the book: see _admit
-        self.book.add(
+        await self.book.add_async(
             jti=request.jti,
             issuer=request.iss,
             state=state,
@@ -508,7 +508,8 @@ class RequestService:
             hold_id = _hold_id(request.jti)
             start, end = window
             try:
-                self.holds.place_hold(
+                await asyncio.to_thread(
+                    self.holds.place_hold,
                     hold_id,
                     request.camera,
                     start,
@@ -529,7 +530,7 @@ class RequestService:
         # The decision is durable before the book holds the request: a request in the book in
         # delivery is resumed after a restart, and must never be delivered without its entry.
         await self._ledger_decision(request, decision)
-        record = self.book.add(
+        record = await self.book.add_async(
             jti=request.jti, issuer=request.iss, state=state, request=request, hold_id=hold_id
         )
         await self._emit(request.jti, 1, state)
@@ -605,7 +606,7 @@ class RequestService:
                 )
             )
         try:
-            record = self.book.advance(jti, state, code=code, message=message)
+            record = await self.book.advance_async(jti, state, code=code, message=message)
         except StaleRequest:
             log.info("report_after_final", request=jti, state=state.value)
             return None
@@ -620,7 +621,7 @@ class RequestService:
             timer.cancel()
         if record.hold_id is not None:
             try:
-                released = self.holds.release_hold(record.hold_id)
+                released = await asyncio.to_thread(self.holds.release_hold, record.hold_id)
             except Exception:
                 log.exception("hold_release_failed", hold=record.hold_id)
                 released = False
@@ -819,7 +820,9 @@ class RequestService:
     ) -> CameraSharing:
         """PolicyError if the configuration does not allow it."""
         async with self._lock:
-            before, after = self.policy.set_sharing(camera, mode, live=live, by=by)
+            before, after = await asyncio.to_thread(
+                self.policy.set_sharing, camera, mode, live=live, by=by
+            )
             await self.ledger.append_async(
                 entries.SharingChanged(
                     camera=camera,
@@ -837,7 +840,7 @@ class RequestService:
         """Refuse footage requests for `duration` (None: until resumed); returns the end."""
         until = None if duration is None else self._now() + duration
         async with self._lock:
-            self.policy.pause(until=until, by=by)
+            await asyncio.to_thread(self.policy.pause, until=until, by=by)
             await self.ledger.append_async(entries.Paused(until=until, by=by))
             await self._arm_pause_timer()
         await self._publish(self.publisher.publish_status)
@@ -855,7 +858,7 @@ class RequestService:
         if self._pause_timer is not None:
             self._pause_timer.cancel()
             self._pause_timer = None
-        was_on = self.policy.resume()
+        was_on = await asyncio.to_thread(self.policy.resume)
         if was_on:
             await self.ledger.append_async(entries.Resumed(automatic=automatic, by=by))
         return was_on
