@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Any
 
 from agent.cli import main
 
@@ -21,7 +22,7 @@ from agent.cli import main
 def run(delay: float, argv: list[str]) -> int:
     real = os.fsync
 
-    def slow_fsync(fd: int) -> None:
+    def slow_fsync(fd: Any) -> None:
         time.sleep(delay)
         real(fd)
 
