@@ -422,7 +422,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("warning", fmt="console")  # to stderr: stdout is the result
     result = asyncio.run(
-        bench(args.seconds, args.sessions, args.repeat, args.warmup, ledger_load=args.ledger_load)
+        bench(
+            args.seconds,
+            args.sessions,
+            args.repeat,
+            args.warmup,
+            ledger_load=args.ledger_load,
+            slow_fsync=args.slow_fsync,
+        )
     )
     if args.json:
         print(json.dumps(result, indent=2))

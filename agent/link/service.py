@@ -239,9 +239,10 @@ class RequestService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Closing the last connection to a WAL database checkpoints it (an fsync): not on the loop.
         await self.ledger.close_async()
-        self.book.close()
-        self.verifier.replay.close()
+        await asyncio.to_thread(self.book.close)
+        await asyncio.to_thread(self.verifier.replay.close)
 
     async def _tick(self) -> None:
         while True:
