@@ -49,6 +49,7 @@ from agent.config import AgentConfig, SharingMode
 from agent.identity import DeviceKey
 from agent.ledger import Ledger, LedgerError, LedgerHead, entries
 from agent.link.delivery import DeliveryHandlers
+from agent.link.finish import run_to_end
 from agent.link.ports import EventSink, FootageRequest, Holds, PendingNotifier, Publisher
 from agent.link.replay import ReplayCache
 from agent.link.requests_db import DB_FILE, RequestBook, RequestRecord, StaleRequest
@@ -606,15 +607,21 @@ class RequestService:
                     message=message,
                 )
             )
-        try:
-            record = await self.book.advance_async(jti, state, code=code, message=message)
-        except StaleRequest:
-            log.info("report_after_final", request=jti, state=state.value)
-            return None
-        if record.final:
-            await self._closed(record)
-        await self._emit(jti, record.seq, state, code=code, message=message, **extra)
-        return record
+
+        async def advance_and_announce() -> RequestRecord | None:
+            try:
+                record = await self.book.advance_async(jti, state, code=code, message=message)
+            except StaleRequest:
+                log.info("report_after_final", request=jti, state=state.value)
+                return None
+            if record.final:
+                await self._closed(record)
+            await self._emit(jti, record.seq, state, code=code, message=message, **extra)
+            return record
+
+        # The book takes the state in a worker thread: its event must follow even if the
+        # caller is cancelled meanwhile (see `agent.link.finish`).
+        return await run_to_end(advance_and_announce())
 
     async def _closed(self, record: RequestRecord) -> None:
         timer = self._timers.pop(record.jti, None)
