@@ -277,9 +277,7 @@ class RequestService:
         try:
             async with self._lock:
                 self.counters.handled += 1
-                # Handled whole or not at all: the book's writes are thread hops, and a session
-                # stopping mid-request must not leave it in the book without its event.
-                return await run_to_end(self._handle(payload))
+                return await self._handle(payload)
         except LedgerError as exc:
             log.error("request_not_recorded", bytes=len(payload), error=str(exc))
             return False
