@@ -19,7 +19,16 @@ Everything is real and in its own process except the relay:
    the init segment and a fragment that starts with a keyframe (then decoded with PyAV, to be
    sure). Each session lasts 2 s and has ended before the next request.
 3. **The peer**: `ffmpeg` opening the camera's RTSP itself, time to its first decoded frame.
-4. **Live**: `--sessions` sessions streaming at once; the agent tree's CPU over `--seconds`.
+4. **Live**: `--sessions` sessions streaming at once; the agent tree's CPU over `--seconds`, and
+   the longest gap between two fragments at the relay in that window (a stall of the agent's
+   event loop shows here: fragments are cut about every second).
+
+`--ledger-load RATE`: from before the first CPU window to the end, signed requests are published
+at RATE per second for a camera the site does not have: each is verified, recorded in the replay
+cache, the ledger (arrival and decision, each fsynced) and the request book, and answered
+`rejected`, on the same event loop that forwards the live fragments (issue 14 item 7). The
+ledger entries written meanwhile are counted. `--slow-fsync SECONDS` makes each `os.fsync` of
+the daemon's process (ledger, signed head, owner file) that slow, as on an SD card.
 
 Printed: each latency and the median, the ratio to ffmpeg direct; CPU recorder alone, with the
 sessions, the difference per session and the ratio live / alone. Without a cache the first
@@ -198,6 +207,26 @@ class Requester:
                         return time.time(), bytes(buffer[: mdat.end])
         raise RuntimeError("the viewer's stream ended before a keyframe")
 
+    async def load(self, rate: float, sent: list[int]) -> None:
+        """Publish a request every 1/rate s (for a camera that does not exist: ledger entries
+        and a `rejected` event, no delivery) until cancelled; `sent[0]` counts them."""
+        minted = self.relay.mint(site=SITE, camera=CAMERA, lifetime=timedelta(minutes=60))
+        async with self.broker.client() as hub:
+            next_at = time.monotonic()
+            while True:
+                now = int(time.time())
+                claims = {
+                    "iss": ISSUER, "aud": SITE, "iat": now, "exp": now + 600,
+                    "jti": str(uuid.uuid4()), "cmd": "stream", "case": "BENCH-LOAD",
+                    "camera": "not-here", "requester": "bench",
+                    "relay": {"url": minted.ingest_url, "token": minted.publisher_token},
+                    "max_seconds": 10,
+                }  # fmt: skip
+                await hub.publish(Topics(SITE).req, self.key.sign(claims).encode(), qos=1)
+                sent[0] += 1
+                next_at += 1 / rate
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
     async def wait_gone(self, minted: MintedSession) -> None:
         deadline = time.monotonic() + 60
         while (live := self.relay.relay.session(minted.record.id)) and live.publisher:
@@ -226,14 +255,36 @@ def ffmpeg_first_frame(camera: Any) -> float:
     return time.monotonic() - started
 
 
-def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    """`rtcc-edge run` on `config` (the real daemon, in its own process)."""
+def start_agent(config: Path, log: Path, *, slow_fsync: float = 0.0) -> subprocess.Popen[bytes]:
+    """`rtcc-edge run` on `config` (the real daemon, in its own process); with `slow_fsync`,
+    each of its process's `os.fsync` calls waits that long first (`bench.slow_fsync_agent`)."""
+    command = ["-m", "agent"]
+    if slow_fsync > 0:
+        command = ["-m", "bench.slow_fsync_agent", str(slow_fsync)]
     return subprocess.Popen(
-        [sys.executable, "-m", "agent", "--config", str(config), "run"],
+        [sys.executable, *command, "--config", str(config), "run"],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
     )
+
+
+def ledger_lines(work: Path) -> int:
+    path = work / "state" / "ledger" / "ledger.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+async def fragment_gaps(relay: RunningRelay, minted: MintedSession, gaps: list[float]) -> None:
+    """Until cancelled: the time between successive fragments of `minted` at the relay."""
+    last: float | None = None
+    while True:
+        live = relay.relay.session(minted.record.id)
+        received = live.last_received if live is not None else None
+        if received is not None and received != last:
+            if last is not None:
+                gaps.append(received - last)
+            last = received
+        await asyncio.sleep(0.005)
 
 
 def cpu_percent(pid: int, seconds: float) -> float:
@@ -246,7 +297,15 @@ def cpu_percent(pid: int, seconds: float) -> float:
     return 100 * used / elapsed
 
 
-async def bench(seconds: float, sessions: int, repeat: int, warmup: float) -> dict[str, Any]:
+async def bench(
+    seconds: float,
+    sessions: int,
+    repeat: int,
+    warmup: float,
+    *,
+    ledger_load: float = 0.0,
+    slow_fsync: float = 0.0,
+) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="rtcc-bench-live-"))
     broker = MosquittoBroker()
     broker.start()
@@ -259,12 +318,18 @@ async def bench(seconds: float, sessions: int, repeat: int, warmup: float) -> di
                 jwks.write_text(json.dumps({"keys": [key.public_jwk]}))
                 config = write_config(work, broker, jwks, relay, camsim.cameras[0])
                 DeviceKey.load_or_create(device_key_path(work / "state"))
-                agent = start_agent(config, work / "agent.log")
+                agent = start_agent(config, work / "agent.log", slow_fsync=slow_fsync)
                 await wait_online(broker)
+                requester = Requester(broker, key, relay)
+                sent = [0]
+                loading = None
+                if ledger_load > 0:
+                    loading = asyncio.create_task(requester.load(ledger_load, sent))
                 await asyncio.sleep(warmup)
+                lines_before, load_started = ledger_lines(work), time.monotonic()
+                sent_before = sent[0]
                 alone = await asyncio.to_thread(cpu_percent, agent.pid, seconds)
 
-                requester = Requester(broker, key, relay)
                 latencies: list[float] = []
                 frames: list[float] = []
                 for _ in range(repeat):
@@ -287,7 +352,16 @@ async def bench(seconds: float, sessions: int, repeat: int, warmup: float) -> di
                     for _ in range(sessions)
                 ]
                 await asyncio.sleep(3)
+                gaps: list[float] = []
+                watching = asyncio.create_task(fragment_gaps(relay, running[0][0], gaps))
                 live = await asyncio.to_thread(cpu_percent, agent.pid, seconds)
+                watching.cancel()
+                load_seconds = time.monotonic() - load_started
+                entries = ledger_lines(work) - lines_before
+                requests_sent = sent[0] - sent_before
+                if loading is not None:
+                    loading.cancel()
+                    await asyncio.gather(loading, return_exceptions=True)
                 fragments = [
                     s.fragments_in
                     for minted, _ in running
@@ -315,6 +389,12 @@ async def bench(seconds: float, sessions: int, repeat: int, warmup: float) -> di
         "cpu_per_session_percent": round(per_session, 2),
         "ratio_live_over_alone": round(live / alone, 2) if alone else None,
         "fragments_at_relay": fragments,
+        "fragment_gap_max_s": round(max(gaps), 3) if gaps else None,
+        "fragment_gap_median_s": round(statistics.median(gaps), 3) if gaps else None,
+        "ledger_load_per_s": ledger_load,
+        "slow_fsync_s": slow_fsync,
+        "load_requests_sent": requests_sent,
+        "ledger_entries_per_s": round(entries / load_seconds, 1),
     }
 
 
@@ -324,10 +404,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=1, help="live sessions at once")
     parser.add_argument("--repeat", type=int, default=10, help="request → first fragment runs")
     parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument(
+        "--ledger-load",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="meanwhile, requests per second that the agent records in its ledger (0: none)",
+    )
+    parser.add_argument(
+        "--slow-fsync",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="each os.fsync of the daemon's process waits this long first (an SD card)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     configure_logging("warning", fmt="console")  # to stderr: stdout is the result
-    result = asyncio.run(bench(args.seconds, args.sessions, args.repeat, args.warmup))
+    result = asyncio.run(
+        bench(
+            args.seconds,
+            args.sessions,
+            args.repeat,
+            args.warmup,
+            ledger_load=args.ledger_load,
+            slow_fsync=args.slow_fsync,
+        )
+    )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -357,6 +460,15 @@ def main(argv: list[str] | None = None) -> int:
         f"(+{result['cpu_per_session_percent']:.2f} % per session, "
         f"x{result['ratio_live_over_alone']} of the recorder alone)"
     )
+    print(
+        f"fragments at the relay in that window: gap median {result['fragment_gap_median_s']} s, "
+        f"max {result['fragment_gap_max_s']} s"
+    )
+    if args.ledger_load:
+        print(
+            f"ledger load: {result['load_requests_sent']} requests at {args.ledger_load}/s, "
+            f"{result['ledger_entries_per_s']} ledger entries per second during the windows"
+        )
     return 0
 
 

@@ -179,7 +179,8 @@ class DeliveryService:
         )
         await self._uploader.start()
         self._stopping = False
-        log.info("delivery_started", pending=len(self._jobs.all()), temp_dir=str(self.temp_dir))
+        pending = len(await asyncio.to_thread(self._jobs.all))
+        log.info("delivery_started", pending=pending, temp_dir=str(self.temp_dir))
         waiting, self._waiting = self._waiting, []
         for item in waiting:
             self.launch(*item)
@@ -447,7 +448,8 @@ class DeliveryService:
         result: UploadResult | None = None,
         outcome: str = "uploaded",
     ) -> None:
-        job_row = self.jobs.get(request.jti)
+        # The queue's lock may be held by a write in a worker thread (its commit fsyncs).
+        job_row = await asyncio.to_thread(self.jobs.get, request.jti)
         data: dict[str, Any] = {
             "object": what,
             "outcome": "uploaded" if result is not None else "failed",

@@ -250,8 +250,13 @@ class Ledger:
         self._hash = GENESIS
         self._since_checkpoint = 0
         self._last_checkpoint_at = clock()
-        # Appends run in worker threads (an fsync must not stall the event loop): one at a time.
+        # Appends and checkpoints run in worker threads (an fsync must not stall the event
+        # loop), the checkpoint timer's and delivery's among them: one at a time, so seq and
+        # prev never interleave. Reentrant: an append that makes a checkpoint due writes it.
         self._mutex = threading.RLock()
+        # The head as one immutable value, replaced whole after each write: the event loop
+        # reads it (status messages) without taking the mutex, which an fsync may hold.
+        self._head = LedgerHead(0, GENESIS)
 
     @classmethod
     def open(
@@ -315,6 +320,7 @@ class Ledger:
                     f"the last entry of {path} is damaged ({exc}); run `rtcc-edge audit verify`"
                 ) from exc
             self._seq, self._hash = last.seq, last.hash
+            self._head = LedgerHead(last.seq, last.hash)
         if torn:
             log.warning("ledger_torn_tail", bytes=len(torn))
             from agent.ledger.entries import Recovered
@@ -332,7 +338,8 @@ class Ledger:
 
     @property
     def head(self) -> LedgerHead:
-        return LedgerHead(self._seq, self._hash)
+        """The newest durable entry; never waits for a write in progress."""
+        return self._head
 
     def append(self, record: LedgerEntry) -> Entry:
         """Write one entry (its kind and data from the typed `record`, one model per kind in
@@ -349,8 +356,13 @@ class Ledger:
             return entry
 
     async def append_async(self, record: LedgerEntry) -> Entry:
-        """`append` in a worker thread: the event loop never waits for the disk."""
+        """`append` in a worker thread: the event loop never waits for the disk. Returns once
+        the entry is durable, so awaiting it keeps "recorded before acted on"."""
         return await asyncio.to_thread(self.append, record)
+
+    async def close_async(self) -> None:
+        """`close` in a worker thread (its final checkpoint fsyncs)."""
+        await asyncio.to_thread(self.close)
 
     def _write(self, kind: str, data: Mapping[str, Any]) -> Entry:
         if self._fd < 0:
@@ -376,6 +388,7 @@ class Ledger:
                     os.ftruncate(self._fd, size)
             raise LedgerError(f"cannot append to the ledger: {exc.strerror or exc}") from exc
         self._seq, self._hash = seq, digest
+        self._head = LedgerHead(seq, digest)
         return entry
 
     def _sign_head(self, seq: int, digest: str) -> str:

@@ -19,6 +19,7 @@ of this runs. Errors the owner can act on are `OwnerActionError` (with a machine
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -158,7 +159,9 @@ class OwnerActions:
         service = self.service
         async with service.lock:
             record = self._pending(request_id)
-            OwnerChoices(service.policy, by=by).decide(record.jti, "approved")
+            # The owner directory's write (and its fsync) off the loop that feeds live video.
+            choices = OwnerChoices(service.policy, by=by)
+            await asyncio.to_thread(choices.decide, record.jti, "approved")
             if record.expires is not None and service.states.clock() >= record.expires.timestamp():
                 await service.expire(record.jti)
                 raise OwnerActionError("expired", f"request {record.jti} expired before approval")
@@ -183,7 +186,8 @@ class OwnerActions:
         service = self.service
         async with service.lock:
             record = self._pending(request_id)
-            OwnerChoices(service.policy, by=by).decide(record.jti, "denied", reason=reason)
+            choices = OwnerChoices(service.policy, by=by)
+            await asyncio.to_thread(choices.decide, record.jti, "denied", reason=reason)
             await service.ledger.append_async(
                 entries.Denial(
                     jti=record.jti,
@@ -212,7 +216,8 @@ class OwnerActions:
         PolicyError if the configuration does not allow it."""
         service = self.service
         async with service.lock:
-            before, after = OwnerChoices(service.policy, by=by).set_sharing(camera, mode, live=live)
+            choices = OwnerChoices(service.policy, by=by)
+            before, after = await asyncio.to_thread(choices.set_sharing, camera, mode, live=live)
             await service.ledger.append_async(
                 entries.SharingChanged(
                     camera=camera,
@@ -235,7 +240,7 @@ class OwnerActions:
         service = self.service
         until = None if duration is None else service.states.now() + duration
         async with service.lock:
-            OwnerChoices(service.policy, by=by).pause(until=until)
+            await asyncio.to_thread(OwnerChoices(service.policy, by=by).pause, until=until)
             await service.ledger.append_async(entries.Paused(until=until, by=by))
             await service.arm_pause_timer()
         await service.publish(service.publisher.publish_status)

@@ -6,11 +6,18 @@ restart, `seq` continue from where it was, the rate limit count the last hour, a
 pending and recent requests. The event stream of a jti in the book belongs to that request:
 nothing else is ever emitted under its id. Final rows are forgotten after `KEEP_FINAL`; the
 ledger keeps the history.
+
+`add` and `advance` commit with an fsync: from the event loop, call `add_async` and
+`advance_async` (a worker thread, one write at a time). Reads go through a connection of their
+own, which in WAL mode never waits for a commit in progress: the loop does not stall behind the
+disk, and a read after an awaited write sees it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,9 +168,30 @@ class RequestBook:
         self._conn.executescript(_SCHEMA)
         cutoff = _us(clock() - KEEP_FINAL.total_seconds())
         self._conn.execute("DELETE FROM requests WHERE final = 1 AND updated_us < ?", (cutoff,))
+        self._write_lock = threading.Lock()
+        self._reader = open_private_db(path)
+        self._read_lock = threading.Lock()
 
     def close(self) -> None:
-        self._conn.close()
+        with self._read_lock:
+            self._reader.close()
+        with self._write_lock:
+            self._conn.close()
+
+    async def add_async(self, **fields: Any) -> RequestRecord:
+        """`add` in a worker thread; returns once the row is durable."""
+        return await asyncio.to_thread(lambda: self.add(**fields))
+
+    async def advance_async(
+        self,
+        jti: str,
+        state: EventState,
+        *,
+        code: RejectCode | None = None,
+        message: str | None = None,
+    ) -> RequestRecord:
+        """`advance` in a worker thread; returns once the change is durable."""
+        return await asyncio.to_thread(self.advance, jti, state, code=code, message=message)
 
     def add(
         self,
@@ -182,32 +210,31 @@ class RequestBook:
         """Insert a request with its first state (seq 1). sqlite3.IntegrityError if known."""
         now = _us(self._clock())
         fields = request.model_dump(mode="json") if request is not None else {}
-        self._conn.execute(
-            f"INSERT INTO requests ({_COLUMNS}) VALUES "  # noqa: S608 (constant column list)
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
-            (
-                jti,
-                issuer,
-                fields.get("cmd", cmd),
-                fields.get("camera", camera),
-                fields.get("case"),
-                fields.get("requester"),
-                fields.get("reason"),
-                json.dumps(fields) if request is not None else None,
-                state.value,
-                code.value if code else None,
-                message,
-                int(state in FINAL_STATES),
-                int(counted),
-                hold_id,
-                now,
-                request.exp * 1_000_000 if request is not None else None,
-                now,
-            ),
-        )
-        record = self.get(jti)
-        assert record is not None
-        return record
+        with self._write_lock:
+            row = self._conn.execute(
+                f"INSERT INTO requests ({_COLUMNS}) VALUES "  # noqa: S608 (constant column list)
+                f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+                (
+                    jti,
+                    issuer,
+                    fields.get("cmd", cmd),
+                    fields.get("camera", camera),
+                    fields.get("case"),
+                    fields.get("requester"),
+                    fields.get("reason"),
+                    json.dumps(fields) if request is not None else None,
+                    state.value,
+                    code.value if code else None,
+                    message,
+                    int(state in FINAL_STATES),
+                    int(counted),
+                    hold_id,
+                    now,
+                    request.exp * 1_000_000 if request is not None else None,
+                    now,
+                ),
+            ).fetchall()  # stepped to the end: committed (and fsynced) inside the lock
+        return RequestRecord._from_row(row[0])
 
     def advance(
         self,
@@ -218,42 +245,44 @@ class RequestBook:
         message: str | None = None,
     ) -> RequestRecord:
         """Move a request that is not final to `state` and bump its seq; StaleRequest if final."""
-        row = self._conn.execute(
-            _ADVANCE,
-            (
-                state.value,
-                code.value if code else None,
-                message,
-                int(state in FINAL_STATES),
-                _us(self._clock()),
-                jti,
-            ),
-        ).fetchone()
-        if row is None:
+        with self._write_lock:
+            row = self._conn.execute(
+                _ADVANCE,
+                (
+                    state.value,
+                    code.value if code else None,
+                    message,
+                    int(state in FINAL_STATES),
+                    _us(self._clock()),
+                    jti,
+                ),
+            ).fetchall()  # stepped to the end: committed (and fsynced) inside the lock
+        if not row:
             raise StaleRequest(jti)
-        return RequestRecord._from_row(row)
+        return RequestRecord._from_row(row[0])
 
     def get(self, jti: str) -> RequestRecord | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM requests WHERE jti = ?",  # noqa: S608
-            (jti,),
-        ).fetchone()
+        with self._read_lock:
+            row = self._reader.execute(
+                f"SELECT {_COLUMNS} FROM requests WHERE jti = ?",  # noqa: S608
+                (jti,),
+            ).fetchone()
         return None if row is None else RequestRecord._from_row(row)
 
     def __contains__(self, jti: object) -> bool:
-        return (
-            self._conn.execute("SELECT 1 FROM requests WHERE jti = ?", (jti,)).fetchone()
-            is not None
-        )
+        with self._read_lock:
+            row = self._reader.execute("SELECT 1 FROM requests WHERE jti = ?", (jti,)).fetchone()
+        return row is not None
 
     def _select(
         self, where: str, args: tuple[Any, ...] = (), *, limit: int = -1
     ) -> list[RequestRecord]:
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM requests WHERE {where} "  # noqa: S608 (constant clauses)
-            "ORDER BY received_us DESC LIMIT ?",
-            (*args, limit),
-        ).fetchall()
+        with self._read_lock:
+            rows = self._reader.execute(
+                f"SELECT {_COLUMNS} FROM requests WHERE {where} "  # noqa: S608 (constant clauses)
+                "ORDER BY received_us DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
         return [RequestRecord._from_row(row) for row in rows]
 
     def pending(self) -> list[RequestRecord]:
@@ -275,8 +304,10 @@ class RequestBook:
         return self._select("jti LIKE ? ESCAPE '\\'", (escaped + "%",), limit=10)
 
     def count_since(self, issuer: str, since: float) -> int:
-        row = self._conn.execute(
-            "SELECT COUNT(*) FROM requests WHERE issuer = ? AND received_us >= ? AND counted = 1",
-            (issuer, _us(since)),
-        ).fetchone()
+        with self._read_lock:
+            row = self._reader.execute(
+                "SELECT COUNT(*) FROM requests WHERE issuer = ? AND received_us >= ? "
+                "AND counted = 1",
+                (issuer, _us(since)),
+            ).fetchone()
         return int(row[0])

@@ -235,9 +235,10 @@ class RequestService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.ledger.close()
-        self.book.close()
-        self.verifier.replay.close()
+        # Closing the last connection to a WAL database checkpoints it (an fsync): not on the loop.
+        await self.ledger.close_async()
+        await asyncio.to_thread(self.book.close)
+        await asyncio.to_thread(self.verifier.replay.close)
 
     async def _tick(self) -> None:
         while True:
@@ -335,7 +336,7 @@ class RequestService:
             log.error("request_not_recorded", request=request.jti, error=str(exc))
             return False
         # Its entry is durable: from here on the id is used, and the request is answered.
-        self.verifier.consume(request)
+        await self.verifier.consume_async(request)
         try:
             await self._judge(request)
         except LedgerError as exc:
@@ -363,10 +364,10 @@ class RequestService:
         self.counters.rejected[RejectCode.INTERNAL.value] += 1
         message = "the site cannot write its ledger; nothing was done"
         with contextlib.suppress(Exception):
-            self.holds.release_hold(_hold_id(request.jti))
+            await asyncio.to_thread(self.holds.release_hold, _hold_id(request.jti))
         record = self.book.get(request.jti)
         if record is None:
-            self.book.add(
+            await self.book.add_async(
                 jti=request.jti,
                 issuer=request.iss,
                 state=EventState.REJECTED,
@@ -379,7 +380,7 @@ class RequestService:
             )
         elif not record.final:
             with contextlib.suppress(StaleRequest):
-                updated = self.book.advance(
+                updated = await self.book.advance_async(
                     request.jti, EventState.FAILED, code=RejectCode.INTERNAL, message=message
                 )
                 await self.states.emit(
@@ -435,7 +436,7 @@ class RequestService:
             log.info("rejection_not_sent", request=rejection.jti, reason="id has a request")
             return True
         if rejection.verified:
-            self.book.add(
+            await self.book.add_async(
                 jti=rejection.jti,
                 issuer=rejection.issuer or "",
                 state=EventState.REJECTED,
@@ -461,7 +462,7 @@ class RequestService:
             isinstance(request, CancelRequest) or decision.code is RejectCode.RATE_LIMITED
         )
         await self._ledger_decision(request, decision)  # before the book: see _admit
-        self.book.add(
+        await self.book.add_async(
             jti=request.jti,
             issuer=request.iss,
             state=state,
@@ -501,7 +502,8 @@ class RequestService:
             hold_id = _hold_id(request.jti)
             start, end = window
             try:
-                self.holds.place_hold(
+                await asyncio.to_thread(
+                    self.holds.place_hold,
                     hold_id,
                     request.camera,
                     start,
@@ -522,7 +524,7 @@ class RequestService:
         # The decision is durable before the book holds the request: a request in the book in
         # delivery is resumed after a restart, and must never be delivered without its entry.
         await self._ledger_decision(request, decision)
-        record = self.book.add(
+        record = await self.book.add_async(
             jti=request.jti, issuer=request.iss, state=state, request=request, hold_id=hold_id
         )
         await self.states.emit(request.jti, 1, state)
@@ -644,7 +646,7 @@ class RequestService:
         if self._pause_timer is not None:
             self._pause_timer.cancel()
             self._pause_timer = None
-        was_on = self.policy.resume()
+        was_on = await asyncio.to_thread(self.policy.resume)
         if was_on:
             await self.ledger.append_async(entries.Resumed(automatic=automatic, by=by))
         return was_on

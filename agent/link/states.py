@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent.ledger import Ledger, entries
+from agent.link.finish import run_to_end
 from agent.link.ports import EventSink, Holds
 from agent.link.requests_db import RequestBook, RequestRecord, StaleRequest
 from agent.log import get_logger
@@ -98,21 +99,27 @@ class RequestStates:
                     message=message,
                 )
             )
-        try:
-            record = self.book.advance(jti, state, code=code, message=message)
-        except StaleRequest:
-            log.info("report_after_final", request=jti, state=state.value)
-            return None
-        if record.final:
-            await self._closed(record)
-        await self.emit(jti, record.seq, state, code=code, message=message, **extra)
-        return record
+
+        async def advance_and_announce() -> RequestRecord | None:
+            try:
+                record = await self.book.advance_async(jti, state, code=code, message=message)
+            except StaleRequest:
+                log.info("report_after_final", request=jti, state=state.value)
+                return None
+            if record.final:
+                await self._closed(record)
+            await self.emit(jti, record.seq, state, code=code, message=message, **extra)
+            return record
+
+        # The book takes the state in a worker thread: its event must follow even if the
+        # caller is cancelled meanwhile (see `agent.link.finish`).
+        return await run_to_end(advance_and_announce())
 
     async def _closed(self, record: RequestRecord) -> None:
         self.cancel_expiry(record.jti)
         if record.hold_id is not None:
             try:
-                released = self.holds.release_hold(record.hold_id)
+                released = await asyncio.to_thread(self.holds.release_hold, record.hold_id)
             except Exception:
                 log.exception("hold_release_failed", hold=record.hold_id)
                 released = False

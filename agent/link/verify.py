@@ -438,6 +438,10 @@ class Verifier:
         """Record a verified request's id (False: it was already recorded, a replay)."""
         return self.replay.add(request.jti, keep_until=request.exp + self._leeway)
 
+    async def consume_async(self, request: Request) -> bool:
+        """`consume` in a worker thread (the replay cache's commit fsyncs)."""
+        return await self.replay.add_async(request.jti, keep_until=request.exp + self._leeway)
+
     def _check_claims(
         self,
         claims: dict[str, Any],

@@ -24,6 +24,7 @@ Checks on a verified request run in this order; the first failure is the code:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,6 +114,10 @@ class Policy:
         self._clock = clock
         self._state = store.load()
         self._leeway = config.rtcc.clock_leeway
+        # Changes are saved from worker threads (the save fsyncs and waits for the owner's
+        # file lock; the event loop must not): one at a time, or an older state read back
+        # could replace a newer one in memory.
+        self._commit_lock = threading.Lock()
 
     @classmethod
     def open(cls, config: AgentConfig, *, clock: Callable[[], float] = time.time) -> Policy:
@@ -237,7 +242,14 @@ class Policy:
     ) -> None:
         """Make an owner's change effective: adopt it when the owner's file already records it
         (the owner's CLI writes first, then tells the daemon), else write it — which only root
-        and the owner group can. PolicyError with a plain sentence when this process may not."""
+        and the owner group can. PolicyError with a plain sentence when this process may not.
+        Blocks on the disk: from the event loop, call it through `asyncio.to_thread`."""
+        with self._commit_lock:
+            self._commit_locked(change, recorded)
+
+    def _commit_locked(
+        self, change: Callable[[OwnerState], OwnerState], recorded: Callable[[OwnerState], bool]
+    ) -> None:
         on_disk = self._store.load()
         if recorded(on_disk):
             if on_disk.paused and not on_disk.paused_at(self._now()):
