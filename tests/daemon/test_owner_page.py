@@ -18,7 +18,7 @@ from tests.support.broker import free_port
 from tests.support.camsim import CamsimRun
 from tests.support.owner_page import CSRF_FIELD
 
-PASSWORD = "the shop owner's password"  # noqa: S105 (this test's own)
+PASSWORD = "the shop owner's password"
 
 
 async def _overview(url: str) -> str:
