@@ -28,6 +28,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 class PageContext:
     actions: Callable[[], OwnerActions | None]
     overview: Callable[[], Awaitable[dict[str, Any]]]
+    state_dir: Path  # the ledger under it is what Activity and the history read
     bar_days: float
     templates: jinja2.Environment
 
@@ -44,6 +45,7 @@ def make_app(
     owner_dir: Path,
     actions: Callable[[], OwnerActions | None],
     overview: Callable[[], Awaitable[dict[str, Any]]],
+    state_dir: Path,
     bar_days: float = 2.0,
     secure: bool = False,
 ) -> web.Application:
@@ -58,7 +60,7 @@ def make_app(
     )
     app = web.Application(client_max_size=64 * 1024)  # forms only: nothing large comes in
     app[GATE] = Gate(owner_dir, secure=secure)
-    app[PAGE] = PageContext(actions, overview, bar_days, templates)
+    app[PAGE] = PageContext(actions, overview, state_dir, bar_days, templates)
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/static", STATIC)
     pages.routes(app)

@@ -56,6 +56,7 @@ class OwnerPageComponent:
             owner_dir=config.owner_dir,
             actions=self.actions,
             overview=self.overview,
+            state_dir=config.state_dir,
             bar_days=config.compat.min_retention.total_seconds() / 86400,
         )
         runner = web.AppRunner(app, access_log=None)

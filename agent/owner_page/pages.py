@@ -7,6 +7,7 @@ one plain sentence on the page, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from datetime import datetime
@@ -14,10 +15,12 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.ledger import LedgerFormatError
 from agent.link.owner_actions import OwnerActionError, OwnerActions
 from agent.link.requests_db import RequestRecord
 from agent.log import get_logger
-from agent.owner_page import auth
+from agent.owner_page import activity, auth
+from agent.owner_page.activity import human_bytes
 from agent.owner_page.app import BY, page_of, render
 from agent.owner_page.auth import COOKIE, LOGIN_CSRF_COOKIE, SESSION, gate_of, signed_in
 from agent.policy import NotOwnerError, PolicyError
@@ -69,6 +72,8 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/pause", signed_in(pause_page))
     app.router.add_post("/pause", signed_in(pause))
     app.router.add_post("/resume", signed_in(resume))
+    app.router.add_get("/activity", signed_in(activity_page))
+    app.router.add_get("/activity.csv", signed_in(activity_csv))
 
 
 def _when(moment: datetime | str | None) -> str:
@@ -203,7 +208,7 @@ def _window(record: RequestRecord) -> str:
         return ""
 
 
-def _row(record: RequestRecord) -> dict[str, Any]:
+def _row(record: RequestRecord, sent: dict[str, int] | None = None) -> dict[str, Any]:
     seconds = (record.updated - record.received).total_seconds()
     return {
         "jti": record.jti,
@@ -218,24 +223,20 @@ def _row(record: RequestRecord) -> dict[str, Any]:
         "expires": _when(record.expires),
         "state": STATE_WORDS.get(record.state.value, record.state.value),
         "message": record.message or "",
-        "bytes": _bytes_sent(record),
+        "bytes": human_bytes(sent[record.jti]) + " sent" if sent and record.jti in sent else "",
         "duration": f"{seconds:.0f} s" if record.final else "",
     }
 
 
-def _bytes_sent(record: RequestRecord) -> str:
-    """What the request's events say was sent (the completed event's message carries it when
-    known); empty when nothing was."""
-    if record.state is not EventState.COMPLETED:
-        return ""
-    return record.message or ""
-
-
 async def requests_page(request: web.Request) -> web.StreamResponse:
-    actions = page_of(request).actions()
+    page = page_of(request)
+    actions = page.actions()
     records = actions.requests(include_final=True, limit=100) if actions is not None else []
+    sent = await asyncio.get_running_loop().run_in_executor(
+        None, activity.bytes_by_request, page.state_dir
+    )
     pending = [_row(r) for r in records if r.state is EventState.PENDING_APPROVAL]
-    history = [_row(r) for r in records if r.state is not EventState.PENDING_APPROVAL]
+    history = [_row(r, sent) for r in records if r.state is not EventState.PENDING_APPROVAL]
     context = _base(
         request,
         "requests",
@@ -335,3 +336,63 @@ async def resume(request: web.Request) -> web.StreamResponse:
     except (OwnerActionError, PolicyError, NotOwnerError) as exc:
         raise _back("/pause", error=_refusal_words(exc)) from None
     raise _back("/pause", done="Sharing is on again." if was_on else "Sharing was not paused.")
+
+
+# -- activity ----------------------------------------------------------------------------------
+
+
+def _tally_rows(rows: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "received": tally.received,
+            "automatic": tally.automatic,
+            "approved": tally.approved,
+            "denied": tally.denied,
+            "expired": tally.expired,
+            "rejected": tally.rejected,
+            "live": f"{tally.live_minutes:.0f}",
+            "sent": human_bytes(tally.bytes_uploaded),
+        }
+        for name, tally in sorted(rows.items())
+    ]
+
+
+async def activity_page(request: web.Request) -> web.StreamResponse:
+    page = page_of(request)
+    loop = asyncio.get_running_loop()
+    check = await loop.run_in_executor(None, activity.check_ledger, page.state_dir)
+    try:
+        report = await loop.run_in_executor(None, activity.report, page.state_dir)
+    except (LedgerFormatError, OSError):
+        agencies: list[dict[str, Any]] = []
+        cameras: list[dict[str, Any]] = []
+        total: list[dict[str, Any]] = []
+    else:
+        agencies = _tally_rows(report.by_agency)
+        cameras = _tally_rows(report.by_camera)
+        total = _tally_rows({"All": report.total})
+    context = _base(
+        request,
+        "activity",
+        check=check,
+        agencies=agencies,
+        cameras=cameras,
+        total=total,
+    )
+    return render(request, "activity.html", context)
+
+
+async def activity_csv(request: web.Request) -> web.StreamResponse:
+    page = page_of(request)
+    try:
+        report = await asyncio.get_running_loop().run_in_executor(
+            None, activity.report, page.state_dir
+        )
+    except (LedgerFormatError, OSError) as exc:
+        raise web.HTTPConflict(text=f"The record cannot be read: {exc}\n") from None
+    return web.Response(
+        text=activity.report_csv(report),
+        content_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="sharing-report.csv"'},
+    )

@@ -78,6 +78,11 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
                 await page.click("button.no")
                 await page.wait_for_selector("text=Sharing is paused until")
                 await _shot(page, "paused")
+
+                await page.click("nav >> text=Activity")
+                check = await page.inner_text("#ledger-check")
+                assert "intact" in check
+                await _shot(page, "activity")
                 assert site.service.policy.paused
                 assert errors == []
             finally:

@@ -85,7 +85,12 @@ async def running_page(site: Site, *, password: str = OWNER_PASSWORD) -> AsyncIt
     async def overview() -> dict[str, Any]:
         return overview_of(site)
 
-    app = make_app(owner_dir=site.config.owner_dir, actions=lambda: actions, overview=overview)
+    app = make_app(
+        owner_dir=site.config.owner_dir,
+        actions=lambda: actions,
+        overview=overview,
+        state_dir=site.config.state_dir,
+    )
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port("127.0.0.1")
