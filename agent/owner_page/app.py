@@ -19,6 +19,7 @@ from aiohttp import web
 
 from agent.link.owner_actions import OwnerActions
 from agent.owner_page.auth import GATE, Gate
+from agent.owner_page.pictures import Pictures
 
 BY = "owner (page)"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -31,6 +32,7 @@ class PageContext:
     state_dir: Path  # the ledger under it is what Activity and the history read
     bar_days: float
     templates: jinja2.Environment
+    pictures: Pictures | None  # None: no store to take pictures from
 
 
 PAGE = web.AppKey("rtcc_owner_page", PageContext)
@@ -47,6 +49,7 @@ def make_app(
     overview: Callable[[], Awaitable[dict[str, Any]]],
     state_dir: Path,
     bar_days: float = 2.0,
+    pictures: Pictures | None = None,
     secure: bool = False,
 ) -> web.Application:
     from agent.owner_page import pages
@@ -60,7 +63,7 @@ def make_app(
     )
     app = web.Application(client_max_size=64 * 1024)  # forms only: nothing large comes in
     app[GATE] = Gate(owner_dir, secure=secure)
-    app[PAGE] = PageContext(actions, overview, state_dir, bar_days, templates)
+    app[PAGE] = PageContext(actions, overview, state_dir, bar_days, templates, pictures)
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/static", STATIC)
     pages.routes(app)

@@ -10,12 +10,15 @@ from aiohttp import web
 from agent.daemon.app import DaemonError
 from agent.link.owner_actions import OwnerActions
 from agent.log import get_logger
+from agent.owner_page.pictures import Pictures
 
 if TYPE_CHECKING:
     from agent.daemon.app import Daemon
     from agent.daemon.link import LinkComponent
 
 log = get_logger(__name__)
+
+PICTURES_TEMP = "owner-page-tmp"
 
 
 class OwnerPageComponent:
@@ -57,6 +60,7 @@ class OwnerPageComponent:
             actions=self.actions,
             overview=self.overview,
             state_dir=config.state_dir,
+            pictures=Pictures(self._daemon.store, config.state_dir / PICTURES_TEMP),
             bar_days=config.compat.min_retention.total_seconds() / 86400,
         )
         runner = web.AppRunner(app, access_log=None)

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.config import SharingMode
 from agent.ledger import LedgerFormatError
 from agent.link.owner_actions import OwnerActionError, OwnerActions
 from agent.link.requests_db import RequestRecord
@@ -73,6 +74,9 @@ def routes(app: web.Application) -> None:
     app.router.add_post("/pause", signed_in(pause))
     app.router.add_post("/resume", signed_in(resume))
     app.router.add_get("/activity", signed_in(activity_page))
+    app.router.add_get("/cameras", signed_in(cameras_page))
+    app.router.add_get("/cameras/{camera}/picture.jpg", signed_in(camera_picture))
+    app.router.add_post("/cameras/{camera}/sharing", signed_in(camera_sharing))
     app.router.add_get("/activity.csv", signed_in(activity_csv))
 
 
@@ -396,3 +400,77 @@ async def activity_csv(request: web.Request) -> web.StreamResponse:
         content_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="sharing-report.csv"'},
     )
+
+
+# -- cameras -----------------------------------------------------------------------------------
+
+MODE_WORDS = {
+    "private": "Private: nothing is shared",
+    "registry": "Registry: the RTCC may ask, you approve each request",
+    "integrated": "Integrated: footage is sent when the RTCC asks",
+}
+
+
+async def _camera_ids(request: web.Request) -> set[str]:
+    page = page_of(request)
+    actions = page.actions()
+    known = {s.camera for s in actions.sharing()} if actions is not None else set()
+    rows = (await page.overview()).get("recorders") or []
+    return known | {row["camera"] for row in rows}
+
+
+async def cameras_page(request: web.Request) -> web.StreamResponse:
+    page = page_of(request)
+    actions = page.actions()
+    rows = {row["camera"]: row for row in (await page.overview()).get("recorders") or []}
+    sharing = {s.camera: s for s in actions.sharing()} if actions is not None else {}
+    cameras = []
+    for camera in dict.fromkeys([*sharing, *rows]):
+        row, share = rows.get(camera), sharing.get(camera)
+        cameras.append(
+            {
+                "id": camera,
+                "name": share.name if share is not None else camera,
+                "state": RECORDER_WORDS.get(row["state"], row["state"]) if row else "unknown",
+                "mode": share.mode.value if share is not None else "",
+                "live": bool(share and share.live),
+            }
+        )
+    context = _base(
+        request,
+        "cameras",
+        enrolled=actions is not None,
+        cameras=cameras,
+        modes=MODE_WORDS,
+        pictures=page.pictures is not None,
+        error=request.query.get("error", "")[:300],
+    )
+    return render(request, "cameras.html", context)
+
+
+async def camera_picture(request: web.Request) -> web.StreamResponse:
+    page = page_of(request)
+    camera = request.match_info["camera"]
+    if page.pictures is None or camera not in await _camera_ids(request):
+        raise web.HTTPNotFound(text="No such camera.\n")
+    picture = await page.pictures.latest(camera)
+    if picture is None:
+        raise web.HTTPNotFound(text="No recent footage of this camera.\n")
+    return web.Response(body=picture, content_type="image/jpeg")
+
+
+async def camera_sharing(request: web.Request) -> web.StreamResponse:
+    camera = request.match_info["camera"]
+    form = await request.post()
+    mode_text = form.get("mode")
+    if not isinstance(mode_text, str) or mode_text not in MODE_WORDS:
+        raise _back("/cameras", error="Choose private, registry or integrated.")
+    live = form.get("live") == "on"
+    try:
+        after = await _actions(request).set_sharing(
+            camera, SharingMode(mode_text), live=live, by=BY
+        )
+    except (OwnerActionError, PolicyError, NotOwnerError) as exc:
+        raise _back("/cameras", error=_refusal_words(exc)) from None
+    live_words = " with live view" if after.live else ""
+    raise _back("/cameras", done=f"{after.name} is now {after.mode.value}{live_words}.")

@@ -1,6 +1,7 @@
 """The owner's page served by a real `rtcc-edge run` (not enrolled, recording a camsim camera):
 the password set with the real CLI, then signed in over a real socket; the overview shows the
-camera recording and says the site is not enrolled."""
+camera recording and says the site is not enrolled; the Cameras page's picture is a JPEG
+of the newest frame in the store."""
 
 from __future__ import annotations
 
@@ -40,7 +41,13 @@ async def _overview(url: str) -> str:
             headers={"Origin": url},
         ) as response:
             assert response.status == 200 and str(response.url) == url + "/"
-            return await response.text()
+            overview = await response.text()
+        async with http.get(url + "/cameras/cam1/picture.jpg") as response:
+            assert response.status == 200, await response.text()
+            assert response.content_type == "image/jpeg"
+            picture = await response.read()
+        assert picture[:2] == b"\xff\xd8", "a JPEG"
+        return overview
 
 
 def test_daemon_serves_the_owners_page(

@@ -79,6 +79,12 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
                 await page.wait_for_selector("text=Sharing is paused until")
                 await _shot(page, "paused")
 
+                await page.click("nav >> text=Cameras")
+                await page.select_option("#mode-side-door", "registry")
+                await page.locator("#camera-side-door button").click()
+                await page.wait_for_selector("text=Side door is now registry.")
+                await _shot(page, "cameras")
+
                 await page.click("nav >> text=Activity")
                 check = await page.inner_text("#ledger-check")
                 assert "intact" in check
@@ -88,4 +94,4 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
             finally:
                 await browser.close()
     by = {e.kind: e.data.get("by") for e in read_entries(config.state_dir / "ledger")}
-    assert by[Kind.APPROVAL] == "owner (page)" and by[Kind.PAUSED] == "owner (page)"
+    assert by[Kind.APPROVAL] == by[Kind.PAUSED] == by[Kind.SHARING_CHANGED] == "owner (page)"

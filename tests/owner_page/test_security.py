@@ -185,3 +185,35 @@ def test_limiter_forgets_after_its_window() -> None:
     assert limiter.blocked("b"), "the total limit holds for every address"
     now[0] = 61
     assert not limiter.blocked("a")
+
+
+async def test_sharing_changed_through_the_page(config: AgentConfig) -> None:
+    async with running_service(config) as site, running_page(site) as page:
+        async with page.signed_in() as http:
+            async with http.get(page.url + "/cameras") as response:
+                text = await response.text()
+            assert "Parking lot" in text and 'value="registry" selected' in text
+            token = await page.csrf_of(http, "/cameras")
+            async with http.post(
+                page.url + "/cameras/parking-lot/sharing",
+                data={"csrf": token, "mode": "integrated"},
+                headers={"Origin": page.url},
+            ) as response:
+                assert "Parking lot is now integrated." in await response.text()
+            async with http.post(
+                page.url + "/cameras/parking-lot/sharing",
+                data={"csrf": token, "mode": "everything"},
+                headers={"Origin": page.url},
+            ) as response:
+                assert "Choose private, registry or integrated." in await response.text()
+            # No footage recorded: no picture, said plainly.
+            async with http.get(page.url + "/cameras/parking-lot/picture.jpg") as response:
+                assert response.status == 404
+            async with http.get(page.url + "/cameras/..%2Fetc/picture.jpg") as response:
+                assert response.status == 404
+        sharing = {s.camera: s for s in site.owner.sharing()}
+        assert sharing["parking-lot"].mode.value == "integrated"
+        changed = [
+            e for e in read_entries(config.state_dir / "ledger") if e.kind == Kind.SHARING_CHANGED
+        ]
+        assert changed[-1].data["by"] == "owner (page)"

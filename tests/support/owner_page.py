@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -20,10 +21,13 @@ from aiohttp import web
 from agent.link.owner_actions import OwnerActions
 from agent.owner_page import make_app
 from agent.owner_page.password import set_password
+from agent.owner_page.pictures import Pictures
+from agent.store import ClipStore
 from tests.support.broker import free_port
 from tests.support.link_service import Site
 
 OWNER_PASSWORD = "correct horse battery"
+_T = TypeVar("_T")
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -77,6 +81,16 @@ def overview_of(site: Site) -> dict[str, Any]:
     return {"site": site.config.site.id, "link": {"state": "connected"}, "recorders": rows}
 
 
+class _StoreThread:
+    """The site's store used off the event loop, as the daemon's store thread does."""
+
+    def __init__(self, store: ClipStore) -> None:
+        self.store = store
+
+    async def run(self, function: Callable[[ClipStore], _T]) -> _T:
+        return await asyncio.to_thread(function, self.store)
+
+
 @contextlib.asynccontextmanager
 async def running_page(site: Site, *, password: str = OWNER_PASSWORD) -> AsyncIterator[RunningPage]:
     set_password(site.config.owner_dir, password)
@@ -90,6 +104,7 @@ async def running_page(site: Site, *, password: str = OWNER_PASSWORD) -> AsyncIt
         actions=lambda: actions,
         overview=overview,
         state_dir=site.config.state_dir,
+        pictures=Pictures(_StoreThread(site.store), site.config.state_dir / "owner-page-tmp"),
     )
     runner = web.AppRunner(app)
     await runner.setup()
