@@ -11,6 +11,7 @@ import pytest
 from agent.config import AgentConfig
 from agent.ledger import Kind, read_entries
 from agent.owner_page.password import LoginLimiter
+from tests.support.immutable import make_immutable, mutable_again
 from tests.support.link_service import Site, running_service, site_config
 from tests.support.owner_page import OWNER_PASSWORD, running_page
 from tests.support.rtcc import jti_of, make_request
@@ -217,3 +218,23 @@ async def test_sharing_changed_through_the_page(config: AgentConfig) -> None:
             e for e in read_entries(config.state_dir / "ledger") if e.kind == Kind.SHARING_CHANGED
         ]
         assert changed[-1].data["by"] == "owner (page)"
+
+
+async def test_a_choice_the_daemon_may_not_record_is_refused_in_plain_words(
+    config: AgentConfig,
+) -> None:
+    """The daemon's user cannot write the owner directory (here: it is immutable, even to
+    root): the page refuses the change with a sentence, and nothing is paused."""
+    async with running_service(config) as site, running_page(site) as page:
+        async with page.signed_in() as http:
+            token = await page.csrf_of(http, "/pause")
+            with mutable_again(config.owner_dir):
+                make_immutable(config.owner_dir)
+                async with http.post(
+                    page.url + "/pause",
+                    data={"duration": "1h", "csrf": token},
+                    headers={"Origin": page.url},
+                ) as response:
+                    text = await response.text()
+        assert response.status == 200 and "owner folder is not writable" in text, text
+        assert not paused(site)
