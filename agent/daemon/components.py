@@ -17,7 +17,7 @@ from agent.daemon.app import Component, ComponentFactory, Daemon, DaemonError
 from agent.daemon.clock_watch import ClockWatch
 from agent.daemon.link import LinkComponent, link_component
 from agent.delivery import DeliveryService, TlsSetupError, outbound_tls_context
-from agent.owner_page import owner_page_component
+from agent.owner_page.component import owner_page_component
 from agent.policy import Policy
 from agent.tunnel import TunnelComponent, TunnelManager
 from agent.tunnel.manager import policy_admission

@@ -1,7 +1,7 @@
 """The owner's web page, served by the daemon: sign in with the owner password, see the site's
-state, answer requests, pause sharing. See docs/owner-page.md."""
+state and cameras, answer requests, pause sharing, read the activity. See docs/owner-page.md.
 
-from agent.owner_page.app import BY, make_app
-from agent.owner_page.component import OwnerPageComponent, owner_page_component
-
-__all__ = ["BY", "OwnerPageComponent", "make_app", "owner_page_component"]
+`app.make_app` builds the aiohttp application; `component.owner_page_component` is the
+daemon's component; `password` is what `rtcc-edge owner passwd` also uses (imported alone by
+the CLI, so the command line does not load the web server).
+"""

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from agent.link.owner_actions import OwnerActions
-from agent.owner_page import make_app
+from agent.owner_page.app import make_app
 from agent.owner_page.password import set_password
 from agent.owner_page.pictures import Pictures
 from agent.store import ClipStore
