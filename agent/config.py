@@ -382,6 +382,20 @@ class ControlConfig(_Section):
     )
 
 
+class OwnerPageConfig(_Section):
+    enabled: Flag = Field(
+        False,
+        title="Serve the owner's page",
+        description="The owner's web page (requests, pause, overview), served by the daemon.",
+    )
+    listen: str = Field(
+        "127.0.0.1:8443",
+        pattern=r"^[^\s:]+:\d{1,5}$",
+        title="Address of the owner's page",
+        description="host:port. Plain HTTP, so keep it on 127.0.0.1 until HTTPS is built.",
+    )
+
+
 def _scalars(annotation: Any) -> set[type]:
     """The number and flag types a field's annotation admits (through Annotated and unions)."""
     origin = typing.get_origin(annotation)
@@ -449,6 +463,7 @@ class AgentConfig(BaseSettings):
     compat: CompatConfig = Field(default_factory=CompatConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
+    owner_page: OwnerPageConfig = Field(default_factory=OwnerPageConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> AgentConfig:

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "config_cmd",
     "keys_cmd",
     "owner_cmd",
+    "owner_page_cmd",
     "audit_cmd",
     "clips_cmd",
     "store_cmd",
