@@ -64,6 +64,7 @@ class Ingestor:
         self._connected = asyncio.Event()
         self._node = 0
         self._trusted_seen: object = None
+        self._stopping = False
         self.counts: Counter[str] = Counter()
         self.last_error: str | None = None
 
@@ -78,9 +79,15 @@ class Ingestor:
         self._task = asyncio.create_task(self._run(), name="hub-ingest")
 
     async def stop(self) -> None:
+        self._stopping = True
         tasks = [*self._tasks, *([self._task] if self._task else [])]
-        for task in tasks:
-            task.cancel()
+        # On Python 3.11 `asyncio.wait_for` (inside aiomqtt's connect and disconnect) can
+        # swallow a cancellation that lands as its future completes; the loop would then go on
+        # reconnecting and this stop wait forever. Cancel again until each task has ended.
+        while pending := [task for task in tasks if not task.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
 
@@ -93,7 +100,7 @@ class Ingestor:
         await client.publish(topic, payload, qos=qos)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             started = time.monotonic()
             nodes = self.broker.all_urls()
             url = nodes[self._node % len(nodes)]
