@@ -7,9 +7,10 @@ changes to them (the work is `agent.cameras.edit`, which the owner page calls to
     sudo rtcc-edge cameras passwd front-door            # prompted, or --password-stdin
     sudo rtcc-edge cameras remove back-yard
 
-Changes are the owner's: root or a member of the owner group. A running daemon applies them on
-`systemctl reload rtcc-edge`. Exit status: 0 done, 2 bad usage, not the owner, or a
-configuration that would not be valid (nothing is written then).
+Changes are the owner's: root or a member of the owner group. A running daemon records with them
+after `systemctl reload rtcc-edge` (unchanged cameras without a gap); what the RTCC is shown
+(names, sharing, locations) changes at its next restart. Exit status: 0 done, 2 bad usage, not
+the owner, or a configuration that would not be valid (nothing is written then).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ from agent.config import AgentConfig, ConfigError, SharingMode, resolve_config_p
 from agent.secretbox import SecretError
 from agent.units import parse_point
 
-_APPLY = "A running rtcc-edge applies it on `sudo systemctl reload rtcc-edge`."
+_APPLY = (
+    "A running rtcc-edge records with it after `sudo systemctl reload rtcc-edge`; what the RTCC "
+    "is shown changes after `sudo systemctl restart rtcc-edge`."
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
