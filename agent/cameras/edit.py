@@ -14,23 +14,31 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Table
 
 from agent.cameras.config_file import replace_config
-from agent.cameras.plan import AddError, split_rtsp_url
-from agent.config import AgentConfig, SharingMode
+from agent.cameras.plan import AddError, Login, open_stream, split_rtsp_url
+from agent.compat.probe import ProbeError
+from agent.config import AgentConfig, CameraConfig, SharingMode
 from agent.control.auth import Peer, owner_refusal
+from agent.media.source import SourceError
+from agent.onvif import OnvifCamera, OnvifError
 from agent.secretbox import SecretBox
 
 SERVICE_USER = "rtcc-edge"
 
 
 class EditError(Exception):
-    """Nothing was changed; the message says why in plain words."""
+    """Nothing was changed; the message says why in plain words. `code` is `usage` (the
+    change cannot work as given) or `refused` (the camera refused the new password)."""
+
+    def __init__(self, message: str, *, code: Literal["usage", "refused"] = "usage") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -154,10 +162,49 @@ def change_camera(path: Path, camera_id: str, change: CameraChange) -> None:
     _save(path, document)
 
 
+def camera_with_username(config: AgentConfig, camera_id: str) -> CameraConfig:
+    """The configured camera whose password may change; EditError if there is none."""
+    camera = next((c for c in config.cameras if c.id == camera_id), None)
+    if camera is None:
+        listed = ", ".join(c.id for c in config.cameras) or "none"
+        raise EditError(
+            f"no camera {camera_id!r} in the configuration (configured: {listed}); see "
+            "`rtcc-edge cameras list`"
+        )
+    if camera.username is None:
+        raise EditError(
+            f"camera {camera_id!r} has no username in the configuration, so no password to change"
+        )
+    return camera
+
+
+async def check_password(camera: CameraConfig, password: str, *, call_timeout: float) -> str:
+    """Log in to `camera` with the new password before it is stored (an ONVIF login, or its
+    RTSP stream opened): what was checked, in words; EditError (`refused`) if it fails."""
+    assert camera.username is not None
+    if camera.onvif_url is not None:
+        onvif = OnvifCamera.from_url(
+            camera.onvif_url, username=camera.username, password=password, timeout=call_timeout
+        )
+        try:
+            async with onvif:
+                pass
+        except OnvifError as exc:
+            raise EditError(f"not changed: {exc}", code="refused") from None
+        return f"the camera accepted the new password (ONVIF login at {camera.onvif_url})"
+    assert camera.rtsp_url is not None  # the configuration requires one of the two
+    try:
+        await open_stream(camera.rtsp_url, Login(camera.username, password), call_timeout)
+    except (ProbeError, SourceError) as exc:
+        raise EditError(f"not changed: {exc}", code="refused") from None
+    return "the camera accepted the new password (its stream opened)"
+
+
 def set_password(path: Path, config: AgentConfig, camera_id: str, password: str) -> None:
     """Store the camera's new password encrypted with the device key (`enc:v1:…`)."""
     if not password:
         raise EditError("the password is empty")
+    camera_with_username(config, camera_id)
     document = _load(path)
     table = _find(document, path, camera_id)
     if table.get("username") is None:

@@ -9,13 +9,16 @@ changes to them (the work is `agent.cameras.edit`, which the owner page calls to
 
 Changes are the owner's: root or a member of the owner group. A running daemon records with them
 after `systemctl reload rtcc-edge` (unchanged cameras without a gap); what the RTCC is shown
-(names, sharing, locations) changes at its next restart. Exit status: 0 done, 2 bad usage, not
-the owner, or a configuration that would not be valid (nothing is written then).
+(names, sharing, locations) changes at its next restart. The new password is tried on the camera
+before it is stored (`--no-check` skips that). Exit status: 0 done, 1 the camera refused the
+new password, 2 bad usage, not the owner, or a configuration that would not be valid (nothing
+is written then).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +27,9 @@ from rich.text import Text
 from agent.cameras.edit import (
     CameraChange,
     EditError,
+    camera_with_username,
     change_camera,
+    check_password,
     local_owner_refusal,
     remove_camera,
     rename_camera,
@@ -79,6 +84,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of standard input (else: prompted)",
+    )
+    passwd.add_argument(
+        "--no-check",
+        action="store_true",
+        help="store it without logging in to the camera first (a camera that is off now)",
+    )
+    passwd.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="per camera call (default 5)"
     )
     passwd.set_defaults(func=_owner(_passwd))
 
@@ -153,7 +166,7 @@ def _owner(edit: Edit) -> Callable[[argparse.Namespace], int]:
             done = edit(path, config, args)
         except EditError as exc:
             err_console.print(Text(str(exc), style="red"), highlight=False, soft_wrap=True)
-            return 2
+            return 1 if exc.code == "refused" else 2
         except ConfigError as exc:
             err_console.print("[red]not changed: the configuration would not be valid:[/]")
             for problem in exc.problems:
@@ -162,7 +175,7 @@ def _owner(edit: Edit) -> Callable[[argparse.Namespace], int]:
         except (SecretError, OSError, UnicodeDecodeError) as exc:
             err_console.print(Text(f"cannot update {path}: {exc}", style="red"), highlight=False)
             return 2
-        console.print(f"{done} {_APPLY}", highlight=False, markup=False)
+        console.print(f"{done} {_APPLY}", highlight=False, markup=False, soft_wrap=True)
         return 0
 
     return run
@@ -192,8 +205,15 @@ def _set(path: Path, config: AgentConfig, args: argparse.Namespace) -> str:
 
 
 def _passwd(path: Path, config: AgentConfig, args: argparse.Namespace) -> str:
+    camera = camera_with_username(config, args.camera_id)
     password = read_password(args, prompt=f"new password for camera {args.camera_id}: ")
     if password is None:
         raise EditError("give the password with --password-stdin (or run on a terminal)")
+    if not password:
+        raise EditError("the password is empty")
+    checked = "not checked against the camera (--no-check)"
+    if not args.no_check:
+        err_console.print(f"logging in to {args.camera_id} with the new password …")
+        checked = asyncio.run(check_password(camera, password, call_timeout=args.timeout))
     set_password(path, config, args.camera_id, password)
-    return f"the new password of camera {args.camera_id!r} is stored, encrypted."
+    return f"the new password of camera {args.camera_id!r} is stored, encrypted; {checked}."

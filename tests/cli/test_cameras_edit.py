@@ -18,6 +18,7 @@ import pytest
 from agent.cli import main
 from agent.config import SharingMode, load_config
 from agent.secretbox import SecretBox
+from tests.support.camsim import CamsimRun, camera, run_cameras
 
 CLI = "import sys; from agent.cli import main; sys.exit(main(sys.argv[1:]))"
 LONG_ID = "entrance-north-parking-lot-camera-over-the-loading-dock-door-01"
@@ -130,7 +131,7 @@ def test_bad_input_is_a_plain_sentence_exit_2_and_nothing_written(
 def test_passwd_stores_the_password_encrypted(config: Path) -> None:
     status, _, err = run_cli(
         "--config", str(config), "cameras", "passwd", "front-door", "--password-stdin",
-        stdin="New-Pass-8812\n",
+        "--no-check", stdin="New-Pass-8812\n",
     )  # fmt: skip
     assert status == 0, err
     text = config.read_text()
@@ -140,7 +141,13 @@ def test_passwd_stores_the_password_encrypted(config: Path) -> None:
     box = SecretBox.load_or_create(load_config(config).state_dir)
     assert box.decrypt(camera.secret.get_secret_value()) == "New-Pass-8812"
     status, _, err = run_cli(
-        "--config", str(config), "cameras", "passwd", LONG_ID, "--password-stdin", stdin="x\n"
+        "--config",
+        str(config),
+        "cameras",
+        "passwd",
+        LONG_ID,
+        "--password-stdin",
+        stdin="x\n",
     )
     assert status == 2 and "no username" in err
 
@@ -171,3 +178,51 @@ def test_someone_who_is_not_the_owner_cannot_change_cameras(shared_config: Path)
     assert "Only the owner can do that" in done.stderr
     assert "Traceback" not in done.stderr
     assert shared_config.read_bytes() == before
+
+
+PASSWORD = "Cam-Pass-5521"
+
+
+@pytest.fixture(scope="module")
+def cams() -> Iterator[CamsimRun]:
+    with run_cameras(
+        camera("hikvision", id="onvif-cam", host="127.0.0.70", password=PASSWORD),
+        camera("generic", id="rtsp-cam", host="127.0.0.71", password=PASSWORD),
+    ) as run:
+        yield run
+
+
+@pytest.mark.parametrize("kind", ["onvif", "rtsp"])
+def test_passwd_tries_the_new_password_on_the_camera_first(
+    tmp_path: Path, cams: CamsimRun, kind: str
+) -> None:
+    cam = cams["onvif-cam" if kind == "onvif" else "rtsp-cam"]
+    where = (
+        f'onvif_url = "{cam.onvif_url}"'
+        if kind == "onvif"
+        else f'rtsp_url = "{cam.rtsp_url("main")}"'
+    )
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[site]\nid = "corner"\nname = "Corner"\n'
+        f'[[cameras]]\nid = "door"\nname = "Door"\n{where}\nusername = "{cam.username}"\n'
+        'secret = "old"\n'
+    )
+    before = path.read_bytes()
+    status, _, err = run_cli(
+        "--config", str(path), "cameras", "passwd", "door", "--password-stdin", stdin="wrong\n"
+    )
+    assert status == 1, err  # the camera refused it: nothing stored
+    assert "not changed" in err
+    assert path.read_bytes() == before
+    status, out, err = run_cli(
+        "--config", str(path), "cameras", "passwd", "door", "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert status == 0, err
+    assert "the camera accepted the new password" in out
+    config = load_config(path)
+    secret = config.cameras[0].secret
+    assert secret is not None
+    box = SecretBox.load_or_create(config.state_dir)
+    assert box.decrypt(secret.get_secret_value()) == PASSWORD
