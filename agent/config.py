@@ -276,6 +276,12 @@ class PolicyConfig(_Section):
     max_stream_request_lifetime: Duration = Field(
         timedelta(minutes=15), title="Longest stream request lifetime (exp - iat)"
     )
+    approval_wait: Duration | None = Field(
+        None,
+        title="Longest wait for the owner's answer",
+        description="A request for a registry camera waits for the owner until its own expiry "
+        "(up to 7 days for a clip); set this to refuse it sooner. Unset: its expiry.",
+    )
     allowed_upload_hosts: list[HostPattern] = Field(
         default_factory=list,
         title="Allowed upload hosts",
@@ -296,6 +302,8 @@ class PolicyConfig(_Section):
             raise ValueError("max_stream_request_lifetime cannot exceed the protocol's 15 min")
         if self.max_clip_request_lifetime > timedelta(days=7):
             raise ValueError("max_clip_request_lifetime cannot exceed the protocol's 7 days")
+        if self.approval_wait is not None and self.approval_wait <= timedelta(0):
+            raise ValueError("approval_wait must be longer than zero")
         return self
 
 

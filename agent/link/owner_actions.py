@@ -159,7 +159,7 @@ class OwnerActions:
         async with service.lock:
             record = self._pending(request_id)
             OwnerChoices(service.policy, by=by).decide(record.jti, "approved")
-            if record.expires is not None and service.states.clock() >= record.expires.timestamp():
+            if service.approval_overdue(record):
                 await service.expire(record.jti)
                 raise OwnerActionError("expired", f"request {record.jti} expired before approval")
             await service.ledger.append_async(
