@@ -340,6 +340,59 @@ class CompatConfig(_Section):
     )
 
 
+class NotifyEmailConfig(_Section):
+    """Email to the owner for each request waiting for approval (SMTP, always STARTTLS)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    host: str = Field(title="Mail server", description="e.g. smtp.gmail.com")
+    port: Integer = Field(587, ge=1, le=65535, title="Mail server port (STARTTLS)")
+    username: str | None = Field(None, title="Mail login")
+    password: SecretStr | None = Field(
+        None,
+        title="Mail password",
+        description="Encrypted (`enc:v1:…`, like camera passwords); plain text works but is "
+        "best avoided.",
+    )
+    sender: str = Field(alias="from", title="From address")
+    to: list[str] = Field(min_length=1, title="Send to", description="One or more addresses.")
+    ca_file: Path | None = Field(
+        None,
+        title="Extra CA certificates (PEM)",
+        description="Trusted for the mail server besides the system CAs.",
+    )
+
+    @field_validator("sender", "to")
+    @classmethod
+    def _addresses(cls, value: Any) -> Any:
+        for address in [value] if isinstance(value, str) else value:
+            if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address):
+                raise ValueError(f"not an email address: {address!r}")
+        return value
+
+
+class NotifyConfig(_Section):
+    """How the owner hears of a request waiting for approval (the webhook is
+    `policy.owner_webhook`)."""
+
+    page_url: str | None = Field(
+        None,
+        title="Owner page address in links",
+        description="Notifications link to <page_url>/requests/<id>. "
+        "Default: the owner page's public_url, else https://127.0.0.1:8443.",
+    )
+    email: NotifyEmailConfig | None = Field(None, title="Email")
+
+    @field_validator("page_url")
+    @classmethod
+    def _page_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"must be an http(s) URL, not {value!r}")
+        return value
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = Field("info", title="Log level")
     format: Literal["auto", "json", "console"] = Field(
@@ -435,6 +488,7 @@ class AgentConfig(BaseSettings):
     compat: CompatConfig = Field(default_factory=CompatConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> AgentConfig:

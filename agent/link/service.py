@@ -543,7 +543,10 @@ class RequestService:
         if state is EventState.PENDING_APPROVAL:
             await self._arm_expiry(record)
             if self.notifier is not None:
-                self.spawn(self.notifier.notify(record.summary()))
+                summary = record.summary()
+                deadline = self.approval_deadline(record)
+                summary["answer_by"] = deadline.isoformat() if deadline else None
+                self.spawn(self.notifier.notify(summary))
         else:
             self.spawn(self.start_delivery(record))
 
