@@ -637,6 +637,16 @@ def config_warnings(config: AgentConfig) -> list[ConfigProblem]:
                     severity="warning",
                 )
             )
+    email = config.notify.email
+    mail_secret = email.password.get_secret_value() if email and email.password else None
+    if mail_secret and not mail_secret.startswith("enc:"):
+        problems.append(
+            ConfigProblem(
+                field="notify.email.password",
+                message="password stored in clear; `rtcc-edge config encrypt` encrypts it",
+                severity="warning",
+            )
+        )
     if config.rtcc.broker_url is None:
         problems.append(
             ConfigProblem(
@@ -653,6 +663,8 @@ def config_file_problems(config: AgentConfig) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     named = [(f"rtcc.{n}", getattr(config.rtcc, n)) for n in ("ca_file", "cert_file", "key_file")]
     named += [("rtcc.jwks_file", config.rtcc.jwks_file), ("upload.ca_file", config.upload.ca_file)]
+    if config.notify.email is not None:
+        named.append(("notify.email.ca_file", config.notify.email.ca_file))
     for field, path in named:
         if path is not None and not os.access(path, os.R_OK):
             reason = "not readable" if path.exists() else "no such file"

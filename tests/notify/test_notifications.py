@@ -15,7 +15,7 @@ import jwt
 import pytest
 from aiohttp import web
 
-from agent.config import AgentConfig, NotifyConfig
+from agent.config import AgentConfig, NotifyConfig, config_file_problems, config_warnings
 from agent.identity import DeviceKey
 from agent.notify.email import EmailNotifier
 from agent.notify.fanout import Notifiers, page_url_of
@@ -239,3 +239,13 @@ async def test_email_failures_never_hold_up_the_request(
 def test_notify_settings_are_checked(settings: dict[str, Any], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         NotifyConfig.model_validate(settings)
+
+
+def test_check_warns_of_a_mail_password_in_clear(tmp_path: Path) -> None:
+    base = site_config(tmp_path / "state")
+    email = {"host": "h", "from": "s@x.org", "to": ["o@x.org"], "ca_file": str(tmp_path / "no")}
+    clear = with_notify(base, email={**email, "password": "hunter2"})
+    assert "notify.email.password" in {p.field for p in config_warnings(clear)}
+    assert "notify.email.ca_file" in {p.field for p in config_file_problems(clear)}
+    hidden = with_notify(base, email={**email, "password": "enc:v1:AAAA"})
+    assert "notify.email.password" not in {p.field for p in config_warnings(hidden)}
