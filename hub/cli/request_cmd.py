@@ -288,7 +288,8 @@ class _Follower:
         if event.code is not None:
             line += Text(f" {event.code.value}: {event.message}")
         if event.state is EventState.PENDING_APPROVAL:
-            line += Text(" (waiting for the site owner)")
+            # It may wait days now (its --ttl): say how to stop following it.
+            line += Text(" (waiting for the site owner; Ctrl-C leaves it waiting)")
         if event.started is not None:
             line += Text(f" since {event.started.isoformat()}")
         if event.reason is not None:
