@@ -57,7 +57,7 @@ from agent.link.ports import EventSink, FootageRequest, Holds, PendingNotifier, 
 from agent.link.replay import ReplayCache
 from agent.link.requests_db import DB_FILE, RequestBook, RequestRecord, StaleRequest
 from agent.link.states import RequestStates
-from agent.link.verify import Rejection, Verifier
+from agent.link.verify import Rejection, Verified, Verifier
 from agent.log import get_logger
 from agent.policy import Decision, Policy
 from agent.wire import EventState, RejectCode, Request
@@ -303,17 +303,10 @@ class RequestService:
                 result = self.verifier.verify(payload, consume=False)
                 if isinstance(result, Rejection):
                     return await self._rejected_unverified(result, payload)
-                request = result.request
-                busy = Rejection(
+                busy = _refusal(
+                    result,
                     RejectCode.BUSY,
                     "the site has too many requests waiting; send it again later",
-                    result.size,
-                    verified=True,
-                    jti=request.jti,
-                    kid=result.kid,
-                    issuer=request.iss,
-                    cmd=request.cmd,
-                    camera=getattr(request, "camera", None),
                 )
                 # Final like any other refusal (kept in the book): a copy that comes later is a
                 # replay, never a second, contradicting answer under the same id.
@@ -332,17 +325,7 @@ class RequestService:
             return await self._rejected_unverified(result, payload)
         request = result.request
         if request.jti in self.book:
-            replay = Rejection(
-                RejectCode.REPLAYED,
-                "this request id was already used",
-                result.size,
-                verified=True,
-                jti=request.jti,
-                kid=result.kid,
-                issuer=request.iss,
-                cmd=request.cmd,
-                camera=getattr(request, "camera", None),
-            )
+            replay = _refusal(result, RejectCode.REPLAYED, "this request id was already used")
             return await self._rejected_unverified(replay, payload)
         try:
             await self.ledger.append_async(_received(request, result.size, result.kid))
@@ -716,3 +699,19 @@ class RequestService:
             await action()
         except Exception:
             log.exception("publish_failed")
+
+
+def _refusal(result: Verified, code: RejectCode, message: str) -> Rejection:
+    """A refusal of a request whose signature verified (it names the request)."""
+    request = result.request
+    return Rejection(
+        code,
+        message,
+        result.size,
+        verified=True,
+        jti=request.jti,
+        kid=result.kid,
+        issuer=request.iss,
+        cmd=request.cmd,
+        camera=getattr(request, "camera", None),
+    )
