@@ -298,6 +298,12 @@ class PolicyConfig(_Section):
     max_stream_request_lifetime: Duration = Field(
         timedelta(minutes=15), title="Longest stream request lifetime (exp - iat)"
     )
+    approval_wait: Duration | None = Field(
+        None,
+        title="Longest wait for the owner's answer",
+        description="A request for a registry camera waits for the owner until its own expiry "
+        "(up to 7 days for a clip); set this to refuse it sooner. Unset: its expiry.",
+    )
     allowed_upload_hosts: list[HostPattern] = Field(
         default_factory=list,
         title="Allowed upload hosts",
@@ -318,6 +324,8 @@ class PolicyConfig(_Section):
             raise ValueError("max_stream_request_lifetime cannot exceed the protocol's 15 min")
         if self.max_clip_request_lifetime > timedelta(days=7):
             raise ValueError("max_clip_request_lifetime cannot exceed the protocol's 7 days")
+        if self.approval_wait is not None and self.approval_wait <= timedelta(0):
+            raise ValueError("approval_wait must be longer than zero")
         return self
 
 
@@ -352,6 +360,59 @@ class CompatConfig(_Section):
     upload_budget_mbps: Number = Field(
         10.0, gt=0, title="Site upload bandwidth (Mbit/s)", description="To judge stream bitrates."
     )
+
+
+class NotifyEmailConfig(_Section):
+    """Email to the owner for each request waiting for approval (SMTP, always STARTTLS)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    host: str = Field(title="Mail server", description="e.g. smtp.gmail.com")
+    port: Integer = Field(587, ge=1, le=65535, title="Mail server port (STARTTLS)")
+    username: str | None = Field(None, title="Mail login")
+    password: SecretStr | None = Field(
+        None,
+        title="Mail password",
+        description="Encrypted (`enc:v1:…`, like camera passwords); plain text works but is "
+        "best avoided.",
+    )
+    sender: str = Field(alias="from", title="From address")
+    to: list[str] = Field(min_length=1, title="Send to", description="One or more addresses.")
+    ca_file: Path | None = Field(
+        None,
+        title="Extra CA certificates (PEM)",
+        description="Trusted for the mail server besides the system CAs.",
+    )
+
+    @field_validator("sender", "to")
+    @classmethod
+    def _addresses(cls, value: Any) -> Any:
+        for address in [value] if isinstance(value, str) else value:
+            if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", address):
+                raise ValueError(f"not an email address: {address!r}")
+        return value
+
+
+class NotifyConfig(_Section):
+    """How the owner hears of a request waiting for approval (the webhook is
+    `policy.owner_webhook`)."""
+
+    page_url: str | None = Field(
+        None,
+        title="Owner page address in links",
+        description="Notifications link to <page_url>/requests/<id>. "
+        "Default: the owner page's public_url, else https://127.0.0.1:8443.",
+    )
+    email: NotifyEmailConfig | None = Field(None, title="Email")
+
+    @field_validator("page_url")
+    @classmethod
+    def _page_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"must be an http(s) URL, not {value!r}")
+        return value
 
 
 class LogConfig(_Section):
@@ -464,6 +525,7 @@ class AgentConfig(BaseSettings):
     log: LogConfig = Field(default_factory=LogConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     owner_page: OwnerPageConfig = Field(default_factory=OwnerPageConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> AgentConfig:
@@ -612,6 +674,16 @@ def config_warnings(config: AgentConfig) -> list[ConfigProblem]:
                     severity="warning",
                 )
             )
+    email = config.notify.email
+    mail_secret = email.password.get_secret_value() if email and email.password else None
+    if mail_secret and not mail_secret.startswith("enc:"):
+        problems.append(
+            ConfigProblem(
+                field="notify.email.password",
+                message="password stored in clear; `rtcc-edge config encrypt` encrypts it",
+                severity="warning",
+            )
+        )
     if config.rtcc.broker_url is None:
         problems.append(
             ConfigProblem(
@@ -628,6 +700,8 @@ def config_file_problems(config: AgentConfig) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     named = [(f"rtcc.{n}", getattr(config.rtcc, n)) for n in ("ca_file", "cert_file", "key_file")]
     named += [("rtcc.jwks_file", config.rtcc.jwks_file), ("upload.ca_file", config.upload.ca_file)]
+    if config.notify.email is not None:
+        named.append(("notify.email.ca_file", config.notify.email.ca_file))
     for field, path in named:
         if path is not None and not os.access(path, os.R_OK):
             reason = "not readable" if path.exists() else "no such file"

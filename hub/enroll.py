@@ -5,9 +5,10 @@
 - `POST /enroll` {token, csr, device_jwk}: redeem the token, sign the CSR (CN = the site id
   the token was made for), register the device key for the site (the trust store that
   `rtcc-hub sites trust` writes), and answer with everything the site needs.
-- `GET /install.sh`, `GET /rtcc-edge.service`, `GET /dist/{wheel}` (+ `GET /dist/latest`): the
-  one-line installer, the unit it installs and the agent wheels in `<home>/dist/`, so that
-  `curl -fsSL <hub>/install.sh | sudo sh -s -- --hub <hub> --token T` works without a checkout.
+- `GET /install.sh`, `GET /ca.pem` (the site CA, pinned by the install line),
+  `GET /rtcc-edge.service`, `GET /dist/{wheel}` (+ `GET /dist/latest`): the one-line
+  installer, the unit it installs and the agent wheels in `<home>/dist/`, so that the install
+  line `rtcc-hub tokens new` prints (`hub.install_line`) works without a checkout.
 
 Everything is checked before the token is spent: a malformed request, a bad CSR or a hub that
 is not configured yet never burns a token.
@@ -76,6 +77,7 @@ def setup(app: web.Application, context: ServerContext) -> None:
     app.router.add_post(ENROLL_PATH, routes.enroll)
     app.router.add_post(CHECK_PATH, routes.check)
     app.router.add_get("/install.sh", routes.installer)
+    app.router.add_get("/ca.pem", routes.ca)
     app.router.add_get("/rtcc-edge.service", routes.unit)
     app.router.add_get("/dist/latest", routes.latest_wheel)
     app.router.add_get("/dist/{name}", routes.wheel)
@@ -241,6 +243,11 @@ class _Routes:
 
     async def installer(self, request: web.Request) -> web.StreamResponse:
         return _checkout_file(INSTALLER, "text/x-shellscript")
+
+    async def ca(self, request: web.Request) -> web.StreamResponse:
+        # Public (every site gets it at enrollment); the install line checks its SHA-256
+        # before trusting it, so it may be fetched before anything is trusted.
+        return web.Response(body=site_ca(self.home).cert_pem, content_type="application/x-pem-file")
 
     async def unit(self, request: web.Request) -> web.StreamResponse:
         return _checkout_file(UNIT, "text/plain")

@@ -30,6 +30,7 @@ from hub.presign import check_segment
 from hub.registry import MapCamera, cameras_near
 from hub.request import RequestError
 from hub.workflow import (
+    FOOTAGE_TTL,
     PreparedRequest,
     Publisher,
     RequestSpec,
@@ -40,7 +41,7 @@ from hub.workflow import (
 
 MAX_RADIUS_M = 5_000.0
 MAX_WINDOW = timedelta(hours=24)
-CLIP_TTL = timedelta(days=2)  # an owner has this long to approve a registry camera's request
+CLIP_TTL = FOOTAGE_TTL  # an owner has this long to approve a registry camera's request
 
 
 class IncidentError(Exception):

@@ -60,6 +60,12 @@ class ServeSettings(BaseModel):
         "site_broker_url)",
         max_length=32,
     )
+    site_ca_https: bool = Field(
+        False,
+        title="HTTPS under the site CA",
+        description="the server's certificate is the hub's own (issued by its site CA), not a "
+        "publicly trusted one: the install line must bring the CA (`GET /ca.pem`, pinned)",
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -108,7 +114,7 @@ def load_serve_settings(home: HubHome) -> ServeSettings:
         raise HubStateError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
 
 
-def update_serve_settings(home: HubHome, **changes: str | list[str] | None) -> ServeSettings:
+def update_serve_settings(home: HubHome, **changes: str | bool | list[str] | None) -> ServeSettings:
     """Validate and write `serve.toml` with `changes` applied."""
     current = load_serve_settings(home).model_dump()
     current.update(changes)
@@ -251,7 +257,12 @@ class HubServer:
             port = int(sock.getsockname()[1])
             public_url = self._public_url or f"https://{_url_host(self.host)}:{port}"
             tls = await asyncio.to_thread(self._tls_context, public_url)
-            await asyncio.to_thread(update_serve_settings, self.home, public_url=public_url)
+            await asyncio.to_thread(
+                update_serve_settings,
+                self.home,
+                public_url=public_url,
+                site_ca_https=self._tls[0] is None,
+            )
             context = ServerContext(
                 self.home, public_url, database=self._database, console=self._console
             )

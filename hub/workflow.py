@@ -27,6 +27,14 @@ from hub.server import load_serve_settings
 from hub.state import HubHome
 
 DEFAULT_TTL = timedelta(minutes=10)
+# A clip or snapshot may wait for a registry camera's owner to answer: the site keeps it (and
+# holds its footage) until its `exp`, so it gets days, not minutes (the protocol allows 7).
+FOOTAGE_TTL = timedelta(days=2)
+
+
+def default_ttl(cmd: str) -> timedelta:
+    """How long a request of `cmd` lives when the analyst does not say."""
+    return FOOTAGE_TTL if cmd in ("clip", "snapshot") else DEFAULT_TTL
 
 
 class Publisher(Protocol):

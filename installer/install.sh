@@ -1,7 +1,8 @@
 #!/bin/sh
 # rtcc-edge installer: the one line a business owner runs.
 #
-#   curl -fsSL https://HUB/install.sh | sudo sh -s -- --hub https://HUB --token TOKEN
+#   curl -fsSL -o rtcc-edge-install.sh https://HUB/install.sh \
+#       && sudo sh rtcc-edge-install.sh --hub https://HUB --token TOKEN   (what `rtcc-hub tokens new` prints)
 #   sudo ./installer/install.sh --hub https://HUB --token TOKEN        (from a checkout)
 #
 # It checks the OS (Debian 12, Raspberry Pi OS bookworm, Ubuntu 22.04+; amd64 or arm64), installs
@@ -26,6 +27,7 @@ STATE=/var/lib/rtcc-edge
 STORE=$STATE/store
 RUNDIR=/run/rtcc-edge
 UNIT_PATH=/etc/systemd/system/$UNIT_NAME
+COMMAND_LINK=/usr/local/bin/rtcc-edge  # so that `sudo rtcc-edge ...` is found on the PATH
 MANIFEST=$ETC/install-manifest.tsv
 
 usage() {
@@ -605,6 +607,29 @@ create_venv() {
     record dir "$OPT" 0755 root root program
 }
 
+link_command() {
+    # /usr/local/bin/rtcc-edge -> the virtualenv's, so the owner types `sudo rtcc-edge discover`
+    # (sudo's secure_path includes /usr/local/bin). Never over a file that is not ours.
+    link=$(p "$COMMAND_LINK")
+    target=$(p "$OPT")/bin/rtcc-edge
+    if [ -e "$link" ] && ! [ -L "$link" ]; then
+        warn "$link exists and is not rtcc-edge's link: left as it is; the command is $target"
+        return 0
+    fi
+    if [ -L "$link" ] && [ "$(readlink "$link")" != "$target" ]; then
+        warn "$link points to $(readlink "$link"): left as it is; the command is $target"
+        return 0
+    fi
+    make_dirs "$(dirname "$link")"
+    if [ "$DRY_RUN" = 1 ]; then
+        note "would link $link -> $target"
+    elif ! [ -L "$link" ]; then
+        remember "$link"
+        ln -s "$target" "$link" || die "cannot make the link $link"
+    fi
+    record link "$COMMAND_LINK" - root root program
+}
+
 # The store's byte budget and free-space reserve, sized for the disk the store is on (the
 # default budget is a guess that may not hold the program's 48 hours, or may not fit the disk).
 store_settings() {
@@ -834,6 +859,7 @@ do_install() {
         ensure_dir "$RUNDIR" 0750 "$SERVICE_USER" "$SERVICE_USER" program
     fi
     create_venv
+    link_command
     write_config
     owner_dir
     device_key
@@ -951,6 +977,10 @@ do_uninstall() {
     remove "$UNIT_PATH" "the unit"
     if [ -z "$ROOT" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
         act systemctl daemon-reload || true
+    fi
+    link=$(p "$COMMAND_LINK")
+    if [ -L "$link" ] && [ "$(readlink "$link")" = "$(p "$OPT")/bin/rtcc-edge" ]; then
+        remove "$COMMAND_LINK" "the command"
     fi
     remove "$OPT" "the program"
     remove "$RUNDIR" "the runtime directory"

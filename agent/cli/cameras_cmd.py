@@ -33,6 +33,7 @@ from agent.cameras import (
     split_rtsp_url,
     write_cameras,
 )
+from agent.cli import cameras_edit_cmd
 from agent.cli.check_cmd import (
     UsageError,
     add_credential_arguments,
@@ -49,7 +50,9 @@ from agent.units import parse_point
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("cameras", help="add cameras to the configuration")
+    parser = subparsers.add_parser(
+        "cameras", help="list, add, change or remove the configured cameras"
+    )
     sub = parser.add_subparsers(dest="cameras_command", metavar="ACTION", required=True)
     add = sub.add_parser(
         "add",
@@ -122,6 +125,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sharing.add_argument("--description", metavar="TEXT", help="what it looks at, in words")
     add_credential_arguments(add)
     add.set_defaults(func=run_add)
+    cameras_edit_cmd.register(sub)
 
 
 def _channels(text: str) -> list[int] | str:

@@ -1,13 +1,22 @@
-"""`rtcc-edge config check|example`."""
+"""`rtcc-edge config check|example|store-size|encrypt`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import re
+import sys
 from importlib import resources
 from pathlib import Path
 
-from agent.cli.common import console, err_console, print_json, print_problems, startup_problems
+from agent.cli.common import (
+    console,
+    err_console,
+    load_or_report,
+    print_json,
+    print_problems,
+    startup_problems,
+)
 from agent.config import (
     DEFAULT_STATE_DIR,
     AgentConfig,
@@ -17,6 +26,7 @@ from agent.config import (
     load_config,
     resolve_config_path,
 )
+from agent.secretbox import SecretBox, SecretError
 from agent.store.sizing import ESTIMATED_CAMERA_BPS, StoreSize, size_store, store_problems
 
 
@@ -39,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _sizing_arguments(size)
     size.add_argument("--json", action="store_true", help="machine-readable output")
     size.set_defaults(func=run_store_size)
+    encrypt = sub.add_parser(
+        "encrypt",
+        help="encrypt a password for the configuration (e.g. [notify.email] password): read "
+        "from the terminal or stdin, printed as enc:v1:…",
+    )
+    encrypt.set_defaults(func=run_encrypt)
 
 
 def _sizing_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,3 +161,25 @@ def run_check(args: argparse.Namespace) -> int:
         else:
             err_console.print(f"{path}: {len(errors)} error(s)", highlight=False)
     return 2 if errors else 0
+
+
+def run_encrypt(args: argparse.Namespace) -> int:
+    """Print `enc:v1:…` for a secret typed (or piped) in: never taken as an argument, so that it
+    stays out of the shell's history and the process list."""
+    config = load_or_report(args)
+    if config is None:
+        return 2
+    if sys.stdin.isatty():
+        secret = getpass.getpass("password to encrypt: ")
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        err_console.print("[red]nothing to encrypt: the password is empty[/]", highlight=False)
+        return 2
+    try:
+        box = SecretBox.load_or_create(config.state_dir)
+    except (SecretError, OSError) as exc:
+        err_console.print(f"[red]cannot use the site's secret key: {exc}[/]", highlight=False)
+        return 2
+    sys.stdout.write(box.encrypt(secret) + "\n")
+    return 0

@@ -6,11 +6,14 @@ import argparse
 import asyncio
 
 from agent.cli.common import err_console, load_or_report, print_problems, startup_problems
+from agent.config import resolve_config_path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "run", help="run the agent: record every camera, keep the store; stop with SIGTERM"
+        "run",
+        help="run the agent: record every camera, keep the store; stop with SIGTERM, reload the "
+        "configuration with SIGHUP",
     )
     parser.set_defaults(func=run)
 
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from agent.daemon import DaemonError, run_daemon
 
     try:
-        return asyncio.run(run_daemon(config))
+        return asyncio.run(run_daemon(config, config_path=resolve_config_path(args.config)))
     except DaemonError as exc:
         err_console.print(f"[bold red]rtcc-edge run:[/] {exc}", highlight=False)
         return 1

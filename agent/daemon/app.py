@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, ConfigError, config_file_problems, load_config
 from agent.daemon.notify import SystemdNotifier
-from agent.daemon.signals import install_stop_handlers
+from agent.daemon.signals import install_reload_handler, install_stop_handlers
 from agent.link.delivery import DeliveryHandlers
 from agent.log import get_logger
 from agent.recorder import (
@@ -227,8 +227,10 @@ class Daemon:
         notifier: ServiceNotifier | None = None,
         extra_components: Sequence[ComponentFactory] = (),
         retention_interval: float = RETENTION_INTERVAL,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path  # read again on SIGHUP; None: reloading is refused
         self.notifier: ServiceNotifier = (
             notifier or SystemdNotifier.from_environment() or NoNotifier()
         )
@@ -270,6 +272,9 @@ class Daemon:
         everything. 0 after a clean stop; DaemonError if it could not start."""
         stop = stop or asyncio.Event()
         remove_handlers = install_stop_handlers(stop)
+        reload = asyncio.Event()
+        remove_reload = install_reload_handler(reload)  # from the start: SIGHUP never ends it
+        reloader: asyncio.Task[None] | None = None
         started: list[Component] = []
         try:
             self._take_lock()
@@ -281,13 +286,18 @@ class Daemon:
             self.notifier.ready()
             self.notifier.status(self._status_text())
             log.info("daemon_running", cameras=len(self.recorders.cameras), pid=os.getpid())
+            reloader = asyncio.create_task(self._reload_loop(reload), name="reload")
             await self._wait(stop)
             return 0
         finally:
+            if reloader is not None:
+                reloader.cancel()
+                await asyncio.gather(reloader, return_exceptions=True)
             self.notifier.stopping()
             for component in reversed(started):
                 await self._stop(component)
             remove_handlers()
+            remove_reload()
             self._release_lock()
             log.info("daemon_stopped")
 
@@ -319,6 +329,66 @@ class Daemon:
                     self.notifier.status(shown)
         finally:
             remove()
+
+    async def _reload_loop(self, reload: asyncio.Event) -> None:
+        while True:
+            await reload.wait()
+            reload.clear()
+            try:
+                await self.reload()
+            except Exception:  # a reload's failure must not end the daemon
+                log.exception("config_reload_failed")
+
+    async def reload(self) -> bool:
+        """Read the configuration file again and apply its cameras (`Supervisor.apply`:
+        unchanged recorders keep recording). A configuration that is not valid is refused
+        with a sentence in the log, and the one in use stays. True if applied."""
+        path = self.config_path
+        if path is None:
+            log.warning("config_reload_refused", reason="this daemon was not started from a file")
+            return False
+        try:
+            new = await asyncio.to_thread(load_config, path)
+        except ConfigError as exc:
+            problems = "; ".join(str(p) for p in exc.problems)
+            log.error(
+                "config_reload_refused",
+                reason=f"the configuration {path} is not valid, so the one in use stays: "
+                f"{problems}",
+            )
+            return False
+        errors = [p for p in config_file_problems(new) if p.severity == "error"]
+        if errors:
+            problems = "; ".join(f"{p.field}: {p.message}" for p in errors)
+            log.error(
+                "config_reload_refused",
+                reason=f"the configuration {path} names files that cannot be used, so the one "
+                f"in use stays: {problems}",
+            )
+            return False
+        self.notifier.status("reloading the configuration")
+        result = await self.recorders.apply(new.cameras)
+        others = [
+            name
+            for name in type(new).model_fields
+            if name != "cameras" and getattr(new, name) != getattr(self.config, name)
+        ]
+        self.config = new
+        log.info(
+            "config_reloaded",
+            kept=result.kept,
+            restarted=result.restarted,
+            added=result.added,
+            removed=result.removed,
+        )
+        if others:
+            log.warning(
+                "config_reload_partial",
+                reason="these settings take effect at the next restart "
+                "(`sudo systemctl restart rtcc-edge`): " + ", ".join(others),
+            )
+        self.notifier.status(self._status_text())
+        return True
 
     def _status_text(self) -> str:
         states = self.board.snapshot().values()

@@ -24,7 +24,6 @@ from agent.camera_info import CameraFacts as CheckedFacts
 from agent.camera_info import read_all_camera_facts
 from agent.clock import clock_sync
 from agent.control import ControlServer, ControlServerError
-from agent.control.webhook import OwnerWebhook
 from agent.daemon.app import DaemonError
 from agent.identity import DeviceKey, device_key_path
 from agent.ledger import LedgerError
@@ -33,6 +32,7 @@ from agent.link.compose import Link
 from agent.link.delivery import DeliveryHandlers
 from agent.link.verify import JwksError
 from agent.log import get_logger
+from agent.notify.fanout import Notifiers
 from agent.policy import CameraFacts
 from agent.policy.state import OwnerStateError
 from agent.recorder import CameraState
@@ -110,7 +110,7 @@ class LinkComponent:
                 registry=self._registry,
                 status=self._status,
                 handlers=self.handlers,
-                notifier=OwnerWebhook.from_config(config),
+                notifier=Notifiers.from_config(config, device_key=key),
                 outbox_path=config.state_dir / OUTBOX_FILE,
             )
         except (JwksError, OwnerStateError, LedgerError, sqlite3.Error) as exc:

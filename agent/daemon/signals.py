@@ -1,4 +1,5 @@
-"""Turning SIGTERM and SIGINT into a clean stop of the daemon's event loop."""
+"""Turning SIGTERM and SIGINT into a clean stop of the daemon's event loop, and SIGHUP (what
+`systemctl reload` sends) into a reload of its configuration, never a stop."""
 
 from __future__ import annotations
 
@@ -34,5 +35,23 @@ def install_stop_handlers(
     def remove() -> None:
         for sig in signals:
             loop.remove_signal_handler(sig)
+
+    return remove
+
+
+def install_reload_handler(reload: asyncio.Event) -> Callable[[], None]:
+    """Set `reload` on SIGHUP (the daemon reads its configuration again); returns a function
+    that restores the previous handling. Without it SIGHUP would end the daemon, and systemd
+    would count that as a clean exit that `Restart=on-failure` does not undo."""
+    loop = asyncio.get_running_loop()
+
+    def handle() -> None:
+        log.info("daemon_reload_requested", signal="SIGHUP")
+        reload.set()
+
+    loop.add_signal_handler(signal.SIGHUP, handle)
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
 
     return remove

@@ -162,7 +162,7 @@ class OwnerActions:
             # The owner directory's write (and its fsync) off the loop that feeds live video.
             choices = OwnerChoices(service.policy, by=by)
             await asyncio.to_thread(choices.decide, record.jti, "approved")
-            if record.expires is not None and service.states.clock() >= record.expires.timestamp():
+            if service.approval_overdue(record):
                 await service.expire(record.jti)
                 raise OwnerActionError("expired", f"request {record.jti} expired before approval")
             await service.ledger.append_async(

@@ -57,7 +57,7 @@ from agent.link.ports import EventSink, FootageRequest, Holds, PendingNotifier, 
 from agent.link.replay import ReplayCache
 from agent.link.requests_db import DB_FILE, RequestBook, RequestRecord, StaleRequest
 from agent.link.states import RequestStates
-from agent.link.verify import Rejection, Verifier
+from agent.link.verify import Rejection, Verified, Verifier
 from agent.log import get_logger
 from agent.policy import Decision, Policy
 from agent.wire import EventState, RejectCode, Request
@@ -90,6 +90,17 @@ def _hold_window(request: FootageRequest) -> tuple[datetime, datetime] | None:
     if isinstance(request, SnapshotRequest) and request.at is not None:
         return request.at - SNAPSHOT_HOLD_BEFORE, request.at + timedelta(seconds=1)
     return None
+
+
+def _plain_duration(span: timedelta) -> str:
+    """`2d`, `1h30m`, `45s`: how the owner wrote it in the configuration."""
+    seconds = int(span.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
 def _host(url: str | None) -> str | None:
@@ -143,6 +154,7 @@ class RequestService:
         publisher: Publisher,
         handlers: DeliveryHandlers | None = None,
         notifier: PendingNotifier | None = None,
+        approval_wait: timedelta | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.site_id = site_id
@@ -155,6 +167,7 @@ class RequestService:
         self.publisher = publisher
         self.handlers = handlers or DeliveryHandlers()
         self.notifier = notifier
+        self.approval_wait = approval_wait
         self._clock = clock
         self.states = RequestStates(
             site_id=site_id, book=book, ledger=ledger, holds=holds, sink=sink, clock=clock
@@ -210,6 +223,7 @@ class RequestService:
             publisher=publisher,
             handlers=handlers,
             notifier=notifier,
+            approval_wait=config.policy.approval_wait,
             clock=clock,
         )
 
@@ -289,17 +303,10 @@ class RequestService:
                 result = self.verifier.verify(payload, consume=False)
                 if isinstance(result, Rejection):
                     return await self._rejected_unverified(result, payload)
-                request = result.request
-                busy = Rejection(
+                busy = _refusal(
+                    result,
                     RejectCode.BUSY,
                     "the site has too many requests waiting; send it again later",
-                    result.size,
-                    verified=True,
-                    jti=request.jti,
-                    kid=result.kid,
-                    issuer=request.iss,
-                    cmd=request.cmd,
-                    camera=getattr(request, "camera", None),
                 )
                 # Final like any other refusal (kept in the book): a copy that comes later is a
                 # replay, never a second, contradicting answer under the same id.
@@ -318,17 +325,7 @@ class RequestService:
             return await self._rejected_unverified(result, payload)
         request = result.request
         if request.jti in self.book:
-            replay = Rejection(
-                RejectCode.REPLAYED,
-                "this request id was already used",
-                result.size,
-                verified=True,
-                jti=request.jti,
-                kid=result.kid,
-                issuer=request.iss,
-                cmd=request.cmd,
-                camera=getattr(request, "camera", None),
-            )
+            replay = _refusal(result, RejectCode.REPLAYED, "this request id was already used")
             return await self._rejected_unverified(replay, payload)
         try:
             await self.ledger.append_async(_received(request, result.size, result.kid))
@@ -531,7 +528,10 @@ class RequestService:
         if state is EventState.PENDING_APPROVAL:
             await self._arm_expiry(record)
             if self.notifier is not None:
-                self.spawn(self.notifier.notify(record.summary()))
+                summary = record.summary()
+                deadline = self.approval_deadline(record)
+                summary["answer_by"] = deadline.isoformat() if deadline else None
+                self.spawn(self.notifier.notify(summary))
         else:
             self.spawn(self.start_delivery(record))
 
@@ -569,10 +569,25 @@ class RequestService:
 
     # Pending approval.
 
+    def approval_deadline(self, record: RequestRecord) -> datetime | None:
+        """When a pending request stops waiting for the owner: its own `exp` (up to 7 days
+        for a clip), or sooner if the owner set `policy.approval_wait` (counted from its
+        arrival, so that a restart neither shortens nor lengthens it)."""
+        deadline = record.expires
+        if self.approval_wait is not None:
+            bound = record.received + self.approval_wait
+            deadline = bound if deadline is None else min(deadline, bound)
+        return deadline
+
+    def approval_overdue(self, record: RequestRecord) -> bool:
+        deadline = self.approval_deadline(record)
+        return deadline is not None and self._clock() >= deadline.timestamp()
+
     async def _arm_expiry(self, record: RequestRecord) -> None:
-        if record.expires is None:
+        deadline = self.approval_deadline(record)
+        if deadline is None:
             return
-        delay = record.expires.timestamp() - self._clock()
+        delay = deadline.timestamp() - self._clock()
         if delay <= 0:
             await self.expire(record.jti)
             return
@@ -590,11 +605,15 @@ class RequestService:
         record = self.book.get(jti)
         if record is None or record.state is not EventState.PENDING_APPROVAL:
             return
+        expired = record.expires is not None and self._clock() >= record.expires.timestamp()
+        message = (
+            "the owner did not answer before the request expired"
+            if expired or self.approval_wait is None
+            else f"the owner did not answer within the site's approval wait "
+            f"({_plain_duration(self.approval_wait)})"
+        )
         await self.states.transition(
-            jti,
-            EventState.REJECTED,
-            code=RejectCode.APPROVAL_EXPIRED,
-            message="the owner did not answer before the request expired",
+            jti, EventState.REJECTED, code=RejectCode.APPROVAL_EXPIRED, message=message
         )
 
     # Delivery.
@@ -680,3 +699,19 @@ class RequestService:
             await action()
         except Exception:
             log.exception("publish_failed")
+
+
+def _refusal(result: Verified, code: RejectCode, message: str) -> Rejection:
+    """A refusal of a request whose signature verified (it names the request)."""
+    request = result.request
+    return Rejection(
+        code,
+        message,
+        result.size,
+        verified=True,
+        jti=request.jti,
+        kid=result.kid,
+        issuer=request.iss,
+        cmd=request.cmd,
+        camera=getattr(request, "camera", None),
+    )

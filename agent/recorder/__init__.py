@@ -35,6 +35,7 @@ from agent.recorder.state import (
 )
 from agent.recorder.supervisor import (
     RecorderSettings,
+    Reload,
     RestartBudget,
     Supervisor,
     wait_for_old_workers,
@@ -48,6 +49,7 @@ __all__ = [
     "LiveHub",
     "RecorderSettings",
     "RecorderStatus",
+    "Reload",
     "RestartBudget",
     "StateBoard",
     "StateFile",

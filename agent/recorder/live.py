@@ -387,6 +387,16 @@ class LiveHub:
         source.session = None
         source.gop.clear()
 
+    def add_camera(self, camera: str) -> None:
+        """A camera the configuration gained (on reload)."""
+        self._sources.setdefault(camera, _Source(subscribers=[]))
+
+    def remove_camera(self, camera: str) -> None:
+        """A camera the configuration lost (on reload): its feeds end, later ones are refused."""
+        if camera in self._sources:
+            self.close_camera(camera)
+            del self._sources[camera]
+
     def close(self) -> None:
         """End every feed; later subscriptions end at once."""
         self._closed = True

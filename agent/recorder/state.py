@@ -142,6 +142,21 @@ class StateBoard:
         self._changed.set()
         return new
 
+    def add_camera(self, camera: str) -> None:
+        """A camera the configuration gained (on reload); stopped until its recorder starts."""
+        if camera not in self._states:
+            self._states[camera] = CameraState(
+                camera=camera, status=RecorderStatus.STOPPED, since=self._clock()
+            )
+            self._version += 1
+            self._changed.set()
+
+    def remove_camera(self, camera: str) -> None:
+        """A camera the configuration lost (on reload), once its recorder has stopped."""
+        if self._states.pop(camera, None) is not None:
+            self._version += 1
+            self._changed.set()
+
     @property
     def link(self) -> LinkInfo:
         return self._link

@@ -29,7 +29,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
@@ -430,6 +430,25 @@ class _CameraRecorder:
             self.writer.write(encode_control(LiveRequest(wanted=wanted)))
 
 
+# What a recorder's worker is made from: a change to any of these restarts it on reload.
+RECORDING_FIELDS = ("onvif_url", "username", "rtsp_url", "stream", "channel", "enabled")
+
+
+def recording_key(camera: CameraConfig) -> tuple[object, ...]:
+    secret = camera.secret.get_secret_value() if camera.secret is not None else None
+    return (*(getattr(camera, name) for name in RECORDING_FIELDS), secret)
+
+
+@dataclass
+class Reload:
+    """What `Supervisor.apply` did, camera ids by outcome."""
+
+    kept: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
 class Supervisor:
     """Starts, watches, restarts and stops the recorder workers of the configured cameras."""
 
@@ -462,6 +481,7 @@ class Supervisor:
         self.on_disk_full = on_disk_full
         self.context = worker_context()
         self._recorders = {camera.id: _CameraRecorder(self, camera) for camera in enabled}
+        self._started = False
 
     @property
     def cameras(self) -> list[str]:
@@ -480,14 +500,59 @@ class Supervisor:
             recorder.set_live(wanted)
 
     async def start(self) -> None:
+        self._started = True
         if not self._recorders:
             log.info("recorders_none_configured")
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        await self._fork_server()
+        for recorder in self._recorders.values():
+            self._launch(recorder)
+
+    async def _fork_server(self) -> None:
         # Start the fork server (a fresh interpreter importing PyAV) off the event loop.
         await asyncio.to_thread(multiprocessing.forkserver.ensure_running)
-        for recorder in self._recorders.values():
-            recorder.task = asyncio.create_task(recorder.run(), name=f"recorder-{recorder.id}")
+
+    async def apply(self, cameras: Sequence[CameraConfig]) -> Reload:
+        """Adopt a new configuration's cameras (on reload) without a gap where nothing changed:
+        a camera whose recording settings are the same keeps its worker (its other settings,
+        name or sharing, are taken as they are); a changed one restarts, a removed one stops,
+        an added one starts."""
+        wanted = {camera.id: camera for camera in cameras if camera.enabled}
+        result = Reload()
+        for camera_id in [c for c in self._recorders if c not in wanted]:
+            await self._stop_recorder(camera_id)
+            self.board.remove_camera(camera_id)
+            self.live.remove_camera(camera_id)
+            result.removed.append(camera_id)
+        for camera_id, camera in wanted.items():
+            recorder = self._recorders.get(camera_id)
+            if recorder is not None and recording_key(recorder.camera) == recording_key(camera):
+                recorder.camera = camera
+                result.kept.append(camera_id)
+                continue
+            if recorder is not None:
+                await self._stop_recorder(camera_id)
+                result.restarted.append(camera_id)
+            else:
+                self.board.add_camera(camera_id)
+                self.live.add_camera(camera_id)
+                result.added.append(camera_id)
+            self._recorders[camera_id] = _CameraRecorder(self, camera)
+            if self._started:
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+                await self._fork_server()  # at once if it runs; the first camera starts it
+                self._launch(self._recorders[camera_id])
+        return result
+
+    async def _stop_recorder(self, camera_id: str) -> None:
+        recorder = self._recorders.pop(camera_id)
+        recorder.stopping.set()
+        if recorder.task is not None:
+            await asyncio.gather(recorder.task, return_exceptions=True)
+
+    def _launch(self, recorder: _CameraRecorder) -> None:
+        recorder.task = asyncio.create_task(recorder.run(), name=f"recorder-{recorder.id}")
 
     async def stop(self) -> None:
         """Ask every worker to close its segment and exit; kill those that do not in time."""

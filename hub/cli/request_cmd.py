@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
@@ -39,7 +39,14 @@ from hub.relay_sessions import MintedSession
 from hub.request import SUCCESS_STATES, follow_events
 from hub.state import HubHome
 from hub.trust import MARKS, Checked
-from hub.workflow import PreparedRequest, RequestSpec, prepare_request, publish, record_request
+from hub.workflow import (
+    PreparedRequest,
+    RequestSpec,
+    default_ttl,
+    prepare_request,
+    publish,
+    record_request,
+)
 
 # States worth stopping at before the end (--until): the site took the request on.
 UNTIL_STATES = (
@@ -69,7 +76,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     request.add_argument("--relay-token", metavar="TOKEN")
     request.add_argument("--max-seconds", type=int, metavar="N")
     request.add_argument("--target", metavar="JTI", help="the request to cancel")
-    request.add_argument("--ttl", type=arg_type(parse_duration), default=timedelta(minutes=10))
+    request.add_argument(
+        "--ttl",
+        type=arg_type(parse_duration),
+        metavar="DUR",
+        help="how long the request stays valid (default: 2d for clip and snapshot, so that an "
+        "owner can approve it; 10m otherwise)",
+    )
     request.add_argument("--no-wait", action="store_true", help="send and exit")
     request.add_argument(
         "--until",
@@ -104,7 +117,7 @@ def cmd_request(args: argparse.Namespace, home: HubHome) -> int:
         relay_token=args.relay_token,
         max_seconds=args.max_seconds,
         target=args.target,
-        ttl=args.ttl,
+        ttl=args.ttl or default_ttl(args.cmd),
         **times,
     )
     until = {EventState(args.until)} if args.until else set()
@@ -275,7 +288,8 @@ class _Follower:
         if event.code is not None:
             line += Text(f" {event.code.value}: {event.message}")
         if event.state is EventState.PENDING_APPROVAL:
-            line += Text(" (waiting for the site owner)")
+            # It may wait days now (its --ttl): say how to stop following it.
+            line += Text(" (waiting for the site owner; Ctrl-C leaves it waiting)")
         if event.started is not None:
             line += Text(f" since {event.started.isoformat()}")
         if event.reason is not None:

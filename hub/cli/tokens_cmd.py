@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from rich.table import Table
 
 from agent.units import parse_duration, parse_point
+from hub.ca import site_ca
 from hub.cli.common import (
     EXIT_OK,
     UsageError,
@@ -16,6 +17,7 @@ from hub.cli.common import (
     json_line,
     site_id_arg,
 )
+from hub.install_line import install_line
 from hub.server import load_serve_settings
 from hub.state import HubHome
 from hub.tokens import Location, TokenRecord, TokenStore
@@ -59,12 +61,11 @@ def cmd_tokens_new(args: argparse.Namespace, home: HubHome) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    public_url = load_serve_settings(home).public_url
-    install = (
-        f"curl -fsSL {public_url}/install.sh | sudo sh -s -- --hub {public_url} --token {token}"
-        if public_url
-        else None
-    )
+    settings = load_serve_settings(home)
+    install = None
+    if settings.public_url:
+        ca_pem = site_ca(home).cert_pem if settings.site_ca_https else None
+        install = install_line(settings.public_url, token, ca_pem=ca_pem)
     if args.json:
         json_line(
             {

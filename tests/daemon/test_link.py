@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from aiohttp import web
 
 from agent.delivery import JobQueue
 from agent.identity import DeviceKey, device_key_path, verify_device_jws
+from agent.notify.message import SIGNATURE_HEADER, verify_body
+from agent.secretbox import SecretBox
 from agent.wire import RegistryClaims, StatusClaims, Topics
 from tests.daemon.conftest import low_res_camera
 from tests.delivery.conftest import (  # noqa: F401 - pytest fixtures
@@ -37,6 +40,7 @@ from tests.support.broker import (
 )
 from tests.support.camsim import CameraHandle, run_cameras
 from tests.support.rtcc import ISSUER, RTCC, make_request
+from tests.support.smtp_server import SmtpServer
 
 
 def linked_config(
@@ -280,3 +284,64 @@ async def test_a_cut_tail_is_caught_with_the_head_the_rtcc_witnessed(
     assert caught.returncode == 1, caught.stdout + caught.stderr
     said = " ".join(caught.stderr.split())
     assert "cut tail" in said and f"entry {last['seq']} was witnessed" in said, said
+
+
+async def test_a_pending_request_is_notified_signed_and_by_email(
+    tmp_path: Path,
+    broker: MosquittoBroker,  # noqa: F811
+    daemons: Callable[..., Any],
+) -> None:
+    """The daemon tells the owner of a registry camera's request: a webhook body signed with
+    its own device key, and an email over STARTTLS, both linking to the request on the page."""
+    site = f"site-{uuid.uuid4().hex[:8]}"
+    topics = Topics(site)
+    posted: asyncio.Queue[tuple[bytes, str]] = asyncio.Queue()
+
+    async def hook(request: web.Request) -> web.Response:
+        await posted.put((await request.read(), request.headers.get(SIGNATURE_HEADER, "")))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    hook_url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    pki = TestCA(tmp_path / "mail-pki")
+    mail_cert, mail_key = pki.issue("mail.test", server=True)
+    try:
+        async with SmtpServer(mail_cert, mail_key) as smtp:
+            with run_cameras(low_res_camera()) as cams:
+                config, state_dir = linked_config(tmp_path, broker, site, cams[0])
+                secret = SecretBox.load_or_create(state_dir).encrypt(smtp.password)
+                text = config.read_text()
+                text = text.replace('sharing = "integrated"', 'sharing = "registry"')
+                text = text.replace("[policy]\n", f'[policy]\nowner_webhook = "{hook_url}"\n')
+                text += (
+                    '[notify]\npage_url = "https://shop.lan:8443"\n'
+                    f'[notify.email]\nhost = "127.0.0.1"\nport = {smtp.port}\n'
+                    f'username = "{smtp.username}"\npassword = "{secret}"\n'
+                    'from = "rtcc-edge@example.org"\nto = ["owner@example.org"]\n'
+                    f'ca_file = "{pki.cert_path}"\n'
+                )
+                config.write_text(text)
+                daemon = daemons(config)
+                await asyncio.to_thread(daemon.wait_recording, "front-door")
+                key = DeviceKey.load(device_key_path(state_dir))
+                async with broker.client() as rtcc:
+                    await rtcc.subscribe(f"rtcc/v1/sites/{site}/#", qos=1)
+                    inbox = Inbox(rtcc, key)
+                    payload = make_request("clip", aud=site, camera="front-door")
+                    await rtcc.publish(topics.req, payload, qos=1)
+                    event = await inbox.wait(topics.evt)
+                    assert event["state"] == "pending_approval"
+                body, signature = await asyncio.wait_for(posted.get(), 60)
+                mail = await asyncio.wait_for(smtp.messages.get(), 60)
+                daemon.signal(15)
+                assert await asyncio.to_thread(daemon.wait) == 0, daemon.log()
+    finally:
+        await runner.cleanup()
+    link = f"https://shop.lan:8443/requests/{event['req']}"
+    assert verify_body(body, signature, key.public_jwk)["kid"] == key.kid
+    assert json.loads(body)["link"] == link
+    assert mail.tls and mail.login == "owner@example.org" and link in mail.message.get_content()

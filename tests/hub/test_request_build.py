@@ -11,6 +11,7 @@ import pytest
 
 from agent.wire import parse_request_claims
 from hub.request import RequestError, build_claims
+from hub.workflow import default_ttl
 
 NOW = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
 TEN_MIN = timedelta(minutes=10)
@@ -130,3 +131,19 @@ def test_lifetime_caps_of_the_protocol() -> None:
         build_claims("inventory", ttl=timedelta(days=8), **BASE)
     with pytest.raises(RequestError, match="more than 0"):
         build_claims("inventory", ttl=timedelta(0), **BASE)
+
+
+def test_footage_requests_live_long_enough_for_an_owner_to_answer() -> None:
+    """A registry camera's owner gets days, not minutes; live stays short."""
+    assert default_ttl("clip") == default_ttl("snapshot") == timedelta(days=2)
+    assert default_ttl("stream") == TEN_MIN
+    build_claims(
+        "clip",
+        ttl=default_ttl("clip"),
+        camera="front-door",
+        case="C-1",
+        start=NOW - timedelta(minutes=6),
+        end=NOW - timedelta(minutes=1),
+        upload_url="https://up.example/x",
+        **BASE,
+    )

@@ -135,9 +135,19 @@ def test_install_enrolls_and_lays_out_files_as_documented(staged: Staged) -> Non
     exec_start = f"ExecStart={staged.root}/opt/rtcc-edge/bin/rtcc-edge --config {staged.root}"
     assert exec_start + "/etc/rtcc-edge/agent.toml run" in unit
     assert f"ReadWritePaths={staged.root}/var/lib/rtcc-edge" in unit
+    # `rtcc-edge` is on the PATH (sudo's secure_path has /usr/local/bin), pointing at the
+    # virtualenv's, and it runs.
+    link = staged.path("/usr/local/bin/rtcc-edge")
+    assert link.is_symlink()
+    assert os.readlink(link) == str(staged.path("/opt/rtcc-edge/bin/rtcc-edge"))
+    version = subprocess.run([str(link), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("rtcc-edge ")
+    assert ("link", "/usr/local/bin/rtcc-edge", "-", "root", "root", "program") in (
+        read_manifest(staged.root)
+    )
     # Nothing outside the documented places.
     top = {p.name for p in staged.root.iterdir()}
-    assert top <= {"etc", "opt", "var", "run"}, top
+    assert top <= {"etc", "opt", "var", "run", "usr"}, top
 
 
 def test_staged_unit_passes_systemd_analyze_verify(staged: Staged) -> None:
@@ -318,6 +328,7 @@ def test_uninstall_keeps_footage_and_ledger_then_purge_removes_all(staged: Stage
         assert staged.path(logical).exists(), logical
     for logical in ("/opt/rtcc-edge", "/etc/systemd/system/rtcc-edge.service", "/run/rtcc-edge"):
         assert not staged.path(logical).exists(), logical
+    assert not staged.path("/usr/local/bin/rtcc-edge").is_symlink()
     # Empty directories that only existed for the program went with it.
     assert {p.name for p in staged.root.iterdir()} == {"etc", "var"}
 

@@ -1,9 +1,12 @@
-"""The one line itself: `curl -fsSL <hub>/install.sh | sh -s -- --hub <hub> --token T`, with the
-script, the unit and the agent's wheel all downloaded from a real `rtcc-hub serve` (no
-checkout on the "site"), into a staging root."""
+"""The one line itself, exactly as `rtcc-hub tokens new` prints it (CA fetched and pinned, the
+script downloaded then run), with the script, the unit and the agent's wheel all downloaded
+from a real `rtcc-hub serve` (no checkout on the "site"), into a staging root: the only
+stand-in is `sudo` (not installed here; the tests run as root), which adds the staging
+options."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,16 +27,24 @@ def test_curl_pipe_sh_from_the_hub(hub: EnrollHub, wheel: Path, tmp_path: Path) 
     dist.mkdir(exist_ok=True)
     shutil.copy(wheel, dist / wheel.name)
     root = tmp_path / "root"
-    token = hub.token("Piped Pizza")
-    line = (
-        f"curl -fsSL --cacert {hub.ca_file} {hub.url}/install.sh"
-        f" | sh -s -- --root {root} --hub {hub.url} --hub-ca {hub.ca_file} --token {token}"
-        f" --python {base_python()} --no-discover"
+    printed = subprocess.run(
+        [sys.executable, "-m", "hub", "--home", str(hub.home.root), "tokens", "new",
+         "--site-name", "Piped Pizza", "--location", "35.0844,-106.6504", "--json"],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    line = json.loads(printed.stdout)["install"]
+    assert f"--hub-ca rtcc-hub-ca.pem --token {json.loads(printed.stdout)['token']}" in line
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sudo").write_text(
+        f'#!/bin/sh\nexec "$@" --root {root} --python {base_python()} --no-discover\n'
     )
+    (bin_dir / "sudo").chmod(0o755)
     # Run from an empty directory: nothing of the checkout is at hand.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "RTCC_EDGE_ENROLL_TOKEN"}
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
     result = subprocess.run(
         ["sh", "-c", line], cwd=elsewhere, capture_output=True, text=True, env=env, timeout=900
     )
@@ -53,3 +64,5 @@ def test_curl_pipe_sh_from_the_hub(hub: EnrollHub, wheel: Path, tmp_path: Path) 
     )
     assert version.stdout.startswith("rtcc-edge ")
     assert any(row[1] == "/opt/rtcc-edge" for row in read_manifest(root))
+    # What the line left where it ran: the pinned CA and the script, nothing else.
+    assert {p.name for p in elsewhere.iterdir()} == {"rtcc-hub-ca.pem", "rtcc-edge-install.sh"}

@@ -234,6 +234,82 @@ async def test_approval_after_exp_is_refused(config: AgentConfig) -> None:
         assert site.sink.of(jti)[-1].code is RejectCode.APPROVAL_EXPIRED
 
 
+WEEK = 7 * 24 * 3600
+
+
+async def test_a_clip_request_waits_for_the_owner_as_long_as_its_lifetime(
+    config: AgentConfig,
+) -> None:
+    """Not 10 minutes: a week-long request is still approvable days later, across a restart,
+    with its window held all along."""
+    clock = FakeClock()
+    now = int(clock())
+    payload = make_request("clip", camera="parking-lot", iat=now, exp=now + WEEK)
+    jti = jti_of(payload)
+    async with running_service(config, clock=clock) as site:
+        await site.service.handle(payload)
+        await site.sink.wait_for(jti, "pending_approval")
+        clock.advance(timedelta(hours=1))
+    clock.advance(timedelta(days=3))  # the daemon was down for days
+    handler = RecordingHandler()
+    async with running_service(config, clock=clock, handlers=handlers_with(handler)) as site:
+        await asyncio.sleep(0.05)
+        assert site.sink.of(jti) == [], "still waiting after the restart"
+        assert f"request-{jti}" in site.active_holds(), "the hold is kept while it waits"
+        record = await site.owner.approve(jti, by="owner")
+        assert record.state is EventState.APPROVED
+        await handler.wait(lambda: len(handler.started) == 1)
+
+
+async def test_the_owners_approval_wait_shortens_a_long_request(tmp_path: Path) -> None:
+    config = site_config(tmp_path / "state", approval_wait="2s")
+    assert config.policy.approval_wait == timedelta(seconds=2)
+    async with running_service(config) as site:
+        now = int(time.time())
+        payload = make_request("clip", camera="parking-lot", iat=now, exp=now + WEEK)
+        jti = jti_of(payload)
+        await site.service.handle(payload)
+        await site.sink.wait_for(jti, "pending_approval")
+        assert f"request-{jti}" in site.active_holds()
+        event = await site.sink.wait_for(jti, "rejected")
+        assert event.code is RejectCode.APPROVAL_EXPIRED
+        assert event.message is not None and "approval wait (2s)" in event.message
+        assert site.active_holds() == {}, "the hold ends with the wait"
+        assert_stream_well_formed(site.sink.of(jti))
+        kinds = [e.kind for e in ledger(site) if e.data.get("jti") == jti]
+        assert kinds[-2:] == ["request_closed", "hold_released"]
+        closed = [e for e in ledger(site) if e.kind == "request_closed" and e.data["jti"] == jti]
+        assert closed[0].data["code"] == RejectCode.APPROVAL_EXPIRED.value
+        with pytest.raises(OwnerActionError):
+            await site.owner.approve(jti, by="owner")
+
+
+async def test_the_approval_wait_counts_from_arrival_across_a_restart(tmp_path: Path) -> None:
+    config = site_config(tmp_path / "state", approval_wait="1h")
+    now = int(time.time())
+    payload = make_request("clip", camera="parking-lot", iat=now, exp=now + WEEK)
+    jti = jti_of(payload)
+    async with running_service(config) as site:
+        await site.service.handle(payload)
+        await site.sink.wait_for(jti, "pending_approval")
+    clock = FakeClock()
+    clock.advance(timedelta(minutes=59))
+    async with running_service(config, clock=clock) as site:
+        await asyncio.sleep(0.05)
+        assert site.sink.of(jti) == [] and f"request-{jti}" in site.active_holds()
+    clock.advance(timedelta(minutes=2))
+    async with running_service(config, clock=clock) as site:
+        event = await site.sink.wait_for(jti, "rejected")
+        assert event.code is RejectCode.APPROVAL_EXPIRED and event.seq == 2
+        assert site.active_holds() == {}
+
+
+@pytest.mark.parametrize("wait", ["0s", "-5m"])
+def test_approval_wait_must_be_positive(tmp_path: Path, wait: str) -> None:
+    with pytest.raises(ValueError, match="approval_wait"):
+        site_config(tmp_path / "state", approval_wait=wait)
+
+
 def _verification_cases() -> list[tuple[str, Callable[[], bytes], RejectCode]]:
     now = int(time.time())
     return [

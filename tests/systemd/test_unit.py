@@ -75,6 +75,8 @@ def test_unit_has_what_the_issue_asks() -> None:
         "StateDirectory": "rtcc-edge",
         "MemoryDenyWriteExecute": "yes",
         "SystemCallArchitectures": "native",
+        # `systemctl reload`: SIGHUP, which the daemon turns into a reload, never a stop.
+        "ExecReload": "/bin/kill -HUP $MAINPID",
     }
     for key, value in expected.items():
         assert service.get(key) == [value], key
