@@ -427,6 +427,9 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
     cameras = []
     for camera in dict.fromkeys([*sharing, *rows]):
         row, share = rows.get(camera), sharing.get(camera)
+        # Made here rather than on the image's own request (it is kept for the next one): a
+        # camera with no recent footage gets a sentence, not a broken picture.
+        picture = page.pictures is not None and await page.pictures.latest(camera) is not None
         cameras.append(
             {
                 "id": camera,
@@ -434,6 +437,7 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
                 "state": RECORDER_WORDS.get(row["state"], row["state"]) if row else "unknown",
                 "mode": share.mode.value if share is not None else "",
                 "live": bool(share and share.live),
+                "picture": picture,
             }
         )
     context = _base(

@@ -42,6 +42,8 @@ async def _overview(url: str) -> str:
         ) as response:
             assert response.status == 200 and str(response.url) == url + "/"
             overview = await response.text()
+        async with http.get(url + "/cameras") as response:
+            assert 'src="/cameras/cam1/picture.jpg"' in await response.text()
         async with http.get(url + "/cameras/cam1/picture.jpg") as response:
             assert response.status == 200, await response.text()
             assert response.content_type == "image/jpeg"

@@ -207,7 +207,10 @@ async def test_sharing_changed_through_the_page(config: AgentConfig) -> None:
                 headers={"Origin": page.url},
             ) as response:
                 assert "Choose private, registry or integrated." in await response.text()
-            # No footage recorded: no picture, said plainly.
+            # No footage recorded: no picture, said plainly (no broken image on the page).
+            async with http.get(page.url + "/cameras") as response:
+                text = await response.text()
+            assert "picture.jpg" not in text and "No picture: nothing was recorded" in text
             async with http.get(page.url + "/cameras/parking-lot/picture.jpg") as response:
                 assert response.status == 404
             async with http.get(page.url + "/cameras/..%2Fetc/picture.jpg") as response:
