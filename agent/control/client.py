@@ -53,16 +53,7 @@ class ControlClient:
             raise ControlError("io", f"Lost the connection to the daemon: {exc}") from exc
         finally:
             sock.close()
-        try:
-            response = json.loads(line)
-            if response.get("v") != VERSION:
-                raise ControlError("unsupported_version", "The daemon speaks another version.")
-            if response.get("ok") is True:
-                return response.get("result")
-            error = response["error"]
-            raise ControlError(str(error["code"]), str(error["message"]))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ControlError("bad_response", "The daemon's answer is not understood.") from exc
+        return decode_response(line)
 
     @staticmethod
     def _read_line(sock: socket.socket) -> bytes:
@@ -75,3 +66,18 @@ class ControlClient:
             if len(data) > 64 * MAX_LINE:
                 raise ControlError("bad_response", "The daemon's answer is too long.")
         return bytes(data)
+
+
+def decode_response(line: bytes) -> Any:
+    """The result of one response line, or ControlError (the daemon's refusal, or an answer
+    that is not understood)."""
+    try:
+        response = json.loads(line)
+        if response.get("v") != VERSION:
+            raise ControlError("unsupported_version", "The daemon speaks another version.")
+        if response.get("ok") is True:
+            return response.get("result")
+        error = response["error"]
+        raise ControlError(str(error["code"]), str(error["message"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ControlError("bad_response", "The daemon's answer is not understood.") from exc
