@@ -15,7 +15,7 @@ import re
 import tomllib
 import types
 import typing
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -104,6 +104,22 @@ class SiteConfig(_Section):
     name: str = Field(title="Site name", description="Business or resident name shown to the RTCC.")
     address: str = Field("", title="Street address")
     contact: str = Field("", title="Contact", description="Phone or e-mail of the owner.")
+    timezone: str | None = Field(
+        None,
+        title="Time zone",
+        description="IANA name such as America/Denver: local times typed in the CLI and shown "
+        "on the owner's page are in it. Default: the machine's own time zone.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            units.site_zone(value)  # ParseError (a ValueError) names an unknown zone
+        return value
+
+    def zone(self) -> tzinfo:
+        return units.site_zone(self.timezone)
 
 
 class RtccConfig(_Section):

@@ -8,11 +8,13 @@ reads them, and the hub imports it from here (the agent never imports the hub).
 
 The forms:
 
-- a duration is a number and a unit: `90s`, `15m`, `2h`, `7d`, `1w`, `250ms`; a bare number is
-  seconds (`90`). Never negative.
-- a time is `now`, a signed duration from now (`-5m`, `now-2h`, `+10m`), or RFC 3339 with its
-  offset (`2026-11-22T14:05:00Z`, `2026-11-22 07:05:00-07:00`). A time without an offset is
-  refused rather than guessed: the owner's wall clock and the site's UTC clock differ by hours.
+- a duration is a number and a unit: `90s`, `15m`, `2h`, `7d`, `1w`, `250ms`, or several of
+  them (`1h30m`, `2d 12h`); a bare number is seconds (`90`). Never negative.
+- a time is `now`, a signed duration from now (`-5m`, `now-2h`, `+10m`), RFC 3339 with its
+  offset (`2026-11-22T14:05:00Z`, `2026-11-22 07:05:00-07:00`), or a local date and time
+  (`2026-11-22 07:05`) read in the time zone the caller gives: the site's (`[site] timezone`,
+  by default the machine's own) for the agent. Without a zone to read it in, a time without an
+  offset is refused rather than guessed: a wall clock and UTC differ by hours.
 - `parse_since` also takes a bare duration as "that long ago" (`--since 7d`).
 - a distance is metres or kilometres: `300`, `300m`, `1.5km`; more than 0.
 - a point is `LAT,LON` in decimal degrees: `35.0844,-106.6504`.
@@ -24,21 +26,28 @@ module, whatever the text (an earlier duration parser overflowed on `86400000000
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EARTH_RADIUS_M = 6_371_008.8
+LOCALTIME = Path("/etc/localtime")
 
 # ASCII digits only: `\d` would also take other scripts' digits, which no one means here.
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
 _DURATION = re.compile(rf"^\s*{_NUMBER}\s*(ms|s|m|h|d|w)?\s*$")
+_PART = re.compile(rf"\s*{_NUMBER}\s*(ms|s|m|h|d|w)\s*")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 _DISTANCE = re.compile(rf"^\s*{_NUMBER}\s*(m|km)?\s*$")
 _RELATIVE = re.compile(r"^(?:now)?\s*([-+])\s*(.*)$", re.IGNORECASE)
 
-DURATION_EXAMPLES = "90s, 15m, 2h, 7d or 1w"
+DURATION_EXAMPLES = "90s, 15m, 2h, 1h30m, 7d or 1w"
 TIME_EXAMPLES = "e.g. now, -15m, now-2h, or RFC 3339 like 2026-11-22T14:05:00Z"
+LOCAL_TIME_EXAMPLE = "2026-11-22 07:05"
 
 
 class ParseError(ValueError):
@@ -62,40 +71,103 @@ def duration_from_seconds(seconds: float) -> timedelta:
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90` (seconds), `90s`, `15m`, `2h`, `7d`, `1w` or `250ms`."""
+    """`90` (seconds), `90s`, `15m`, `2h`, `7d`, `1w`, `250ms`, or several parts, largest first or
+    not, each unit once: `1h30m`, `2d 12h`."""
     match = _DURATION.match(text)
-    if not match:
+    if match:
+        amount, unit = match.groups()
+        return _seconds(text, float(amount) * _SECONDS[unit])
+    parts = _compound(text)
+    if parts is None:
         raise ParseError(
             f"not a duration: {text!r} (use a number and a unit, e.g. {DURATION_EXAMPLES})"
         )
-    amount, unit = match.groups()
+    return _seconds(text, math.fsum(float(amount) * _SECONDS[unit] for amount, unit in parts))
+
+
+def _compound(text: str) -> list[tuple[str, str]] | None:
+    """The (number, unit) parts of `1h30m`, or None unless the whole text is such parts with
+    each unit at most once (`1h1h` is more likely a typing slip than two hours)."""
+    parts: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        part = _PART.match(text, position)
+        if part is None or part.end() == position:
+            return None
+        parts.append((part.group(1), part.group(2)))
+        position = part.end()
+    units = [unit for _amount, unit in parts]
+    if len(parts) < 2 or len(set(units)) != len(units):
+        return None
+    return parts
+
+
+def _seconds(text: str, seconds: float) -> timedelta:
     try:
-        return timedelta(seconds=float(amount) * _SECONDS[unit])
+        return timedelta(seconds=seconds)
     except OverflowError:
         raise ParseError(
             f"{text!r} is longer than any duration can be (use e.g. {DURATION_EXAMPLES})"
         ) from None
 
 
-def parse_time(text: str, *, now: datetime | None = None) -> datetime:
-    """`now`, `-15m`, `now-2h`, `+10m`, or RFC 3339 with an offset (`2026-11-22T14:05:00Z`);
-    the result is in UTC. A relative time needs its unit (`-5` could be seconds or minutes)."""
-    return _time(text, now=now, examples=TIME_EXAMPLES)
+def site_zone(name: str | None = None) -> tzinfo:
+    """The time zone local times are read and shown in: `name` (an IANA name such as
+    `America/Denver`), or the machine's own zone. ParseError for a name the system does not
+    know."""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ParseError(
+                f"unknown time zone {name!r} (use a name like America/Denver or Europe/Paris)"
+            ) from None
+    return _machine_zone()
 
 
-def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+def _machine_zone() -> tzinfo:
+    """The machine's own zone with its daylight-saving rules (not today's fixed offset): `TZ`,
+    then /etc/localtime (Debian makes it a link into the zone database)."""
+    for name in (os.environ.get("TZ", "").lstrip(":"), _linked_zone_name()):
+        if name:
+            with contextlib.suppress(ZoneInfoNotFoundError, ValueError, OSError):
+                return ZoneInfo(name)
+    with contextlib.suppress(OSError, ValueError), LOCALTIME.open("rb") as data:
+        return ZoneInfo.from_file(data, key="localtime")
+    return UTC
+
+
+def _linked_zone_name() -> str:
+    try:
+        target = str(LOCALTIME.readlink())
+    except OSError:
+        return ""
+    _, found, name = target.partition("zoneinfo/")
+    return name if found else ""
+
+
+def parse_time(text: str, *, now: datetime | None = None, zone: tzinfo | None = None) -> datetime:
+    """`now`, `-15m`, `now-2h`, `+10m`, RFC 3339 with an offset (`2026-11-22T14:05:00Z`), or
+    with `zone` a local time in it (`2026-11-22 07:05`); the result is in UTC. A relative time
+    needs its unit (`-5` could be seconds or minutes)."""
+    return _time(text, now=now, zone=zone, examples=TIME_EXAMPLES)
+
+
+def parse_since(text: str, *, now: datetime | None = None, zone: tzinfo | None = None) -> datetime:
     """Like `parse_time`, and a bare duration is that long ago: `7d` is seven days before now."""
-    if _DURATION.match(text):
+    if _DURATION.match(text) or _compound(text) is not None:
         current = now if now is not None else datetime.now(UTC)
         back = parse_duration(text)
         try:
             return current - back
         except OverflowError:
             raise ParseError(f"{text!r} is further back than any time can be (e.g. 7d)") from None
-    return _time(text, now=now, examples=f"how long ago like 7d or 12h, or {TIME_EXAMPLES}")
+    return _time(
+        text, now=now, zone=zone, examples=f"how long ago like 7d or 12h, or {TIME_EXAMPLES}"
+    )
 
 
-def _time(text: str, *, now: datetime | None, examples: str) -> datetime:
+def _time(text: str, *, now: datetime | None, zone: tzinfo | None, examples: str) -> datetime:
     current = now if now is not None else datetime.now(UTC)
     value = text.strip()
     if value.lower() == "now":
@@ -104,7 +176,7 @@ def _time(text: str, *, now: datetime | None, examples: str) -> datetime:
     if relative:
         sign, amount = relative.groups()
         match = _DURATION.match(amount)
-        if not match or match.group(2) is None:
+        if (not match or match.group(2) is None) and _compound(amount) is None:
             raise ParseError(
                 f"not a time: {text!r} (a time relative to now is a sign, a number and a unit, "
                 "e.g. -15m, now-2h or +10m)"
@@ -118,6 +190,8 @@ def _time(text: str, *, now: datetime | None, examples: str) -> datetime:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
         raise ParseError(f"not a time: {text!r} (use {examples})") from None
+    if (moment.tzinfo is None or moment.utcoffset() is None) and zone is not None:
+        moment = _localize(moment, zone)
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ParseError(
             f"{text!r} has no UTC offset: add Z for UTC or the local offset, "
@@ -128,6 +202,19 @@ def _time(text: str, *, now: datetime | None, examples: str) -> datetime:
     except OverflowError:
         # The very edge of the calendar (year 1 or 9999): the same instant, in its own offset.
         return moment
+
+
+def _localize(moment: datetime, zone: tzinfo) -> datetime:
+    """`moment` on the wall clocks of `zone`. A time the clocks skip (spring forward) or show
+    twice (fall back) is refused: which hour the owner meant cannot be known."""
+    first = moment.replace(tzinfo=zone, fold=0)
+    second = moment.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() != second.utcoffset():
+        raise ParseError(
+            f"{moment:%Y-%m-%d %H:%M} happens twice or not at all in {zone} (the clocks "
+            "change then): add the offset, e.g. 2026-11-01T01:30:00-06:00"
+        )
+    return first
 
 
 def parse_distance(text: str) -> float:

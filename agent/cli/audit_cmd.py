@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +59,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.set_defaults(func=run_report)
 
 
-def _ledger_dir(args: argparse.Namespace) -> Path | None:
+def _ledger_and_since(args: argparse.Namespace) -> tuple[Path, datetime | None] | None:
+    """The ledger directory and `--since` (in the site's time zone when it is a local time);
+    None once the problem is printed."""
     config = load_or_report(args)
-    return None if config is None else Path(config.state_dir) / LEDGER_DIR
+    if config is None:
+        return None
+    ok, since = _since_or_report(args, config.site.zone())
+    return (Path(config.state_dir) / LEDGER_DIR, since) if ok else None
 
 
-def _since_or_report(args: argparse.Namespace) -> tuple[bool, datetime | None]:
+def _since_or_report(
+    args: argparse.Namespace, zone: tzinfo | None = None
+) -> tuple[bool, datetime | None]:
     try:
-        return True, None if args.since is None else parse_since(args.since)
+        return True, None if args.since is None else parse_since(args.since, zone=zone)
     except ValueError as exc:
         err_console.print(f"--since: {exc}", highlight=False)
         return False, None
@@ -85,10 +92,10 @@ def _summary(entry: Entry) -> str:
 def run_list(args: argparse.Namespace) -> int:
     if args.verify:
         return run_verify(args)
-    directory = _ledger_dir(args)
-    ok, since = _since_or_report(args)
-    if directory is None or not ok:
+    found = _ledger_and_since(args)
+    if found is None:
         return 2
+    directory, since = found
     try:
         entries = list(read_entries(directory, since=since))
     except LedgerFormatError as exc:
@@ -235,10 +242,10 @@ def _tally_table(title: str, first: str, rows: dict[str, Tally], total: Tally | 
 
 
 def run_report(args: argparse.Namespace) -> int:
-    directory = _ledger_dir(args)
-    ok, since = _since_or_report(args)
-    if directory is None or not ok:
+    found = _ledger_and_since(args)
+    if found is None:
         return 2
+    directory, since = found
     until = datetime.now(UTC)
     try:
         report = build_report(read_entries(directory, since=since), since=since, until=until)

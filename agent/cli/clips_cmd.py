@@ -18,12 +18,20 @@ from agent.store.layout import check_camera_id
 from agent.units import parse_time
 
 
-def _when(text: str) -> datetime:
-    """`now`, a relative time (`-5m`, `-90s`, `-2h`, `-1d`, `+10m`) or RFC 3339 with a zone."""
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _times(
+    args: argparse.Namespace, config: AgentConfig
+) -> tuple[datetime | None, datetime | None] | None:
+    """`--from` and `--to`: `now`, a relative time (`-5m`, `now-1h30m`, `+10m`), RFC 3339, or a
+    local time in the site's time zone (`2026-11-22 07:05`); None once the error is printed."""
+    zone = config.site.zone()
+    parsed: list[datetime | None] = []
+    for option, text in (("--from", args.start), ("--to", args.end)):
+        try:
+            parsed.append(None if text is None else parse_time(text, zone=zone))
+        except ValueError as exc:
+            err_console.print(f"{option}: {exc}", highlight=False)
+            return None
+    return parsed[0], parsed[1]
 
 
 def camera_arg(text: str) -> str:
@@ -39,18 +47,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     listing = sub.add_parser("list", help="coverage and gaps of one camera's footage")
     listing.add_argument("--camera", required=True, type=camera_arg, help="camera id")
-    listing.add_argument(
-        "--from", dest="start", type=_when, default=None, help="start (default: 24 h ago)"
-    )
-    listing.add_argument("--to", dest="end", type=_when, default=None, help="end (default: now)")
+    listing.add_argument("--from", dest="start", default=None, help="start (default: 24 h ago)")
+    listing.add_argument("--to", dest="end", default=None, help="end (default: now)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=run_list)
     _allow_relative_times(listing)
 
     export = sub.add_parser("export", help="cut a window into one MP4 (stream copy)")
     export.add_argument("--camera", required=True, type=camera_arg, help="camera id")
-    export.add_argument("--from", dest="start", required=True, type=_when, help="window start")
-    export.add_argument("--to", dest="end", required=True, type=_when, help="window end")
+    export.add_argument("--from", dest="start", required=True, help="window start")
+    export.add_argument("--to", dest="end", required=True, help="window end")
     export.add_argument("-o", "--output", required=True, type=Path, help="MP4 file to write")
     export.add_argument("--force", action="store_true", help="overwrite an existing file")
     export.add_argument("--json", action="store_true", help="machine-readable output")
@@ -101,10 +107,11 @@ def _coverage_json(coverage: Coverage) -> dict[str, object]:
 
 def run_list(args: argparse.Namespace) -> int:
     config = load_or_report(args)
-    if config is None:
+    times = None if config is None else _times(args, config)
+    if config is None or times is None:
         return 2
-    end = args.end or datetime.now(UTC)
-    start = args.start or end - timedelta(hours=24)
+    end = times[1] or datetime.now(UTC)
+    start = times[0] or end - timedelta(hours=24)
     if end <= start:
         err_console.print("--to must be after --from", highlight=False)
         return 2
@@ -209,8 +216,10 @@ def clip_json(result: ClipResult) -> dict[str, object]:
 
 def run_export(args: argparse.Namespace) -> int:
     config = load_or_report(args)
-    if config is None:
+    times = None if config is None else _times(args, config)
+    if config is None or times is None:
         return 2
+    args.start, args.end = times
     output: Path = args.output
     if output.exists() and not args.force:
         err_console.print(f"{output} exists; use --force to overwrite", highlight=False)

@@ -21,7 +21,14 @@ from datetime import UTC, datetime, timedelta
 from rich.table import Table
 from rich.text import Text
 
-from agent.units import human_distance, parse_distance, parse_duration, parse_point, parse_time
+from agent.units import (
+    human_distance,
+    parse_distance,
+    parse_duration,
+    parse_point,
+    parse_time,
+    site_zone,
+)
 from agent.wire import EventState, Topics
 from hub import evidence
 from hub.audit import Actor
@@ -96,7 +103,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def cmd_new(args: argparse.Namespace, home: HubHome) -> int:
     broker = broker_config(home)
     try:
-        start, end = parse_time(args.start), parse_time(args.end)
+        zone = site_zone()  # the analyst's own clock: local times are read in it
+        start, end = parse_time(args.start, zone=zone), parse_time(args.end, zone=zone)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     lat, lon = args.near

@@ -12,7 +12,7 @@ import aiomqtt
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.text import Text
 
-from agent.units import parse_duration, parse_time
+from agent.units import parse_duration, parse_time, site_zone
 from agent.wire import Event, EventState, Topics
 from agent.wire.requests import COMMANDS
 from hub import audit, evidence
@@ -99,7 +99,9 @@ def cmd_request(args: argparse.Namespace, home: HubHome) -> int:
     now = datetime.now(UTC)
     try:
         times = {
-            name: parse_time(getattr(args, name), now=now) if getattr(args, name) else None
+            name: parse_time(getattr(args, name), now=now, zone=site_zone())
+            if getattr(args, name)
+            else None
             for name in ("start", "end", "at")
         }
     except ValueError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from agent.units import parse_time
+from agent.units import parse_time, site_zone
 from hub.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -42,7 +42,8 @@ def cmd_verify(args: argparse.Namespace, home: HubHome) -> int:
     window = None
     if args.start is not None:
         try:
-            window = (parse_time(args.start), parse_time(args.end))
+            zone = site_zone()
+            window = (parse_time(args.start, zone=zone), parse_time(args.end, zone=zone))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     if not args.clip.is_file():

@@ -24,6 +24,7 @@ from agent.units import (
     parse_point,
     parse_since,
     parse_time,
+    site_zone,
 )
 
 NOW = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
@@ -142,6 +143,56 @@ def test_since_forms() -> None:
     # The owner's wall clock is not the site's UTC: a time without its offset is not guessed.
     with pytest.raises(ParseError, match="offset"):
         parse_since("2026-01-31T00:00:00")
+
+
+# --- compound durations and local times in the site's zone ----------------------------------
+
+DENVER = site_zone("America/Denver")
+
+
+def test_compound_durations() -> None:
+    assert parse_duration("1h30m") == timedelta(hours=1, minutes=30)
+    assert parse_duration("2d 12h") == timedelta(days=2, hours=12)
+    assert parse_duration("1m30s") == timedelta(seconds=90)
+    assert parse_time("now-1h30m", now=NOW) == NOW - timedelta(hours=1, minutes=30)
+    assert parse_since("1d12h", now=NOW) == NOW - timedelta(hours=36)
+    for slip in ("1h1h", "1h30", "30m1", "h30m", "1h-30m"):
+        with pytest.raises(ParseError, match="not a duration"):
+            parse_duration(slip)
+
+
+def test_local_time_in_the_site_zone() -> None:
+    assert parse_time("2026-11-22 07:05", zone=DENVER) == datetime(2026, 11, 22, 14, 5, tzinfo=UTC)
+    summer = parse_time("2026-07-01T07:05", zone=DENVER)  # daylight saving: UTC-6
+    assert summer == datetime(2026, 7, 1, 13, 5, tzinfo=UTC)
+    # An explicit offset wins over the site's zone.
+    assert parse_time("2026-11-22T07:05:00Z", zone=DENVER) == datetime(
+        2026, 11, 22, 7, 5, tzinfo=UTC
+    )
+    # The hour the clocks show twice (fall back) or skip (spring forward) is not guessed.
+    for moment in ("2026-11-01 01:30", "2026-03-08 02:30"):
+        with pytest.raises(ParseError, match="twice or not at all"):
+            parse_time(moment, zone=DENVER)
+    with pytest.raises(ParseError, match="unknown time zone"):
+        site_zone("Mars/Olympus_Mons")
+
+
+def test_the_machine_zone_keeps_its_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/Denver")
+    zone = site_zone()
+    # Not today's fixed offset: winter and summer differ.
+    assert (
+        datetime(2026, 1, 1, tzinfo=zone).utcoffset()
+        != datetime(2026, 7, 1, tzinfo=zone).utcoffset()
+    )
+
+
+@given(st.integers(0, 400), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59))
+def test_compound_duration_round_trip(days: int, hours: int, minutes: int, seconds: int) -> None:
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")]
+    text = "".join(f"{amount}{unit}" for amount, unit in parts)
+    expected = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    assert parse_duration(text) == expected
 
 
 # --- properties ------------------------------------------------------------------------------
