@@ -8,8 +8,12 @@ The file is a JSON object keyed by camera id:
 
     {"front-door": {"vendor": "Hikvision", "model": "DS-2CD2143G2-I",
                     "firmware": "V5.7.3", "clock_offset_s": -1.4,
-                    "clock_measured": "2026-11-22T02:10:00Z", "verdict": "pass",
+                    "clock_measured": "2026-11-22T02:10:00Z", "verdict": "warn",
+                    "advice": ["The camera sends 10 frames a second; …"],
                     "checked": "2026-11-22T02:00:00Z"}}
+
+`advice` is each failed or doubtful check's reason and remedy, as the check said them: the
+owner's page shows it beside the verdict.
 
 `clock_offset_s` is measured by the check and, while the daemon runs, again periodically and at
 each reconnect of the camera's recorder (`agent.cameras.clock_watch`); `clock_measured` says
@@ -37,6 +41,8 @@ log = get_logger(__name__)
 CAMERA_INFO_FILE = "camera-info.json"
 _MAX_FILE_BYTES = 1024 * 1024
 _MAX_TEXT = 128
+_MAX_ADVICE = 8
+_MAX_ADVICE_TEXT = 1000
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class CameraFacts:
     clock_offset_s: float | None = None  # camera clock minus agent clock
     clock_measured: datetime | None = None  # when clock_offset_s was measured (agent clock)
     verdict: Verdict = "unknown"  # the last compatibility check's overall result
+    advice: tuple[str, ...] = ()  # what to do about each failed or doubtful check, in words
+    checked: datetime | None = None  # when the last compatibility check ran (agent clock)
 
 
 Verdict = Literal["pass", "warn", "fail", "unknown"]
@@ -86,6 +94,13 @@ def _read_all(state_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _advice(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    lines = (line.strip()[:_MAX_ADVICE_TEXT] for line in value if isinstance(line, str))
+    return tuple(line for line in lines if line and line.isprintable())[:_MAX_ADVICE]
+
+
 def _time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
@@ -109,6 +124,8 @@ def _facts(entry: Any) -> CameraFacts:
         clock_offset_s=offset,
         clock_measured=measured if offset is not None else None,
         verdict=cast(Verdict, verdict) if verdict in _VERDICTS else "unknown",
+        advice=_advice(entry.get("advice")),
+        checked=_time(entry.get("checked")),
     )
 
 
@@ -121,7 +138,7 @@ def remember_camera_facts(state_dir: Path, camera: str, facts: CameraFacts) -> N
     """Record what a check learned about `camera` (atomically; other cameras kept). Owned like
     the state directory, so a check run as root leaves a file the daemon's user can read."""
     now = datetime.now(UTC)
-    entry = {**asdict(facts), "checked": now.isoformat()}
+    entry = {**asdict(facts), "advice": list(facts.advice), "checked": now.isoformat()}
     measured = facts.clock_measured or (now if facts.clock_offset_s is not None else None)
     entry["clock_measured"] = measured.isoformat() if measured is not None else None
     _update(Path(state_dir), camera, lambda _old: entry)

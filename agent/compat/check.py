@@ -658,6 +658,11 @@ def remember_report(state_dir: Path, report: CameraReport) -> None:
         firmware=identity.firmware if identity else None,
         clock_offset_s=report.clock.offset_s if report.clock else None,
         verdict="unknown" if report.status == "skip" else report.status,
+        advice=tuple(
+            " ".join(part for part in (check.reason, check.remedy) if part)
+            for check in report.checks
+            if check.status in ("fail", "warn")
+        ),
     )
     try:
         remember_camera_facts(state_dir, report.camera_id, facts)

@@ -182,11 +182,38 @@ class LinkComponent:
             self._footage,
             bar=self._config.compat.min_retention,
         )
+        checked = await asyncio.to_thread(read_all_camera_facts, self._config.state_dir)
         return {
             "site": self._config.site.id,
             "pid": os.getpid(),
+            "timezone": self._config.site.timezone,
             "link": board.link.model_dump(mode="json"),
             "recorders": [row.model_dump(mode="json") for row in rows],
+            "checks": {
+                camera.id: _check_json(checked.get(camera.id)) for camera in self._config.cameras
+            },
+            "disk": self._disk(),
+        }
+
+    def _disk(self) -> dict[str, Any]:
+        """The store's disk as the owner cares about it. A store at its budget is the normal
+        rolling state; `filling` is the disk running out before the budget is reached (something
+        else fills it), so footage would be deleted sooner than the budget promises."""
+        store = self._config.store
+        used = sum(s.bytes for s in self._footage.values())
+        try:
+            fs = os.statvfs(self._config.store_path)
+        except OSError:
+            return {"readable": False, "used": used, "budget": int(store.max_bytes)}
+        free, total = fs.f_bavail * fs.f_frsize, fs.f_blocks * fs.f_frsize
+        return {
+            "readable": True,
+            "used": used,
+            "budget": int(store.max_bytes),
+            "free": free,
+            "total": total,
+            "min_free": int(store.min_free),
+            "filling": free < 2 * int(store.min_free) and used < int(store.max_bytes),
         }
 
     # -- presence: what the registry and the status messages say ------------------------------
@@ -265,3 +292,14 @@ class LinkComponent:
 
 def link_component(daemon: Daemon) -> LinkComponent:
     return LinkComponent(daemon)
+
+
+def _check_json(facts: CheckedFacts | None) -> dict[str, Any]:
+    """The last compatibility check of one camera for the owner: verdict and what to do."""
+    if facts is None:
+        return {"verdict": "unknown", "advice": [], "checked": None}
+    return {
+        "verdict": facts.verdict,
+        "advice": list(facts.advice),
+        "checked": facts.checked.isoformat() if facts.checked else None,
+    }

@@ -78,6 +78,10 @@ def test_owner_sees_each_cameras_state_without_enrolling(
     assert cam1["bar_days"] == 2.0 and cam1["meets_bar"] is False
     # A camera that does not answer is a camera fault, retried with the backoff (issue 11).
     assert lobby["state"] in ("reconnecting", "offline") and "rtsp_url" in lobby["last_error"]
+    # The owner's page shows each camera's last check (none ran here) and the disk's room.
+    assert status["checks"]["cam1"] == {"verdict": "unknown", "advice": [], "checked": None}
+    disk = status["disk"]
+    assert disk["readable"] is True and disk["free"] > 0 and isinstance(disk["filling"], bool)
     text = cli(config, "status")
     assert text.returncode == 0, text.stderr
     for words in ("not enrolled", "recording", "of 2 d", "rtsp_url"):

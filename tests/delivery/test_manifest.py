@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.camera_info import remember_camera_facts
 from agent.delivery import CAMERA_INFO_FILE, CameraFacts, read_camera_facts, sign_manifest
 from agent.delivery.manifest import clip_manifest, manifest_camera
 from agent.identity import DeviceKey, verify_device_jws
@@ -125,3 +126,16 @@ def test_clip_manifest_states_what_the_clip_is(tmp_path: Path) -> None:
     token = sign_manifest(key, manifest)
     assert jwt.get_unverified_header(token)["typ"] == MANIFEST_TYP
     assert Manifest.model_validate(verify_device_jws(token, key.public_jwk)) == manifest
+
+
+def test_check_advice_is_kept_for_the_owner(tmp_path: Path) -> None:
+    advice = ("The camera sends 4 frames a second. Set it to at least 5 in its video settings.",)
+    remember_camera_facts(tmp_path, CAMERA, CameraFacts(verdict="warn", advice=advice))
+    facts = read_camera_facts(tmp_path, CAMERA)
+    assert (facts.verdict, facts.advice) == ("warn", advice)
+    assert facts.checked is not None
+    # What the file says is only trusted as printable text, and not without bound.
+    (tmp_path / "camera-info.json").write_text(
+        '{"front-door": {"advice": ["ok", 5, "\\u0000bad", "' + "x" * 1900 + '"]}}'
+    )
+    assert read_camera_facts(tmp_path, CAMERA).advice == ("ok", "x" * 1000)
