@@ -88,12 +88,11 @@ Refusal = (ControlError, NotOwnerError, PolicyError, OwnerStateError, ValueError
 
 
 def not_owner_words(page: PageContext) -> str:
+    # Short enough to travel back in the page's address after a refused change.
     return (
-        f"This page runs as the user {page.user}, which may not act as the owner: only root and "
-        f"members of the {page.owner_group} group may (never the recording service's own user). "
-        f"Whoever set up this machine should run the page as a user of that group, for example "
-        f"`sudo usermod -aG {page.owner_group} {page.user}` and then restart the page. "
-        "Until then, use `sudo rtcc-edge` on the machine."
+        f"This page runs as the user {page.user}, which may not act as the owner. Run the page "
+        f"as its own user in the {page.owner_group} group (the installer's rtcc-edge-page), "
+        "or use `sudo rtcc-edge` on the machine."
     )
 
 
