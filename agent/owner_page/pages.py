@@ -137,13 +137,22 @@ async def daemon_trouble(request: web.Request, handler: Any) -> web.StreamRespon
             status = 503
         else:
             status = 403 if exc.code in ("not_owner", "permission_denied") else 502
-        context = {
-            "active": "",
-            "csrf": csrf_of(request),
-            "done": "",
-            "trouble": refusal_words(page, exc),
-        }
-        return render(request, "trouble.html", context, status=status)
+        return _trouble(request, refusal_words(page, exc), status=status)
+    except web.HTTPException:
+        raise
+    except Exception:
+        # A sentence, not a bare "500": what broke is in the page's log.
+        log.exception("owner_page_failed", path=request.path)
+        words = (
+            "Something went wrong on this page. Try again; if it keeps happening, the page's log "
+            "says what (`journalctl -u rtcc-edge-page`)."
+        )
+        return _trouble(request, words, status=500)
+
+
+def _trouble(request: web.Request, words: str, *, status: int) -> web.Response:
+    context = {"active": "", "csrf": csrf_of(request), "done": "", "trouble": words}
+    return render(request, "trouble.html", context, status=status)
 
 
 def _owner(request: web.Request) -> AsyncOwnerClient:

@@ -134,11 +134,12 @@ def main(work: Path) -> None:
     state = site_dir / "state"
     owner_dir = site_dir / "owner"
     run_dir = site_dir / "run"
-    # The installer's layout: state and run directories the service owns (its group reads),
-    # the owner directory root:rtcc-edge-owner 2775 (the service user is "other": read only).
-    for path in (state, run_dir):
+    # The installer's layout: state and run directories the service owns, the owner directory
+    # root:rtcc-edge-owner 2775 (the service user is "other": read only). The state directory
+    # is the service's alone here: the page needs nothing from it, all comes over the socket.
+    for path, mode in ((state, 0o700), (run_dir, 0o750)):
         shutil.chown(path, "rtcc-edge", "rtcc-edge")
-        path.chmod(0o750)
+        path.chmod(mode)
         for child in path.rglob("*"):
             shutil.chown(child, "rtcc-edge", "rtcc-edge")
     owner_dir.mkdir()
