@@ -463,7 +463,10 @@ class OwnerPageConfig(_Section):
     enabled: Flag = Field(
         False,
         title="Serve the owner's page",
-        description="The owner's web page (requests, pause, overview), served by the daemon.",
+        description=(
+            "The owner's web page (requests, pause, overview): the installer and systemd start "
+            "it as its own process, `rtcc-edge owner serve` (the daemon serves no page)."
+        ),
     )
     listen: str = Field(
         "127.0.0.1:8443",

@@ -3,9 +3,10 @@
 `pause [--for 2h]`, `resume`, `status`, `live stop ID`.
 
 The commands that change something (approve, deny, sharing set, pause, resume, live stop) are
-the owner's: root or a member of the owner group (`control.owner_group`). They first record the
-owner's choice in the owner directory (`control.owner_dir`, which the service cannot write),
-then tell the daemon, which checks the caller's identity on its socket and adopts the choice.
+the owner's: root or a member of the owner group (`control.owner_group`). They go through the
+owner's library (`agent.control.owner_client.OwnerClient`, which the owner's page uses too):
+the owner's choice recorded in the owner directory (`control.owner_dir`, which the service
+cannot write), then the daemon told, which checks the caller's identity and adopts the choice.
 
 Exit status: 0 done, 1 the daemon refused (unknown id, not pending, not allowed), 2 bad usage
 or configuration, the daemon not running, not the owner, or no permission on its socket.
@@ -14,38 +15,20 @@ or configuration, the daemon not running, not the owner, or no permission on its
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.table import Table
 
 from agent.cli.common import console, err_console, load_or_report, print_json
 from agent.cli.recording_view import link_line, recorders_table
-from agent.config import AgentConfig, SharingMode
+from agent.config import SharingMode
 from agent.control import ControlClient, ControlError, DaemonNotRunning
-from agent.control.auth import describe_uid
-from agent.link.owner_actions import OwnerChoices, pending_named
-from agent.policy import NotOwnerError, OwnerStateError, Policy, PolicyError
+from agent.control.owner_client import OwnerClient
+from agent.policy import NotOwnerError, OwnerStateError, PolicyError
 from agent.units import parse_duration
 
 _NOT_ALLOWED_TO_REACH = {"permission_denied", "not_owner"}
-
-
-class _Owner:
-    """The owner's side of a change: the daemon must be there, then the choice is recorded in
-    the owner directory (`OwnerChoices`: only root and the owner group can), then the daemon
-    is told, and its `OwnerActions` (`agent.link.owner_actions`) adopts it and acts."""
-
-    def __init__(self, config: AgentConfig, client: ControlClient) -> None:
-        self.config = config
-        self.client = client
-        self.by = describe_uid(os.geteuid())
-
-    def choices(self) -> OwnerChoices:
-        self.client.call("status")  # DaemonNotRunning before anything is written
-        return OwnerChoices(Policy.open(self.config), by=self.by)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,11 +91,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 Action = Callable[[ControlClient, argparse.Namespace], Any]
-OwnerAction = Callable[[_Owner, argparse.Namespace], Any]
+OwnerAction = Callable[[OwnerClient, argparse.Namespace], Any]
 
 
 def _owner_command(action: OwnerAction) -> Callable[[argparse.Namespace], int]:
-    return _command(lambda client, args: action(_Owner(args.loaded_config, client), args))
+    return _command(
+        lambda client, args: action(OwnerClient(args.loaded_config, client=client), args)
+    )
 
 
 def _command(action: Action) -> Callable[[argparse.Namespace], int]:
@@ -197,30 +182,15 @@ def _requests(client: ControlClient, args: argparse.Namespace) -> Any:
     return records
 
 
-def _pending_id(owner: _Owner, request_id: str) -> str | None:
-    """The full id of the one pending request `request_id` names, or None (the daemon then
-    says what is wrong with it)."""
-    records = owner.client.call("requests", all=True, limit=1000)
-    return pending_named(request_id, ((r["id"], r["state"]) for r in records))
-
-
-def _approve(owner: _Owner, args: argparse.Namespace) -> Any:
-    choices = owner.choices()
-    jti = _pending_id(owner, args.id)
-    if jti is not None:
-        choices.decide(jti, "approved")
-    record = owner.client.call("approve", id=jti or args.id)
+def _approve(owner: OwnerClient, args: argparse.Namespace) -> Any:
+    record = owner.approve(args.id)
     if not args.json:
         console.print(f"approved {record['id']} ({record.get('cmd')} of {record.get('camera')})")
     return record
 
 
-def _deny(owner: _Owner, args: argparse.Namespace) -> Any:
-    choices = owner.choices()
-    jti = _pending_id(owner, args.id)
-    if jti is not None:
-        choices.decide(jti, "denied", reason=args.reason)
-    record = owner.client.call("deny", id=jti or args.id, reason=args.reason)
+def _deny(owner: OwnerClient, args: argparse.Namespace) -> Any:
+    record = owner.deny(args.id, reason=args.reason)
     if not args.json:
         console.print(f"denied {record['id']} ({record.get('cmd')} of {record.get('camera')})")
     return record
@@ -248,17 +218,15 @@ def _sharing_show(client: ControlClient, args: argparse.Namespace) -> Any:
     return rows
 
 
-def _sharing_set(owner: _Owner, args: argparse.Namespace) -> Any:
-    mode = SharingMode(args.mode)
-    _before, after = owner.choices().set_sharing(args.camera, mode, live=args.live)
-    row = owner.client.call("sharing_set", camera=args.camera, mode=args.mode, live=after.live)
+def _sharing_set(owner: OwnerClient, args: argparse.Namespace) -> Any:
+    row = owner.set_sharing(args.camera, SharingMode(args.mode), live=args.live)
     if not args.json:
         live = ", live view allowed" if row["live"] else ""
         console.print(f"{row['camera']}: {row['mode']}{live}", highlight=False)
     return row
 
 
-def _pause(owner: _Owner, args: argparse.Namespace) -> Any:
+def _pause(owner: OwnerClient, args: argparse.Namespace) -> Any:
     seconds = None
     if args.duration is not None:
         try:
@@ -267,9 +235,7 @@ def _pause(owner: _Owner, args: argparse.Namespace) -> Any:
             raise ValueError(f"--for: {exc}") from None
         if seconds <= 0:
             raise ValueError("--for must be longer than zero")
-    until = None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
-    owner.choices().pause(until=until)
-    result = owner.client.call("pause", seconds=seconds)
+    result = owner.pause(seconds=seconds)
     if not args.json:
         until = result.get("until")
         console.print(
@@ -281,16 +247,15 @@ def _pause(owner: _Owner, args: argparse.Namespace) -> Any:
     return result
 
 
-def _resume(owner: _Owner, args: argparse.Namespace) -> Any:
-    owner.choices().resume()
-    result = owner.client.call("resume")
+def _resume(owner: OwnerClient, args: argparse.Namespace) -> Any:
+    result = owner.resume()
     if not args.json:
         console.print("sharing resumed" if result["was_paused"] else "sharing was not paused")
     return result
 
 
-def _live_stop(owner: _Owner, args: argparse.Namespace) -> Any:
-    session = owner.client.call("live_stop", id=args.id)
+def _live_stop(owner: OwnerClient, args: argparse.Namespace) -> Any:
+    session = owner.live_stop(args.id)
     if not args.json:
         console.print(
             f"ended live session {session['id']} ({session['camera']}, "

@@ -1,13 +1,20 @@
-"""`rtcc-edge owner passwd`: set the password of the owner's web page (docs/owner-page.md).
+"""`rtcc-edge owner passwd`: set the password of the owner's web page; `rtcc-edge owner serve`:
+run the page (docs/owner-page.md).
 
 The hash goes to the owner directory (`control.owner_dir`), which only root and the owner group
 write: run it with sudo. The password is asked twice on the terminal, or read from one line of
 standard input with `--stdin` (for the installer).
+
+`owner serve` is the page's own process (systemd runs it as the user `rtcc-edge-page`, a member
+of the rtcc-edge and rtcc-edge-owner groups): it serves on `[owner_page] listen` and acts through
+the daemon's control socket as that user. Exit 2 with a sentence if it cannot start (no
+password yet, the port taken).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import sys
 
@@ -23,6 +30,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--stdin", action="store_true", help="read the password from one line of standard input"
     )
     passwd.set_defaults(func=run_passwd)
+    serve = sub.add_parser("serve", help="serve the owner's page (systemd runs it)")
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,  # the global --config otherwise
+        help="configuration file (default: $RTCC_EDGE_CONFIG or /etc/rtcc-edge/agent.toml)",
+    )
+    serve.set_defaults(func=run_serve)
 
 
 def _ask() -> str:
@@ -47,4 +62,18 @@ def run_passwd(args: argparse.Namespace) -> int:
         err_console.print("[red]no password given; nothing was changed[/]", highlight=False)
         return 2
     console.print(f"The owner's page password is set ({path}).", highlight=False)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    config = load_or_report(args)
+    if config is None:
+        return 2
+    from agent.owner_page.serve import PageError, run_page  # the web server, only here
+
+    try:
+        asyncio.run(run_page(config))
+    except PageError as exc:
+        err_console.print(f"[red]{exc}[/]", highlight=False)
+        return 2
     return 0

@@ -5,7 +5,11 @@ peer user's supplementary groups as the system lists them now. Owner commands (a
 changes what the site shares or does) need root or a member of the owner group
 (`control.owner_group`, `rtcc-edge-owner` by default) — and never the service user itself, even
 if someone made it a member: the service runs the recorders, the code most exposed to hostile
-input. Reading (status, requests, sharing) stays open to whoever can reach the socket.
+input. Reading the site's state (status, requests, sharing) stays open to whoever can reach
+the socket; the footage and the record (`picture`, `activity`: `OWNER_READS`) are the owner's.
+
+A command may say it came `via` the owner's page; that only adds words to who the ledger names
+(`by_label`): who acted is always the peer's uid, as the kernel gives it.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ import pwd
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Literal
 
 OWNER_COMMANDS = frozenset({"approve", "deny", "sharing_set", "pause", "resume", "live_stop"})
+# Reads that show footage or the owner's record: the owner's too, although they change nothing.
+OWNER_READS = frozenset({"picture", "activity"})
 DEFAULT_OWNER_GROUP = "rtcc-edge-owner"
 
 
@@ -37,6 +44,15 @@ def describe_uid(uid: int) -> str:
         return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
     except KeyError:
         return f"uid {uid}"
+
+
+Via = Literal["page"]
+VIA_WORDS: dict[str, str] = {"page": "through the owner's page"}
+
+
+def by_label(label: str, via: Via | None) -> str:
+    """Who did it, as the ledger says it: `uid 998 (rtcc-edge-page) through the owner's page`."""
+    return label if via is None else f"{label} {VIA_WORDS[via]}"
 
 
 def peer_of(sock: socket.socket) -> Peer | None:

@@ -7,8 +7,16 @@ Response: `{"v": 1, "ok": true, "result": …}` or
 Commands and their arguments: `status` {}, `requests` {`all`: bool, `limit`: int},
 `approve` {`id`}, `deny` {`id`, `reason`}, `sharing` {}, `sharing_set` {`camera`, `mode`,
 `live`: bool or null}, `pause` {`seconds`: number or null for "until resumed"}, `resume` {},
-`live_stop` {`id`} (end a live session in progress; `status` lists them under `live`).
-`id` is a request id or an unambiguous prefix of at least 4 characters.
+`live_stop` {`id`} (end a live session in progress; `status` lists them under `live`),
+`picture` {`camera`} → {`jpeg`: base64 JPEG of its newest recorded frame, or null},
+`activity` {} → {`check`: {`ok`, `words`}, `report`: the figures of `audit report --json` or
+null with `report_error`}.
+`id` is a request id or an unambiguous prefix of at least 4 characters. `requests` with
+`sent: true` adds each request's `bytes_sent` (from the ledger's uploads).
+
+The commands that change something take an optional `via: "page"`: the owner's page says so,
+and the ledger names who acted "… through the owner's page" (who acted is still the caller's
+uid, from the socket).
 
 Parsing is strict: duplicate members (`{"cmd": "status", "cmd": "pause"}`: which one did the
 caller mean?), NaN, text that is not valid Unicode and any type coercion (`"v": "1"`,
@@ -22,7 +30,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.config import SharingMode
+from agent.config import SafeId, SharingMode
+from agent.control.auth import Via
 from agent.wire.strict_json import loads_strict
 
 VERSION = 1
@@ -39,6 +48,8 @@ Command = Literal[
     "pause",
     "resume",
     "live_stop",
+    "picture",
+    "activity",
 ]
 
 
@@ -57,12 +68,19 @@ class NoArgs(_Args):
     pass
 
 
+class OwnerArgs(_Args):
+    """A change the owner makes; `via` only adds words to who the ledger names."""
+
+    via: Via | None = None
+
+
 class RequestsArgs(_Args):
     all: bool = False
     limit: Annotated[int, Field(ge=1, le=1000)] = 50
+    sent: bool = False
 
 
-class ApproveArgs(_Args):
+class ApproveArgs(OwnerArgs):
     id: Annotated[str, Field(min_length=1, max_length=128)]
 
 
@@ -70,14 +88,18 @@ class DenyArgs(ApproveArgs):
     reason: Annotated[str, Field(max_length=1000)] = ""
 
 
-class SharingSetArgs(_Args):
+class SharingSetArgs(OwnerArgs):
     camera: Annotated[str, Field(min_length=1, max_length=64)]
     mode: SharingMode
     live: bool | None = None
 
 
-class PauseArgs(_Args):
+class PauseArgs(OwnerArgs):
     seconds: Annotated[float, Field(gt=0, le=MAX_PAUSE_SECONDS)] | None = None
+
+
+class PictureArgs(_Args):
+    camera: SafeId
 
 
 ARGS: dict[str, type[_Args]] = {
@@ -88,8 +110,10 @@ ARGS: dict[str, type[_Args]] = {
     "sharing": NoArgs,
     "sharing_set": SharingSetArgs,
     "pause": PauseArgs,
-    "resume": NoArgs,
+    "resume": OwnerArgs,
     "live_stop": ApproveArgs,
+    "picture": PictureArgs,
+    "activity": NoArgs,
 }
 
 

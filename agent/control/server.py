@@ -18,14 +18,20 @@ command waits behind a session: ending one only tells it to stop (its close and 
 follow on their own), and each connection is served by its own task, so a slow command on one
 connection never holds up `status` on another.
 
+The owner's page, a process of its own, reads everything it shows through this socket too:
+`picture` (made here by `agent.control.pictures.Pictures`, from the store only the daemon
+holds) and `activity` (the ledger's check and report, `agent.control.activity`, from the state
+directory only the daemon reads). Both are the owner's (`OWNER_READS`): footage and the record.
+
 The daemon of a site that is not enrolled has no request service (`service` None) but still
-answers `status` (the recorders and the link, from `overview`); every other command is refused
-as `not_enrolled`.
+answers `status` (the recorders and the link, from `overview`) and `picture`; every other
+command is refused as `not_enrolled`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import grp
 import os
@@ -36,12 +42,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.control.auth import DEFAULT_OWNER_GROUP, OWNER_COMMANDS, Peer, owner_refusal, peer_of
+from agent.control import activity
+from agent.control.auth import (
+    DEFAULT_OWNER_GROUP,
+    OWNER_COMMANDS,
+    OWNER_READS,
+    Peer,
+    by_label,
+    owner_refusal,
+    peer_of,
+)
+from agent.control.pictures import Pictures
 from agent.control.protocol import (
     MAX_LINE,
     ApproveArgs,
     DenyArgs,
+    OwnerArgs,
     PauseArgs,
+    PictureArgs,
     ProtocolError,
     RequestsArgs,
     SharingSetArgs,
@@ -94,9 +112,17 @@ class ControlServer:
         overview: Overview | None = None,
         owner_group: str | None = DEFAULT_OWNER_GROUP,
         service_uid: int | None = None,
+        pictures: Pictures | None = None,
+        state_dir: Path | None = None,
     ) -> None:
-        """`service_uid`: the uid never allowed to act as the owner (default: this process's)."""
+        """`service_uid`: the uid never allowed to act as the owner (default: this process's).
+        `pictures`: where `picture` comes from (None: no pictures); `state_dir`: whose ledger
+        `activity` and `requests` read (default: the service's)."""
         self.path = path
+        self.pictures = pictures
+        if state_dir is None and service is not None:
+            state_dir = service.ledger.directory.parent  # <state_dir>/ledger
+        self.state_dir = state_dir
         self.service = service
         self.group = group
         self.owner_group = owner_group
@@ -178,13 +204,15 @@ class ControlServer:
         """One response line for one request line from `peer`; never raises."""
         try:
             cmd, args = parse_request(line)
-            if cmd in OWNER_COMMANDS:
+            if cmd in OWNER_COMMANDS or cmd in OWNER_READS:
                 refusal = owner_refusal(
                     peer, owner_group=self.owner_group, service_uid=self.service_uid
                 )
                 if refusal is not None:
                     log.warning("control_not_owner", cmd=cmd, by=by)
                     return encode_error("not_owner", refusal)
+            if isinstance(args, OwnerArgs):
+                by = by_label(by, args.via)
             return encode_ok(await self._dispatch(cmd, args, by=by))
         except ProtocolError as exc:
             return encode_error(exc.code, exc.message)
@@ -205,6 +233,9 @@ class ControlServer:
             if owner is None:
                 return {"enrolled": False, **recording, "live": []}
             return {"enrolled": True, **owner.status(), **recording, "live": owner.live_sessions()}
+        if cmd == "picture":
+            assert isinstance(args, PictureArgs)
+            return await self._picture(args.camera)
         if owner is None:
             raise OwnerActionError(
                 "not_enrolled",
@@ -214,7 +245,13 @@ class ControlServer:
         if cmd == "requests":
             assert isinstance(args, RequestsArgs)
             records = owner.requests(include_final=args.all, limit=args.limit)
-            return [record.summary() for record in records]
+            rows = [{**r.summary(), "updated": r.updated.isoformat()} for r in records]
+            if args.sent and self.state_dir is not None:
+                ids = {row["id"] for row in rows}
+                sent = await asyncio.to_thread(activity.bytes_by_request, self.state_dir, ids)
+                for row in rows:
+                    row["bytes_sent"] = sent.get(row["id"], 0)
+            return rows
         if cmd == "approve":
             assert isinstance(args, ApproveArgs)
             return (await owner.approve(args.id, by=by)).summary()
@@ -241,4 +278,17 @@ class ControlServer:
         if cmd == "live_stop":
             assert isinstance(args, ApproveArgs)
             return await owner.stop_live(args.id, by=by)
+        if cmd == "activity":
+            if self.state_dir is None:
+                raise OwnerActionError("not_found", "this daemon keeps no record to show")
+            return await asyncio.to_thread(activity.activity, self.state_dir)
         raise ProtocolError("unknown_command", f"unknown command {cmd!r}")
+
+    async def _picture(self, camera: str) -> dict[str, Any]:
+        pictures = self.pictures
+        if pictures is None:
+            return {"jpeg": None}
+        if not pictures.known(camera):
+            raise OwnerActionError("not_found", f"there is no camera {camera!r}")
+        jpeg = await pictures.latest(camera)
+        return {"jpeg": base64.b64encode(jpeg).decode() if jpeg is not None else None}

@@ -7,8 +7,8 @@ starts first; delivery and the live tunnel start after it and stop before it: a 
 mid-upload is kept for the restart (not failed), and a live session's `ended` event and ledger
 entry still go out, while the link is up (the tunnel's stop returns once every session has
 ended and written its entry). Deliveries the link resumes at its start wait for the delivery
-component to start. The owner's page (when enabled) starts last and stops first: it acts through
-the link's request service, with the live tunnel known to it.
+component to start. The owner's page is not a component: it is a process of its own
+(`rtcc-edge owner serve`) that talks to the link's control socket like the owner's CLI.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from agent.daemon.app import Component, ComponentFactory, Daemon, DaemonError
 from agent.daemon.clock_watch import ClockWatch
 from agent.daemon.link import LinkComponent, link_component
 from agent.delivery import DeliveryService, TlsSetupError, outbound_tls_context
-from agent.owner_page.component import owner_page_component
 from agent.policy import Policy
 from agent.tunnel import TunnelComponent, TunnelManager
 from agent.tunnel.manager import policy_admission
@@ -62,5 +61,4 @@ def default_components() -> tuple[ComponentFactory, ...]:
         delivery_component,
         tunnel_component,
         clock_watch_component,
-        owner_page_component,
     )

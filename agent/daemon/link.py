@@ -24,6 +24,7 @@ from agent.camera_info import CameraFacts as CheckedFacts
 from agent.camera_info import read_all_camera_facts
 from agent.clock import clock_sync
 from agent.control import ControlServer, ControlServerError
+from agent.control.pictures import Pictures
 from agent.daemon.app import DaemonError
 from agent.identity import DeviceKey, device_key_path
 from agent.ledger import LedgerError
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 OUTBOX_FILE = "outbox.db"
+PICTURES_TEMP = "picture-tmp"
 
 
 class LinkComponent:
@@ -89,7 +91,14 @@ class LinkComponent:
                 "link_disabled", reason="rtcc.broker_url is not set (not enrolled): recording only"
             )
             self._daemon.board.set_link(LinkState.NOT_ENROLLED)
-            control = ControlServer(config.control.socket, None, overview=self.overview)
+            control = ControlServer(
+                config.control.socket,
+                None,
+                overview=self.overview,
+                owner_group=config.control.owner_group,
+                pictures=self._pictures(),
+                state_dir=config.state_dir,
+            )
             try:
                 await control.start()
             except ControlServerError as exc:
@@ -126,6 +135,8 @@ class LinkComponent:
             link.service,
             overview=self.overview,
             owner_group=config.control.owner_group,
+            pictures=self._pictures(),
+            state_dir=config.state_dir,
         )
         await self._control.start()
         self._online = self._online_cameras()
@@ -158,6 +169,16 @@ class LinkComponent:
             self._holds = None
 
     # -- what the owner sees: the link and each camera's recording -----------------------------
+
+    def _pictures(self) -> Pictures:
+        """The Cameras page's pictures, from the daemon's store; the cameras as configured now
+        (a reload may add or remove some)."""
+        daemon = self._daemon
+        return Pictures(
+            daemon.store,
+            daemon.config.state_dir / PICTURES_TEMP,
+            cameras=lambda: [camera.id for camera in daemon.config.cameras],
+        )
 
     def _broker(self) -> str | None:
         # host:port only: a broker URL may carry a password.

@@ -2,12 +2,13 @@
 resume, ending a live session, and what the owner sees (requests, status).
 
 The control socket (`agent.control.server`) calls `OwnerActions` for each owner command (the
-CLI's owner commands reach it through that socket) and so will the owner's web page. Each
-action takes `by` (who, as the ledger names them) and keeps the rules in this one place:
+owner's CLI and the owner's web page reach it through that socket, with the owner's side of
+each change in `agent.control.owner_client`). Each action takes `by` (who, as the ledger names
+them) and keeps the rules in this one place:
 
 - the owner's choice is in the owner directory (`agent.policy.state`) before anything acts on
-  it (`OwnerChoices`): the owner's CLI writes it there in its own process first, since the
-  daemon's user may not; the daemon adopts what it finds, or writes it itself when it runs as
+  it (`OwnerChoices`): the owner's CLI or page writes it there in its own process first, since
+  the daemon's user may not; the daemon adopts what it finds, or writes it itself when it runs as
   root; `NotOwnerError` when neither can;
 - then its ledger entry (`approval`, `denial`, `sharing_changed`, `paused`, `resumed`);
 - then the request's events, the re-published registry or status, the live sessions it ends.

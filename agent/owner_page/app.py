@@ -1,15 +1,17 @@
 """The owner's page as an aiohttp application: templates, its one stylesheet, security headers,
 and the routes (`agent.owner_page.pages`).
 
-What the page shows and changes comes from outside: `actions()` gives the owner's library
-(`agent.link.owner_actions.OwnerActions`, None while the site is not enrolled) and `overview()`
-the daemon's view of its link and recorders (`LinkComponent.overview`). Every change goes
-through `OwnerActions` with `by=BY`, so the ledger says it was done through the page.
+The page is a process of its own (`rtcc-edge owner serve`, `agent.owner_page.serve`), never the
+daemon: what it shows and changes all goes through the daemon's control socket with the owner's
+library (`agent.control.owner_client.AsyncOwnerClient`, `via="page"`), exactly as the owner's
+CLI does. So the page may act as the owner only when its own user may (root or the owner
+group, never the service's user), and the ledger names that user "through the owner's page".
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import os
+import pwd
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,22 +19,18 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from agent.link.owner_actions import OwnerActions
-from agent.owner_page.auth import GATE, Gate
-from agent.owner_page.pictures import Pictures
+from agent.control.owner_client import AsyncOwnerClient
+from agent.owner_page.auth import GATE, SESSION, Gate
 
-BY = "owner (page)"
 STATIC = Path(__file__).resolve().parent / "static"
 
 
 @dataclass
 class PageContext:
-    actions: Callable[[], OwnerActions | None]
-    overview: Callable[[], Awaitable[dict[str, Any]]]
-    state_dir: Path  # the ledger under it is what Activity and the history read
-    bar_days: float
+    owner: AsyncOwnerClient
     templates: jinja2.Environment
-    pictures: Pictures | None  # None: no store to take pictures from
+    user: str  # who this process runs as, for the sentences that say what to fix
+    owner_group: str
 
 
 PAGE = web.AppKey("rtcc_owner_page", PageContext)
@@ -42,16 +40,14 @@ def page_of(request: web.Request) -> PageContext:
     return request.app[PAGE]
 
 
-def make_app(
-    *,
-    owner_dir: Path,
-    actions: Callable[[], OwnerActions | None],
-    overview: Callable[[], Awaitable[dict[str, Any]]],
-    state_dir: Path,
-    bar_days: float = 2.0,
-    pictures: Pictures | None = None,
-    secure: bool = False,
-) -> web.Application:
+def _this_user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def make_app(*, owner: AsyncOwnerClient, secure: bool = False) -> web.Application:
     from agent.owner_page import pages
 
     templates = jinja2.Environment(
@@ -61,9 +57,15 @@ def make_app(
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    app = web.Application(client_max_size=64 * 1024)  # forms only: nothing large comes in
-    app[GATE] = Gate(owner_dir, secure=secure)
-    app[PAGE] = PageContext(actions, overview, state_dir, bar_days, templates, pictures)
+    config = owner.config
+    app = web.Application(
+        client_max_size=64 * 1024,  # forms only: nothing large comes in
+        middlewares=[pages.daemon_trouble],
+    )
+    app[GATE] = Gate(config.owner_dir, secure=secure)
+    app[PAGE] = PageContext(
+        owner, templates, _this_user(), config.control.owner_group or "rtcc-edge-owner"
+    )
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/static", STATIC)
     pages.routes(app)
@@ -89,3 +91,9 @@ def render(
     page = page_of(request)
     body = page.templates.get_template(template).render(context)
     return web.Response(text=body, status=status, content_type="text/html")
+
+
+def csrf_of(request: web.Request) -> str:
+    """The signed-in session's CSRF token ("" before signing in)."""
+    session = request.get(SESSION)
+    return session.csrf if session is not None else ""

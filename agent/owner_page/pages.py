@@ -1,14 +1,16 @@
-"""The owner's pages: sign in and out, Overview, Requests (approve, deny), Pause and resume.
+"""The owner's pages: sign in and out, Overview, Requests (approve, deny), Pause and resume,
+Cameras, Activity.
 
-Handlers render what `OwnerActions` and the daemon's overview say, and hand every change to
-`OwnerActions`; its refusals (`OwnerActionError`, `PolicyError`, `NotOwnerError`) are shown as
-one plain sentence on the page, never a traceback.
+Handlers render what the daemon says over its control socket and hand every change to the
+owner's library (`AsyncOwnerClient`, the CLI's own steps). Whatever goes wrong is one plain
+sentence on the page, never a traceback: the recording service not running, the page's user
+not allowed to act as the owner, the site not enrolled, or the daemon's refusal.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import base64
+import binascii
 import secrets
 from datetime import datetime
 from typing import Any
@@ -16,17 +18,16 @@ from typing import Any
 from aiohttp import web
 
 from agent.config import SharingMode
-from agent.ledger import LedgerFormatError
-from agent.link.owner_actions import OwnerActionError, OwnerActions
-from agent.link.requests_db import RequestRecord
+from agent.control.client import ControlError, DaemonNotRunning
+from agent.control.owner_client import AsyncOwnerClient
 from agent.log import get_logger
 from agent.owner_page import activity, auth
 from agent.owner_page.activity import human_bytes
-from agent.owner_page.app import BY, page_of, render
+from agent.owner_page.app import PageContext, csrf_of, page_of, render
 from agent.owner_page.auth import COOKIE, LOGIN_CSRF_COOKIE, SESSION, gate_of, signed_in
-from agent.policy import NotOwnerError, PolicyError
+from agent.policy import NotOwnerError, OwnerStateError, PolicyError
 from agent.units import ParseError, parse_duration
-from agent.wire import EventState
+from agent.wire import FINAL_STATES, EventState
 
 log = get_logger(__name__)
 
@@ -34,9 +35,9 @@ NOT_ENROLLED = (
     "This site is not enrolled with an RTCC yet, so there are no requests to answer. "
     "Recording goes on."
 )
-NOT_OWNER = (
-    "The agent may not record your choice: its owner folder is not writable by the service. "
-    "Use `sudo rtcc-edge` on the machine for now."
+NOT_RUNNING = (
+    "The recording service is not running, so this page can neither show nor change anything "
+    "right now. Start it on the machine with `sudo systemctl start rtcc-edge`, then reload."
 )
 STATE_WORDS = {
     "pending_approval": "waiting for you",
@@ -78,6 +79,84 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/cameras/{camera}/picture.jpg", signed_in(camera_picture))
     app.router.add_post("/cameras/{camera}/sharing", signed_in(camera_sharing))
     app.router.add_get("/activity.csv", signed_in(activity_csv))
+
+
+# -- what went wrong, in plain words ---------------------------------------------------------
+
+# Refusals the owner's library raises: the daemon's (ControlError), the owner directory's.
+Refusal = (ControlError, NotOwnerError, PolicyError, OwnerStateError, ValueError)
+
+
+def not_owner_words(page: PageContext) -> str:
+    # Short enough to travel back in the page's address after a refused change.
+    return (
+        f"This page runs as the user {page.user}, which may not act as the owner. Run the page "
+        f"as its own user in the {page.owner_group} group (the installer's rtcc-edge-page), "
+        "or use `sudo rtcc-edge` on the machine."
+    )
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return "That did not work."
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def refusal_words(page: PageContext, exc: Exception) -> str:
+    """One sentence for the owner about what the owner's library refused."""
+    if isinstance(exc, DaemonNotRunning):
+        return NOT_RUNNING
+    if isinstance(exc, NotOwnerError):
+        return not_owner_words(page)
+    if isinstance(exc, ControlError):
+        if exc.code == "not_owner":
+            return not_owner_words(page)
+        if exc.code == "not_enrolled":
+            return NOT_ENROLLED
+        if exc.code == "permission_denied":
+            return (
+                f"This page may not reach the recording service: its user {page.user} must be "
+                "a member of the rtcc-edge group. Add it, then restart the page."
+            )
+        return _sentence(exc.message)
+    return _sentence(str(exc))
+
+
+@web.middleware
+async def daemon_trouble(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A page that could not be shown because of the daemon: a sentence, not an error page."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except (DaemonNotRunning, ControlError) as exc:
+        page = page_of(request)
+        log.warning("owner_page_daemon_trouble", path=request.path, error=str(exc))
+        if isinstance(exc, DaemonNotRunning):
+            status = 503
+        else:
+            status = 403 if exc.code in ("not_owner", "permission_denied") else 502
+        return _trouble(request, refusal_words(page, exc), status=status)
+    except web.HTTPException:
+        raise
+    except Exception:
+        # A sentence, not a bare "500": what broke is in the page's log.
+        log.exception("owner_page_failed", path=request.path)
+        words = (
+            "Something went wrong on this page. Try again; if it keeps happening, the page's log "
+            "says what (`journalctl -u rtcc-edge-page`)."
+        )
+        return _trouble(request, words, status=500)
+
+
+def _trouble(request: web.Request, words: str, *, status: int) -> web.Response:
+    context = {"active": "", "csrf": csrf_of(request), "done": "", "trouble": words}
+    return render(request, "trouble.html", context, status=status)
+
+
+def _owner(request: web.Request) -> AsyncOwnerClient:
+    return page_of(request).owner
 
 
 def _when(moment: datetime | str | None) -> str:
@@ -164,12 +243,10 @@ def _attention(recorders: list[dict[str, Any]], link: dict[str, Any]) -> list[st
 
 
 async def overview(request: web.Request) -> web.StreamResponse:
-    page = page_of(request)
-    daemon = await page.overview()
-    link = daemon.get("link") or {}
-    recorders = daemon.get("recorders") or []
-    actions = page.actions()
-    status = actions.status() if actions is not None else None
+    status = await _owner(request).status()
+    link = status.get("link") or {}
+    recorders = status.get("recorders") or []
+    enrolled = bool(status.get("enrolled"))
     cameras = [
         {
             "camera": row["camera"],
@@ -184,11 +261,11 @@ async def overview(request: web.Request) -> web.StreamResponse:
     context = _base(
         request,
         "overview",
-        enrolled=link.get("state", "not_enrolled") != "not_enrolled",
+        enrolled=enrolled,
         connected=link.get("state") == "connected",
-        paused=bool(status and status["paused"]),
-        paused_until=_when(status["paused_until"]) if status else "",
-        pending=status["pending"] if status else 0,
+        paused=bool(status.get("paused")),
+        paused_until=_when(status.get("paused_until")),
+        pending=status.get("pending", 0),
         cameras=cameras,
         attention=_attention(recorders, link),
     )
@@ -198,66 +275,62 @@ async def overview(request: web.Request) -> web.StreamResponse:
 # -- requests ----------------------------------------------------------------------------------
 
 
-def _window(record: RequestRecord) -> str:
-    try:
-        claims = json.loads(record.claims_json or "{}")
-    except ValueError:
+def _window(record: dict[str, Any]) -> str:
+    window = record.get("window")
+    if not window:
         return ""
-    start, end = claims.get("start"), claims.get("end")
-    if not isinstance(start, str) or not isinstance(end, str):
-        return ""
+    start, end = window
     try:
         return f"{_when(start)} to {datetime.fromisoformat(end).astimezone():%H:%M}"
     except ValueError:
         return ""
 
 
-def _row(record: RequestRecord, sent: dict[str, int] | None = None) -> dict[str, Any]:
-    seconds = (record.updated - record.received).total_seconds()
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    state = record["state"]
+    final = state in {s.value for s in FINAL_STATES}
+    seconds = 0.0
+    if final and record.get("updated"):
+        ended = datetime.fromisoformat(record["updated"])
+        seconds = (ended - datetime.fromisoformat(record["received"])).total_seconds()
+    sent = record.get("bytes_sent")
     return {
-        "jti": record.jti,
-        "agency": record.issuer,
-        "kind": record.cmd or "",
-        "case": record.case or "",
-        "requester": record.requester or "",
-        "reason": record.reason or "",
-        "camera": record.camera or "",
+        "jti": record["id"],
+        "agency": record["issuer"],
+        "kind": record.get("cmd") or "",
+        "case": record.get("case") or "",
+        "requester": record.get("requester") or "",
+        "reason": record.get("reason") or "",
+        "camera": record.get("camera") or "",
         "window": _window(record),
-        "received": _when(record.received),
-        "expires": _when(record.expires),
-        "state": STATE_WORDS.get(record.state.value, record.state.value),
-        "message": record.message or "",
-        "bytes": human_bytes(sent[record.jti]) + " sent" if sent and record.jti in sent else "",
-        "duration": f"{seconds:.0f} s" if record.final else "",
+        "received": _when(record["received"]),
+        "expires": _when(record.get("expires")),
+        "state": STATE_WORDS.get(state, state),
+        "message": record.get("message") or "",
+        "bytes": human_bytes(sent) + " sent" if sent else "",
+        "duration": f"{seconds:.0f} s" if final else "",
     }
 
 
 async def requests_page(request: web.Request) -> web.StreamResponse:
-    page = page_of(request)
-    actions = page.actions()
-    records = actions.requests(include_final=True, limit=100) if actions is not None else []
-    sent = await asyncio.get_running_loop().run_in_executor(
-        None, activity.bytes_by_request, page.state_dir
-    )
-    pending = [_row(r) for r in records if r.state is EventState.PENDING_APPROVAL]
-    history = [_row(r, sent) for r in records if r.state is not EventState.PENDING_APPROVAL]
+    enrolled = True
+    try:
+        records = await _owner(request).requests(include_final=True, limit=100)
+    except ControlError as exc:
+        if exc.code != "not_enrolled":
+            raise
+        enrolled, records = False, []
+    waiting = EventState.PENDING_APPROVAL.value
     context = _base(
         request,
         "requests",
-        enrolled=actions is not None,
+        enrolled=enrolled,
         not_enrolled=NOT_ENROLLED,
-        pending=pending,
-        history=history,
+        pending=[_row(r) for r in records if r["state"] == waiting],
+        history=[_row(r) for r in records if r["state"] != waiting],
         error=request.query.get("error", "")[:300],
     )
     return render(request, "requests.html", context)
-
-
-def _actions(request: web.Request) -> OwnerActions:
-    actions = page_of(request).actions()
-    if actions is None:
-        raise web.HTTPConflict(text=NOT_ENROLLED + "\n")
-    return actions
 
 
 def _back(path: str, *, done: str = "", error: str = "") -> web.HTTPSeeOther:
@@ -267,21 +340,20 @@ def _back(path: str, *, done: str = "", error: str = "") -> web.HTTPSeeOther:
     return web.HTTPSeeOther(f"{path}?{query}" if query else path)
 
 
-def _refusal_words(exc: Exception) -> str:
-    if isinstance(exc, OwnerActionError):
-        return exc.message
-    if isinstance(exc, NotOwnerError):
-        return NOT_OWNER
-    return str(exc)
+def _refused(request: web.Request, path: str, exc: Exception) -> web.HTTPSeeOther:
+    log.warning("owner_page_refused", path=request.path, error=str(exc))
+    return _back(path, error=refusal_words(page_of(request), exc))
 
 
 async def approve(request: web.Request) -> web.StreamResponse:
     jti = request.match_info["jti"]
     try:
-        record = await _actions(request).approve(jti, by=BY)
-    except (OwnerActionError, PolicyError, NotOwnerError) as exc:
-        raise _back("/requests", error=_refusal_words(exc)) from None
-    raise _back("/requests", done=f"Approved: the footage for case {record.case} is being sent.")
+        record = await _owner(request).approve(jti)
+    except (DaemonNotRunning, *Refusal) as exc:
+        raise _refused(request, "/requests", exc) from None
+    raise _back(
+        "/requests", done=f"Approved: the footage for case {record.get('case')} is being sent."
+    )
 
 
 async def deny(request: web.Request) -> web.StreamResponse:
@@ -292,25 +364,27 @@ async def deny(request: web.Request) -> web.StreamResponse:
     if not reason:
         raise _back("/requests", error="Say why you deny it: the RTCC is told your reason.")
     try:
-        record = await _actions(request).deny(jti, reason=reason, by=BY)
-    except (OwnerActionError, PolicyError, NotOwnerError) as exc:
-        raise _back("/requests", error=_refusal_words(exc)) from None
-    raise _back("/requests", done=f"Denied: the RTCC is told your reason for case {record.case}.")
+        record = await _owner(request).deny(jti, reason=reason)
+    except (DaemonNotRunning, *Refusal) as exc:
+        raise _refused(request, "/requests", exc) from None
+    raise _back(
+        "/requests", done=f"Denied: the RTCC is told your reason for case {record.get('case')}."
+    )
 
 
 # -- pause and resume --------------------------------------------------------------------------
 
 
 async def pause_page(request: web.Request) -> web.StreamResponse:
-    actions = page_of(request).actions()
-    status = actions.status() if actions is not None else None
+    status = await _owner(request).status()
+    enrolled = bool(status.get("enrolled"))
     context = _base(
         request,
         "pause",
-        enrolled=actions is not None,
+        enrolled=enrolled,
         not_enrolled=NOT_ENROLLED,
-        paused=bool(status and status["paused"]),
-        paused_until=_when(status["paused_until"]) if status else "",
+        paused=bool(status.get("paused")),
+        paused_until=_when(status.get("paused_until")),
         error=request.query.get("error", "")[:300],
     )
     return render(request, "pause.html", context)
@@ -326,20 +400,22 @@ async def pause(request: web.Request) -> web.StreamResponse:
         raise _back("/pause", error=str(exc)) from None
     if duration is not None and duration.total_seconds() <= 0:
         raise _back("/pause", error="The pause must last some time, e.g. 2h.")
+    seconds = None if duration is None else duration.total_seconds()
     try:
-        paused = await _actions(request).pause(duration=duration, by=BY)
-    except (OwnerActionError, PolicyError, NotOwnerError) as exc:
-        raise _back("/pause", error=_refusal_words(exc)) from None
-    until = f"until {_when(paused.until)}" if paused.until else "until you resume"
+        paused = await _owner(request).pause(seconds=seconds)
+    except (DaemonNotRunning, *Refusal) as exc:
+        raise _refused(request, "/pause", exc) from None
+    until = f"until {_when(paused['until'])}" if paused.get("until") else "until you resume"
     raise _back("/pause", done=f"Sharing is paused {until}.")
 
 
 async def resume(request: web.Request) -> web.StreamResponse:
     try:
-        was_on = await _actions(request).resume(by=BY)
-    except (OwnerActionError, PolicyError, NotOwnerError) as exc:
-        raise _back("/pause", error=_refusal_words(exc)) from None
-    raise _back("/pause", done="Sharing is on again." if was_on else "Sharing was not paused.")
+        result = await _owner(request).resume()
+    except (DaemonNotRunning, *Refusal) as exc:
+        raise _refused(request, "/pause", exc) from None
+    words = "Sharing is on again." if result.get("was_paused") else "Sharing was not paused."
+    raise _back("/pause", done=words)
 
 
 # -- activity ----------------------------------------------------------------------------------
@@ -349,52 +425,39 @@ def _tally_rows(rows: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
             "name": name,
-            "received": tally.received,
-            "automatic": tally.automatic,
-            "approved": tally.approved,
-            "denied": tally.denied,
-            "expired": tally.expired,
-            "rejected": tally.rejected,
-            "live": f"{tally.live_minutes:.0f}",
-            "sent": human_bytes(tally.bytes_uploaded),
+            "received": tally["received"],
+            "automatic": tally["automatic"],
+            "approved": tally["approved"],
+            "denied": tally["denied"],
+            "expired": tally["expired"],
+            "rejected": tally["rejected"],
+            "live": f"{tally['live_minutes']:.0f}",
+            "sent": human_bytes(tally["bytes_uploaded"]),
         }
         for name, tally in sorted(rows.items())
     ]
 
 
 async def activity_page(request: web.Request) -> web.StreamResponse:
-    page = page_of(request)
-    loop = asyncio.get_running_loop()
-    check = await loop.run_in_executor(None, activity.check_ledger, page.state_dir)
-    try:
-        report = await loop.run_in_executor(None, activity.report, page.state_dir)
-    except (LedgerFormatError, OSError):
-        agencies: list[dict[str, Any]] = []
-        cameras: list[dict[str, Any]] = []
-        total: list[dict[str, Any]] = []
-    else:
-        agencies = _tally_rows(report.by_agency)
-        cameras = _tally_rows(report.by_camera)
-        total = _tally_rows({"All": report.total})
+    found = await _owner(request).activity()
+    report = found.get("report")
     context = _base(
         request,
         "activity",
-        check=check,
-        agencies=agencies,
-        cameras=cameras,
-        total=total,
+        check=found["check"],
+        agencies=_tally_rows(report["by_agency"]) if report else [],
+        cameras=_tally_rows(report["by_camera"]) if report else [],
+        total=_tally_rows({"All": report["total"]}) if report else [],
     )
     return render(request, "activity.html", context)
 
 
 async def activity_csv(request: web.Request) -> web.StreamResponse:
-    page = page_of(request)
-    try:
-        report = await asyncio.get_running_loop().run_in_executor(
-            None, activity.report, page.state_dir
-        )
-    except (LedgerFormatError, OSError) as exc:
-        raise web.HTTPConflict(text=f"The record cannot be read: {exc}\n") from None
+    found = await _owner(request).activity()
+    report = found.get("report")
+    if not report:
+        problem = found.get("report_error") or "The record cannot be read."
+        raise web.HTTPConflict(text=f"{problem}\n")
     return web.Response(
         text=activity.report_csv(report),
         content_type="text/csv",
@@ -411,55 +474,61 @@ MODE_WORDS = {
 }
 
 
-async def _camera_ids(request: web.Request) -> set[str]:
-    page = page_of(request)
-    actions = page.actions()
-    known = {s.camera for s in actions.sharing()} if actions is not None else set()
-    rows = (await page.overview()).get("recorders") or []
-    return known | {row["camera"] for row in rows}
-
-
 async def cameras_page(request: web.Request) -> web.StreamResponse:
-    page = page_of(request)
-    actions = page.actions()
-    rows = {row["camera"]: row for row in (await page.overview()).get("recorders") or []}
-    sharing = {s.camera: s for s in actions.sharing()} if actions is not None else {}
+    owner = _owner(request)
+    status = await owner.status()
+    rows = {row["camera"]: row for row in status.get("recorders") or []}
+    sharing = {row["camera"]: row for row in status.get("cameras") or []}
+    error = request.query.get("error", "")[:300]
     cameras = []
     for camera in dict.fromkeys([*sharing, *rows]):
         row, share = rows.get(camera), sharing.get(camera)
-        # Made here rather than on the image's own request (it is kept for the next one): a
-        # camera with no recent footage gets a sentence, not a broken picture.
-        picture = page.pictures is not None and await page.pictures.latest(camera) is not None
+        # Asked here rather than on the image's own request (the daemon keeps it for the next
+        # one): a camera with no recent footage gets a sentence, not a broken picture.
+        try:
+            picture = await owner.picture(camera) is not None
+        except ControlError as exc:
+            if exc.code not in ("not_owner", "not_found"):
+                raise
+            picture = False
+            if exc.code == "not_owner":
+                error = error or refusal_words(page_of(request), exc)
         cameras.append(
             {
                 "id": camera,
-                "name": share.name if share is not None else camera,
+                "name": share["name"] if share is not None else camera,
                 "state": RECORDER_WORDS.get(row["state"], row["state"]) if row else "unknown",
-                "mode": share.mode.value if share is not None else "",
-                "live": bool(share and share.live),
+                "mode": share["mode"] if share is not None else "",
+                "live": bool(share and share["live"]),
                 "picture": picture,
             }
         )
     context = _base(
         request,
         "cameras",
-        enrolled=actions is not None,
+        enrolled=bool(status.get("enrolled")),
         cameras=cameras,
         modes=MODE_WORDS,
-        pictures=page.pictures is not None,
-        error=request.query.get("error", "")[:300],
+        pictures=True,
+        error=error,
     )
     return render(request, "cameras.html", context)
 
 
 async def camera_picture(request: web.Request) -> web.StreamResponse:
-    page = page_of(request)
     camera = request.match_info["camera"]
-    if page.pictures is None or camera not in await _camera_ids(request):
-        raise web.HTTPNotFound(text="No such camera.\n")
-    picture = await page.pictures.latest(camera)
-    if picture is None:
+    try:
+        encoded = await _owner(request).picture(camera)
+    except ControlError as exc:
+        if exc.code not in ("not_found", "bad_arguments"):
+            raise
+        raise web.HTTPNotFound(text="No such camera.\n") from None
+    if encoded is None:
         raise web.HTTPNotFound(text="No recent footage of this camera.\n")
+    try:
+        picture = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise web.HTTPBadGateway(text="The picture could not be read.\n") from None
     return web.Response(body=picture, content_type="image/jpeg")
 
 
@@ -471,10 +540,8 @@ async def camera_sharing(request: web.Request) -> web.StreamResponse:
         raise _back("/cameras", error="Choose private, registry or integrated.")
     live = form.get("live") == "on"
     try:
-        after = await _actions(request).set_sharing(
-            camera, SharingMode(mode_text), live=live, by=BY
-        )
-    except (OwnerActionError, PolicyError, NotOwnerError) as exc:
-        raise _back("/cameras", error=_refusal_words(exc)) from None
-    live_words = " with live view" if after.live else ""
-    raise _back("/cameras", done=f"{after.name} is now {after.mode.value}{live_words}.")
+        after = await _owner(request).set_sharing(camera, SharingMode(mode_text), live=live)
+    except (DaemonNotRunning, *Refusal) as exc:
+        raise _refused(request, "/cameras", exc) from None
+    live_words = " with live view" if after.get("live") else ""
+    raise _back("/cameras", done=f"{after['name']} is now {after['mode']}{live_words}.")

@@ -135,7 +135,12 @@ class OwnerStateStore:
 def legacy_problem(state_dir: Path, owner_dir: Path) -> str | None:
     """Why an older version's owner file in the state directory blocks start, or None."""
     legacy = state_dir / STATE_FILE
-    if not legacy.exists() or (owner_dir / STATE_FILE).exists():
+    try:
+        if not legacy.exists() or (owner_dir / STATE_FILE).exists():
+            return None
+    except PermissionError:
+        # A process that may not look into the state directory (the owner's page under its own
+        # user): the daemon, which can, makes this check when it starts.
         return None
     return (
         f"the owner's choices are in {legacy}, where the service itself can write them; as root, "

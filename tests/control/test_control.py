@@ -33,7 +33,8 @@ from agent.control import (
 from agent.control.protocol import MAX_LINE
 from agent.ledger import Kind, read_entries
 from tests.support.link_service import Site, running_service, site_config, write_site_config
-from tests.support.rtcc import jti_of, make_request
+from tests.support.owner_page import daemon_socket
+from tests.support.rtcc import ISSUER, jti_of, make_request
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -168,6 +169,28 @@ async def test_commands(daemon: tuple[Site, ControlServer], config: AgentConfig)
     assert all(e.data["by"].startswith("uid 0") for e in owner_entries if "by" in e.data)
 
 
+async def test_what_the_owners_page_reads_and_says(config: AgentConfig) -> None:
+    """`picture`, `activity`, `requests` with the bytes sent, and `via: "page"` in the ledger."""
+    async with running_service(config) as site, daemon_socket(site):
+        path = config.control.socket
+        assert await acall(path, "picture", camera="parking-lot") == {"jpeg": None}
+        with pytest.raises(ControlError) as caught:
+            await acall(path, "picture", camera="garage")
+        assert caught.value.code == "not_found"
+        payload = make_request("clip", camera="parking-lot")
+        await site.service.handle(payload)
+        jti = jti_of(payload)
+        approved = await acall(path, "approve", id=jti, via="page")
+        assert approved["state"] == "approved"
+        rows = await acall(path, "requests", all=True, sent=True)
+        assert rows[0]["id"] == jti and rows[0]["bytes_sent"] == 0 and rows[0]["updated"]
+        found = await acall(path, "activity")
+        assert found["check"]["ok"] is True and "intact" in found["check"]["words"]
+        assert found["report"]["by_agency"][ISSUER]["approved"] == 1
+    approval = [e for e in read_entries(config.state_dir / "ledger") if e.kind == Kind.APPROVAL]
+    assert approval[-1].data["by"] == "uid 0 (root) through the owner's page"
+
+
 @pytest.mark.parametrize(
     ("cmd", "args", "code"),
     [
@@ -181,6 +204,9 @@ async def test_commands(daemon: tuple[Site, ControlServer], config: AgentConfig)
         ("pause", {"seconds": -5}, "bad_arguments"),
         ("format", {}, "unknown_command"),
         ("status", {"verbose": True}, "bad_arguments"),
+        ("pause", {"via": "cli"}, "bad_arguments"),
+        ("status", {"via": "page"}, "bad_arguments"),
+        ("picture", {"camera": "../etc"}, "bad_arguments"),
     ],
 )
 async def test_refusals(

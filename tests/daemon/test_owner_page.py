@@ -1,11 +1,13 @@
-"""The owner's page served by a real `rtcc-edge run` (not enrolled, recording a camsim camera):
-the password set with the real CLI, then signed in over a real socket; the overview shows the
-camera recording and says the site is not enrolled; the Cameras page's picture is a JPEG
-of the newest frame in the store."""
+"""The owner's page, `rtcc-edge owner serve` in its own process, beside a real `rtcc-edge run`
+(not enrolled, recording a camsim camera): the password set with the real CLI, then signed in
+over a real socket; the overview shows the camera recording and says the site is not enrolled;
+the Cameras page's picture is a JPEG of the newest frame in the store, made by the daemon and
+passed over its control socket. The daemon itself serves no page."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import time
@@ -52,7 +54,7 @@ async def _overview(url: str) -> str:
         return overview
 
 
-def test_daemon_serves_the_owners_page(
+def test_owner_page_beside_the_daemon(
     run_camsim: Callable[..., CamsimRun], daemons: Callable[..., Daemon], tmp_path: Path
 ) -> None:
     cams = run_camsim(low_res_camera())
@@ -71,6 +73,20 @@ def test_daemon_serves_the_owners_page(
     assert (tmp_path / "owner" / "page-password").is_file()
     daemon = daemons(config)
     daemon.wait_recording()
-    text = asyncio.run(_overview(f"http://127.0.0.1:{port}"))
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the daemon serves no page"
+    with (tmp_path / "page.log").open("wb") as log:
+        page = subprocess.Popen(
+            [sys.executable, "-m", "agent", "--config", str(config), "owner", "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        text = asyncio.run(_overview(f"http://127.0.0.1:{port}"))
+    finally:
+        page.terminate()
+        page.wait(timeout=30)
+    print((tmp_path / "page.log").read_text())
     assert "Not enrolled with an RTCC" in text
     assert "cam1" in text and "Recording." in text
+    assert page.returncode == 0, "a clean stop on SIGTERM"

@@ -15,7 +15,7 @@ from agent.ledger import Kind, read_entries
 from tests.support.chromium import ensure_chromium
 from tests.support.console import SCREENSHOTS
 from tests.support.link_service import running_service, site_config
-from tests.support.owner_page import OWNER_PASSWORD, running_page
+from tests.support.owner_page import BY_PAGE, OWNER_PASSWORD, running_page
 from tests.support.rtcc import jti_of, make_request
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -94,4 +94,4 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
             finally:
                 await browser.close()
     by = {e.kind: e.data.get("by") for e in read_entries(config.state_dir / "ledger")}
-    assert by[Kind.APPROVAL] == by[Kind.PAUSED] == by[Kind.SHARING_CHANGED] == "owner (page)"
+    assert by[Kind.APPROVAL] == by[Kind.PAUSED] == by[Kind.SHARING_CHANGED] == BY_PAGE

@@ -13,7 +13,7 @@ from agent.ledger import Kind, read_entries
 from agent.owner_page.password import LoginLimiter
 from tests.support.immutable import make_immutable, mutable_again
 from tests.support.link_service import Site, running_service, site_config
-from tests.support.owner_page import OWNER_PASSWORD, running_page
+from tests.support.owner_page import BY_PAGE, OWNER_PASSWORD, running_page
 from tests.support.rtcc import jti_of, make_request
 
 
@@ -107,7 +107,7 @@ async def test_cross_origin_post_is_refused(config: AgentConfig) -> None:
             assert "Sharing is paused until" in await response.text()
         assert paused(site)
         entries = [e for e in read_entries(config.state_dir / "ledger") if e.kind == Kind.PAUSED]
-        assert entries[-1].data["by"] == "owner (page)"
+        assert entries[-1].data["by"] == BY_PAGE
 
 
 async def test_wrong_passwords_are_rate_limited(config: AgentConfig) -> None:
@@ -173,7 +173,7 @@ async def test_pending_request_approved_through_the_page(config: AgentConfig) ->
                 assert "Approved" in await response.text()
         await site.sink.wait_for(jti, "approved")
         approval = [e for e in read_entries(config.state_dir / "ledger") if e.kind == Kind.APPROVAL]
-        assert approval[-1].data["by"] == "owner (page)"
+        assert approval[-1].data["by"] == BY_PAGE
 
 
 def test_limiter_forgets_after_its_window() -> None:
@@ -220,13 +220,13 @@ async def test_sharing_changed_through_the_page(config: AgentConfig) -> None:
         changed = [
             e for e in read_entries(config.state_dir / "ledger") if e.kind == Kind.SHARING_CHANGED
         ]
-        assert changed[-1].data["by"] == "owner (page)"
+        assert changed[-1].data["by"] == BY_PAGE
 
 
-async def test_a_choice_the_daemon_may_not_record_is_refused_in_plain_words(
+async def test_a_choice_that_cannot_be_recorded_is_refused_in_plain_words(
     config: AgentConfig,
 ) -> None:
-    """The daemon's user cannot write the owner directory (here: it is immutable, even to
+    """The page's process cannot write the owner directory (here: it is immutable, even to
     root): the page refuses the change with a sentence, and nothing is paused."""
     async with running_service(config) as site, running_page(site) as page:
         async with page.signed_in() as http:
@@ -239,5 +239,6 @@ async def test_a_choice_the_daemon_may_not_record_is_refused_in_plain_words(
                     headers={"Origin": page.url},
                 ) as response:
                     text = await response.text()
-        assert response.status == 200 and "owner folder is not writable" in text, text
+        assert response.status == 200 and "may not act as the owner" in text, text
+        assert "Traceback" not in text
         assert not paused(site)

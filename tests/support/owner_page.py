@@ -1,9 +1,13 @@
-"""The owner's page for tests: served on a free loopback port, over a running request service
+"""The owner's page for tests, as it runs for real: `rtcc-edge owner serve` in a process of its
+own, on a free loopback port, talking to a control socket over a running request service
 (`tests.support.link_service`), with the owner password set as `rtcc-edge owner passwd` does.
 
     async with running_service(config, handlers=...) as site:
         async with running_page(site) as page:            # page.url: http://127.0.0.1:PORT
             async with page.signed_in() as http: ...      # an aiohttp session with its cookie
+
+`daemon_socket(site)` is the daemon's side alone (the control socket, its overview and
+pictures), for tests that start the page some other way.
 """
 
 from __future__ import annotations
@@ -11,30 +15,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from aiohttp import web
 
-from agent.link.owner_actions import OwnerActions
-from agent.owner_page.app import make_app
+from agent.control import ControlServer
+from agent.control.pictures import Pictures
 from agent.owner_page.password import set_password
-from agent.owner_page.pictures import Pictures
 from agent.store import ClipStore
 from tests.support.broker import free_port
-from tests.support.link_service import Site
+from tests.support.link_service import Site, write_site_config
 
 OWNER_PASSWORD = "correct horse battery"
 _T = TypeVar("_T")
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+BY_PAGE = "uid 0 (root) through the owner's page"  # the ledger's `by` for the page run as root
 
 
 @dataclass
 class RunningPage:
     url: str
     site: Site
+    log: Path
 
     async def csrf_of(self, http: aiohttp.ClientSession, path: str) -> str:
         async with http.get(self.url + path) as response:
@@ -92,25 +99,86 @@ class _StoreThread:
 
 
 @contextlib.asynccontextmanager
-async def running_page(site: Site, *, password: str = OWNER_PASSWORD) -> AsyncIterator[RunningPage]:
-    set_password(site.config.owner_dir, password)
-    actions = OwnerActions(site.service)
+async def daemon_socket(site: Site, *, group: str | None = None) -> AsyncIterator[ControlServer]:
+    """The daemon's control socket over `site`, as `rtcc-edge run` serves it."""
 
     async def overview() -> dict[str, Any]:
         return overview_of(site)
 
-    app = make_app(
-        owner_dir=site.config.owner_dir,
-        actions=lambda: actions,
+    config = site.config
+    server = ControlServer(
+        config.control.socket,
+        site.service,
+        group=group,
         overview=overview,
-        state_dir=site.config.state_dir,
-        pictures=Pictures(_StoreThread(site.store), site.config.state_dir / "owner-page-tmp"),
+        owner_group=config.control.owner_group,
+        pictures=Pictures(
+            _StoreThread(site.store),
+            config.state_dir / "picture-tmp",
+            cameras=lambda: [camera.id for camera in config.cameras],
+        ),
+        state_dir=config.state_dir,
     )
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port("127.0.0.1")
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await server.start()
     try:
-        yield RunningPage(f"http://127.0.0.1:{port}", site)
+        yield server
     finally:
-        await runner.cleanup()
+        await server.close()
+
+
+def _text(log: Path) -> str:
+    return log.read_text(errors="replace")[-4000:]
+
+
+async def wait_for_page(url: str, process: asyncio.subprocess.Process, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if process.returncode is not None:
+                raise AssertionError(f"the page exited ({process.returncode}): {_text(log)}")
+            try:
+                async with http.get(url + "/login") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            assert time.monotonic() < deadline, f"the page never answered: {_text(log)}"
+            await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def page_process(config_file: Path, url: str, log: Path) -> AsyncIterator[None]:
+    """`rtcc-edge owner serve` with `config_file`, until the block ends (SIGTERM)."""
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "agent", "owner", "serve", "--config", str(config_file)),
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        await wait_for_page(url, process, log)
+        yield
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        code = await asyncio.wait_for(process.wait(), 30)
+        assert code in (0, -15), f"the page exited with {code}: {_text(log)}"
+
+
+def page_config(site: Site, port: int) -> Path:
+    """The site's configuration as a file, with the page on 127.0.0.1:`port`."""
+    path = write_site_config(site.config, Path(site.config.state_dir).parent / "agent.toml")
+    with path.open("a") as out:
+        out.write(f'\n[owner_page]\nenabled = true\nlisten = "127.0.0.1:{port}"\n')
+    return path
+
+
+@contextlib.asynccontextmanager
+async def running_page(site: Site, *, password: str = OWNER_PASSWORD) -> AsyncIterator[RunningPage]:
+    set_password(site.config.owner_dir, password)
+    port = free_port("127.0.0.1")
+    url = f"http://127.0.0.1:{port}"
+    config_file = page_config(site, port)
+    log = config_file.with_name("owner-page.log")
+    async with daemon_socket(site), page_process(config_file, url, log):
+        yield RunningPage(url, site, log)

@@ -1,5 +1,6 @@
-"""A current picture of each camera for the Cameras page: the newest recorded frame, cut from
-the store and encoded as a JPEG (the snapshot delivery's own `nearest_still`).
+"""A current picture of each camera for the owner's Cameras page, made by the daemon (which
+holds the store) and given over the control socket (`picture`): the newest recorded frame, cut
+from the store and encoded as a JPEG (the snapshot delivery's own `nearest_still`).
 
 A picture is kept for `MAX_AGE` seconds, so a page reloaded on a phone costs nothing more; and
 nothing is decoded while nobody looks at the page.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -36,11 +37,22 @@ class StoreRunner(Protocol):
 
 
 class Pictures:
-    def __init__(self, store: StoreRunner, temp_dir: Path) -> None:
+    def __init__(
+        self,
+        store: StoreRunner,
+        temp_dir: Path,
+        *,
+        cameras: Callable[[], Iterable[str]] | None = None,
+    ) -> None:
+        """`cameras`: the camera ids there may be pictures of (default: any the store has)."""
         self._store = store
         self._temp_dir = temp_dir
+        self._cameras = cameras
         self._kept: dict[str, tuple[float, bytes | None]] = {}
         self._lock = asyncio.Lock()
+
+    def known(self, camera: str) -> bool:
+        return self._cameras is None or camera in set(self._cameras())
 
     async def latest(self, camera: str) -> bytes | None:
         """The newest frame of `camera` as a JPEG; None when the store holds none recently."""
@@ -65,7 +77,7 @@ class Pictures:
             )
             still = await asyncio.to_thread(nearest_still, path, clip.first_frame, newest)
         except (OSError, StoreError, av.FFmpegError, ValueError) as exc:
-            log.warning("owner_page_picture_failed", camera=camera, error=str(exc))
+            log.warning("picture_failed", camera=camera, error=str(exc))
             return None
         finally:
             path.unlink(missing_ok=True)
