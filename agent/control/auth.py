@@ -18,6 +18,8 @@ import struct
 from dataclasses import dataclass
 
 OWNER_COMMANDS = frozenset({"approve", "deny", "sharing_set", "pause", "resume", "live_stop"})
+# The footage is the owner's: watching it is not "reading", whoever else may reach the socket.
+OWNER_READS = frozenset({"preview"})
 DEFAULT_OWNER_GROUP = "rtcc-edge-owner"
 
 

@@ -7,7 +7,9 @@ Response: `{"v": 1, "ok": true, "result": …}` or
 Commands and their arguments: `status` {}, `requests` {`all`: bool, `limit`: int},
 `approve` {`id`}, `deny` {`id`, `reason`}, `sharing` {}, `sharing_set` {`camera`, `mode`,
 `live`: bool or null}, `pause` {`seconds`: number or null for "until resumed"}, `resume` {},
-`live_stop` {`id`} (end a live session in progress; `status` lists them under `live`).
+`live_stop` {`id`} (end a live session in progress; `status` lists them under `live`),
+`preview` {`id`, `offset`, `length`} (a piece of the footage a pending request would share,
+base64-encoded, at most 1 MiB; `agent.control.preview`).
 `id` is a request id or an unambiguous prefix of at least 4 characters.
 
 Parsing is strict: duplicate members (`{"cmd": "status", "cmd": "pause"}`: which one did the
@@ -28,6 +30,7 @@ from agent.wire.strict_json import loads_strict
 VERSION = 1
 MAX_LINE = 64 * 1024
 MAX_PAUSE_SECONDS = 366 * 86400
+MAX_PREVIEW_CHUNK = 1024 * 1024
 
 Command = Literal[
     "status",
@@ -39,6 +42,7 @@ Command = Literal[
     "pause",
     "resume",
     "live_stop",
+    "preview",
 ]
 
 
@@ -80,6 +84,11 @@ class PauseArgs(_Args):
     seconds: Annotated[float, Field(gt=0, le=MAX_PAUSE_SECONDS)] | None = None
 
 
+class PreviewArgs(ApproveArgs):
+    offset: Annotated[int, Field(ge=0)] = 0
+    length: Annotated[int, Field(ge=0, le=MAX_PREVIEW_CHUNK)] = MAX_PREVIEW_CHUNK
+
+
 ARGS: dict[str, type[_Args]] = {
     "status": NoArgs,
     "requests": RequestsArgs,
@@ -90,6 +99,7 @@ ARGS: dict[str, type[_Args]] = {
     "pause": PauseArgs,
     "resume": NoArgs,
     "live_stop": ApproveArgs,
+    "preview": PreviewArgs,
 }
 
 

@@ -36,12 +36,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.control.auth import DEFAULT_OWNER_GROUP, OWNER_COMMANDS, Peer, owner_refusal, peer_of
+from agent.control.auth import (
+    DEFAULT_OWNER_GROUP,
+    OWNER_COMMANDS,
+    OWNER_READS,
+    Peer,
+    owner_refusal,
+    peer_of,
+)
+from agent.control.preview import Previews
 from agent.control.protocol import (
     MAX_LINE,
     ApproveArgs,
     DenyArgs,
     PauseArgs,
+    PreviewArgs,
     ProtocolError,
     RequestsArgs,
     SharingSetArgs,
@@ -94,6 +103,7 @@ class ControlServer:
         overview: Overview | None = None,
         owner_group: str | None = DEFAULT_OWNER_GROUP,
         service_uid: int | None = None,
+        previews: Previews | None = None,
     ) -> None:
         """`service_uid`: the uid never allowed to act as the owner (default: this process's)."""
         self.path = path
@@ -103,6 +113,7 @@ class ControlServer:
         self.service_uid = os.geteuid() if service_uid is None else service_uid
         self.owner = OwnerActions(service, live=live) if service is not None else None
         self.overview = overview
+        self.previews = previews
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -130,6 +141,9 @@ class ControlServer:
             with contextlib.suppress(OSError):
                 temporary.unlink()
             raise ControlServerError(f"cannot create {self.path}: {exc}") from exc
+        if self.previews is not None:
+            # Only now: a second daemon refused above must not empty the first one's previews.
+            await self.previews.start()
         log.info(
             "control_listening", path=str(self.path), group=self.group if gid is not None else None
         )
@@ -143,6 +157,8 @@ class ControlServer:
             return None
 
     async def close(self) -> None:
+        if self.previews is not None:
+            await self.previews.close()
         if self._server is None:
             return
         self._server.close()
@@ -178,7 +194,7 @@ class ControlServer:
         """One response line for one request line from `peer`; never raises."""
         try:
             cmd, args = parse_request(line)
-            if cmd in OWNER_COMMANDS:
+            if cmd in OWNER_COMMANDS or cmd in OWNER_READS:
                 refusal = owner_refusal(
                     peer, owner_group=self.owner_group, service_uid=self.service_uid
                 )
@@ -241,4 +257,9 @@ class ControlServer:
         if cmd == "live_stop":
             assert isinstance(args, ApproveArgs)
             return await owner.stop_live(args.id, by=by)
+        if cmd == "preview":
+            assert isinstance(args, PreviewArgs)
+            if self.previews is None:
+                raise OwnerActionError("no_preview", "This daemon does not make previews.")
+            return await self.previews.chunk(args.id, args.offset, args.length)
         raise ProtocolError("unknown_command", f"unknown command {cmd!r}")

@@ -24,6 +24,7 @@ from agent.camera_info import CameraFacts as CheckedFacts
 from agent.camera_info import read_all_camera_facts
 from agent.clock import clock_sync
 from agent.control import ControlServer, ControlServerError
+from agent.control.preview import PREVIEW_DIR, Previews
 from agent.daemon.app import DaemonError
 from agent.identity import DeviceKey, device_key_path
 from agent.ledger import LedgerError
@@ -126,6 +127,7 @@ class LinkComponent:
             link.service,
             overview=self.overview,
             owner_group=config.control.owner_group,
+            previews=Previews(link.service, self._daemon.store, config.state_dir / PREVIEW_DIR),
         )
         await self._control.start()
         self._online = self._online_cameras()
