@@ -20,6 +20,7 @@ from aiohttp import web
 from agent.link.owner_actions import OwnerActions
 from agent.owner_page.auth import GATE, Gate
 from agent.owner_page.pictures import Pictures
+from agent.owner_page.preview import CONTROL_SOCKET
 
 BY = "owner (page)"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -51,6 +52,7 @@ def make_app(
     bar_days: float = 2.0,
     pictures: Pictures | None = None,
     secure: bool = False,
+    control_socket: Path | None = None,
 ) -> web.Application:
     from agent.owner_page import pages
 
@@ -64,6 +66,8 @@ def make_app(
     app = web.Application(client_max_size=64 * 1024)  # forms only: nothing large comes in
     app[GATE] = Gate(owner_dir, secure=secure)
     app[PAGE] = PageContext(actions, overview, state_dir, bar_days, templates, pictures)
+    if control_socket is not None:
+        app[CONTROL_SOCKET] = control_socket  # previews come from the daemon through it
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/static", STATIC)
     pages.routes(app)
@@ -71,10 +75,11 @@ def make_app(
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Nothing but this page's own stylesheet; no framing, no scripts at all."""
+    """Nothing but this page's own stylesheet and media (the previews); no framing, no scripts
+    at all."""
     response.headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     )
     response.headers.setdefault("X-Frame-Options", "DENY")

@@ -62,6 +62,7 @@ class OwnerPageComponent:
             state_dir=config.state_dir,
             pictures=Pictures(self._daemon.store, config.state_dir / PICTURES_TEMP),
             bar_days=config.compat.min_retention.total_seconds() / 86400,
+            control_socket=config.control.socket,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
