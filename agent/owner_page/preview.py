@@ -15,6 +15,7 @@ for it also makes the daemon cut the preview, so the video starts at once when p
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 from pathlib import Path
@@ -32,12 +33,16 @@ log = get_logger(__name__)
 CONTROL_SOCKET = web.AppKey("rtcc_control_socket", Path)
 PIECE = 1024 * 1024  # the most the daemon gives per answer
 CUT_TIMEOUT = 120.0  # the first piece waits for the cut: a long window takes a while
+# The Requests page waits this long in all for its previews to be cut; what is not ready by
+# then is cut on (the daemon goes on) and the video element's request waits for it.
+DESCRIBE_BUDGET = 20.0
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _JTI = re.compile(r"^[0-9a-fA-F-]{4,64}$")
 
 EXACT = "This is exactly the footage that would be sent if you approve."
 EXACT_STILL = "This is exactly the picture that would be sent if you approve."
 NO_PREVIEW = "There is no preview of this request."
+STILL_CUTTING = "The preview is still being made: it plays as soon as it is ready."
 
 
 def routes(app: web.Application) -> None:
@@ -45,9 +50,9 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/requests/{jti}/preview.jpg", signed_in(preview))
 
 
-def _client(request: web.Request) -> AsyncControlClient | None:
+def _client(request: web.Request, *, timeout: float = CUT_TIMEOUT) -> AsyncControlClient | None:
     path = request.app.get(CONTROL_SOCKET)
-    return AsyncControlClient(path, timeout=CUT_TIMEOUT) if path is not None else None
+    return AsyncControlClient(path, timeout=timeout) if path is not None else None
 
 
 async def _piece(
@@ -108,25 +113,31 @@ async def preview(request: web.Request) -> web.StreamResponse:
     if status == 206:
         response.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     await response.prepare(request)
+    if request.method == "HEAD":
+        return response
     offset = first
-    while offset <= last:
-        try:
-            _, data = await _piece(client, jti, offset, min(PIECE, last - offset + 1))
-        except (ControlError, DaemonNotRunning) as exc:
-            # Headers are gone already: end the body short, the browser sees it incomplete.
-            log.warning("owner_page_preview_cut_short", request=jti, error=str(exc))
-            break
-        if not data:
-            break
-        await response.write(data)
-        offset += len(data)
-    await response.write_eof()
+    try:
+        while offset <= last:
+            try:
+                _, data = await _piece(client, jti, offset, min(PIECE, last - offset + 1))
+            except (ControlError, DaemonNotRunning) as exc:
+                # Headers are gone already: end the body short, the browser sees it incomplete.
+                log.warning("owner_page_preview_cut_short", request=jti, error=str(exc))
+                break
+            if not data:
+                break
+            await response.write(data)
+            offset += len(data)
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the video element dropped this range for another: nothing went wrong
     return response
 
 
 async def describe(request: web.Request, rows: list[dict[str, Any]]) -> None:
     """Give each pending request's row its `preview`: what the Requests page shows for it."""
-    client = _client(request)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DESCRIBE_BUDGET
     for row in rows:
         kind = row.get("kind")
         if kind not in ("clip", "snapshot"):
@@ -134,6 +145,7 @@ async def describe(request: web.Request, rows: list[dict[str, Any]]) -> None:
             continue
         shown: dict[str, Any] = {"video": "", "image": "", "picture": "", "notes": []}
         row["preview"] = shown
+        client = _client(request, timeout=max(0.5, deadline - loop.time()))
         if client is None:
             shown["notes"] = [NO_PREVIEW]
             continue
@@ -143,6 +155,10 @@ async def describe(request: web.Request, rows: list[dict[str, Any]]) -> None:
             shown["notes"] = [str(exc)]
             continue
         except ControlError as exc:
+            if exc.code == "timeout" and kind == "clip":
+                shown["video"] = f"/requests/{row['jti']}/preview.mp4"
+                shown["notes"] = [EXACT, STILL_CUTTING]
+                continue
             if exc.code == "no_preview" and kind == "snapshot" and row.get("camera"):
                 shown["picture"] = f"/cameras/{row['camera']}/picture.jpg"
             shown["notes"] = [exc.message]
