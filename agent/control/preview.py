@@ -29,7 +29,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -148,6 +148,7 @@ class Previews:
                 async with self._lock(jti):
                     if self._kept.get(jti) is kept:
                         del self._kept[jti]
+                        self._locks.pop(jti, None)
                         await asyncio.to_thread(kept.path.unlink, missing_ok=True)
                         log.info("preview_removed", request=jti)
 
@@ -259,7 +260,13 @@ class Previews:
         finally:
             await asyncio.to_thread(work.unlink, missing_ok=True)
         log.info("preview_made", request=jti, bytes=clip.bytes, gaps=len(clip.gaps))
-        return _Kept(final, _gap_notes(clip), self.clock())
+        notes = _gap_notes(clip)
+        if end > datetime.now(UTC):
+            notes.append(
+                f"This window ends later ({_clock_text(end)}): the preview shows what is "
+                "recorded so far; what is sent also holds what is recorded until then."
+            )
+        return _Kept(final, notes, self.clock())
 
     async def _cut_still(self, jti: str, request: SnapshotRequest) -> _Kept:
         camera, at = request.camera, request.at
