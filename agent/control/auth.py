@@ -6,7 +6,8 @@ changes what the site shares or does) need root or a member of the owner group
 (`control.owner_group`, `rtcc-edge-owner` by default) — and never the service user itself, even
 if someone made it a member: the service runs the recorders, the code most exposed to hostile
 input. Reading the site's state (status, requests, sharing) stays open to whoever can reach
-the socket; the footage and the record (`picture`, `activity`: `OWNER_READS`) are the owner's.
+the socket; the footage and the record (`picture`, `activity`, `preview`: `OWNER_READS`) are
+the owner's.
 
 A command may say it came `via` the owner's page; that only adds words to who the ledger names
 (`by_label`): who acted is always the peer's uid, as the kernel gives it.
@@ -24,7 +25,7 @@ from typing import Literal
 
 OWNER_COMMANDS = frozenset({"approve", "deny", "sharing_set", "pause", "resume", "live_stop"})
 # Reads that show footage or the owner's record: the owner's too, although they change nothing.
-OWNER_READS = frozenset({"picture", "activity"})
+OWNER_READS = frozenset({"picture", "activity", "preview"})
 DEFAULT_OWNER_GROUP = "rtcc-edge-owner"
 
 

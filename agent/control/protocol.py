@@ -10,7 +10,9 @@ Commands and their arguments: `status` {}, `requests` {`all`: bool, `limit`: int
 `live_stop` {`id`} (end a live session in progress; `status` lists them under `live`),
 `picture` {`camera`} → {`jpeg`: base64 JPEG of its newest recorded frame, or null},
 `activity` {} → {`check`: {`ok`, `words`}, `report`: the figures of `audit report --json` or
-null with `report_error`}.
+null with `report_error`},
+`preview` {`id`, `offset`, `length`} (a piece of the footage a pending request would share,
+base64-encoded, at most 1 MiB; `agent.control.preview`).
 `id` is a request id or an unambiguous prefix of at least 4 characters. `requests` with
 `sent: true` adds each request's `bytes_sent` (from the ledger's uploads).
 
@@ -37,6 +39,7 @@ from agent.wire.strict_json import loads_strict
 VERSION = 1
 MAX_LINE = 64 * 1024
 MAX_PAUSE_SECONDS = 366 * 86400
+MAX_PREVIEW_CHUNK = 1024 * 1024
 
 Command = Literal[
     "status",
@@ -50,6 +53,7 @@ Command = Literal[
     "live_stop",
     "picture",
     "activity",
+    "preview",
 ]
 
 
@@ -102,6 +106,11 @@ class PictureArgs(_Args):
     camera: SafeId
 
 
+class PreviewArgs(ApproveArgs):
+    offset: Annotated[int, Field(ge=0)] = 0
+    length: Annotated[int, Field(ge=0, le=MAX_PREVIEW_CHUNK)] = MAX_PREVIEW_CHUNK
+
+
 ARGS: dict[str, type[_Args]] = {
     "status": NoArgs,
     "requests": RequestsArgs,
@@ -114,6 +123,7 @@ ARGS: dict[str, type[_Args]] = {
     "live_stop": ApproveArgs,
     "picture": PictureArgs,
     "activity": NoArgs,
+    "preview": PreviewArgs,
 }
 
 

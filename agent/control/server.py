@@ -53,6 +53,7 @@ from agent.control.auth import (
     peer_of,
 )
 from agent.control.pictures import Pictures
+from agent.control.preview import Previews
 from agent.control.protocol import (
     MAX_LINE,
     ApproveArgs,
@@ -60,6 +61,7 @@ from agent.control.protocol import (
     OwnerArgs,
     PauseArgs,
     PictureArgs,
+    PreviewArgs,
     ProtocolError,
     RequestsArgs,
     SharingSetArgs,
@@ -114,6 +116,7 @@ class ControlServer:
         service_uid: int | None = None,
         pictures: Pictures | None = None,
         state_dir: Path | None = None,
+        previews: Previews | None = None,
     ) -> None:
         """`service_uid`: the uid never allowed to act as the owner (default: this process's).
         `pictures`: where `picture` comes from (None: no pictures); `state_dir`: whose ledger
@@ -129,6 +132,7 @@ class ControlServer:
         self.service_uid = os.geteuid() if service_uid is None else service_uid
         self.owner = OwnerActions(service, live=live) if service is not None else None
         self.overview = overview
+        self.previews = previews
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -156,6 +160,9 @@ class ControlServer:
             with contextlib.suppress(OSError):
                 temporary.unlink()
             raise ControlServerError(f"cannot create {self.path}: {exc}") from exc
+        if self.previews is not None:
+            # Only now: a second daemon refused above must not empty the first one's previews.
+            await self.previews.start()
         log.info(
             "control_listening", path=str(self.path), group=self.group if gid is not None else None
         )
@@ -169,6 +176,8 @@ class ControlServer:
             return None
 
     async def close(self) -> None:
+        if self.previews is not None:
+            await self.previews.close()
         if self._server is None:
             return
         self._server.close()
@@ -282,6 +291,11 @@ class ControlServer:
             if self.state_dir is None:
                 raise OwnerActionError("not_found", "this daemon keeps no record to show")
             return await asyncio.to_thread(activity.activity, self.state_dir)
+        if cmd == "preview":
+            assert isinstance(args, PreviewArgs)
+            if self.previews is None:
+                raise OwnerActionError("no_preview", "This daemon does not make previews.")
+            return await self.previews.chunk(args.id, args.offset, args.length)
         raise ProtocolError("unknown_command", f"unknown command {cmd!r}")
 
     async def _picture(self, camera: str) -> dict[str, Any]:

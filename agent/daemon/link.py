@@ -25,6 +25,7 @@ from agent.camera_info import read_all_camera_facts
 from agent.clock import clock_sync
 from agent.control import ControlServer, ControlServerError
 from agent.control.pictures import Pictures
+from agent.control.preview import PREVIEW_DIR, Previews
 from agent.daemon.app import DaemonError
 from agent.identity import DeviceKey, device_key_path
 from agent.ledger import LedgerError
@@ -137,6 +138,7 @@ class LinkComponent:
             owner_group=config.control.owner_group,
             pictures=self._pictures(),
             state_dir=config.state_dir,
+            previews=Previews(link.service, self._daemon.store, config.state_dir / PREVIEW_DIR),
         )
         await self._control.start()
         self._online = self._online_cameras()

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from agent.control.owner_client import AsyncOwnerClient
 from agent.owner_page.auth import GATE, SESSION, Gate
+from agent.owner_page.preview import CONTROL_SOCKET
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -66,6 +67,7 @@ def make_app(*, owner: AsyncOwnerClient, secure: bool = False) -> web.Applicatio
     app[PAGE] = PageContext(
         owner, templates, _this_user(), config.control.owner_group or "rtcc-edge-owner"
     )
+    app[CONTROL_SOCKET] = config.control.socket  # previews come in pieces with their own wait
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/static", STATIC)
     pages.routes(app)
@@ -73,10 +75,11 @@ def make_app(*, owner: AsyncOwnerClient, secure: bool = False) -> web.Applicatio
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Nothing but this page's own stylesheet; no framing, no scripts at all."""
+    """Nothing but this page's own stylesheet and media (the previews); no framing, no scripts
+    at all."""
     response.headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     )
     response.headers.setdefault("X-Frame-Options", "DENY")

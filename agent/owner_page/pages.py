@@ -21,7 +21,7 @@ from agent.config import SharingMode
 from agent.control.client import ControlError, DaemonNotRunning
 from agent.control.owner_client import AsyncOwnerClient
 from agent.log import get_logger
-from agent.owner_page import activity, auth
+from agent.owner_page import activity, auth, preview
 from agent.owner_page.activity import human_bytes
 from agent.owner_page.app import PageContext, csrf_of, page_of, render
 from agent.owner_page.auth import COOKIE, LOGIN_CSRF_COOKIE, SESSION, gate_of, signed_in
@@ -79,6 +79,7 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/cameras/{camera}/picture.jpg", signed_in(camera_picture))
     app.router.add_post("/cameras/{camera}/sharing", signed_in(camera_sharing))
     app.router.add_get("/activity.csv", signed_in(activity_csv))
+    preview.routes(app)
 
 
 # -- what went wrong, in plain words ---------------------------------------------------------
@@ -321,12 +322,14 @@ async def requests_page(request: web.Request) -> web.StreamResponse:
             raise
         enrolled, records = False, []
     waiting = EventState.PENDING_APPROVAL.value
+    pending = [_row(r) for r in records if r["state"] == waiting]
+    await preview.describe(request, pending)
     context = _base(
         request,
         "requests",
         enrolled=enrolled,
         not_enrolled=NOT_ENROLLED,
-        pending=[_row(r) for r in records if r["state"] == waiting],
+        pending=pending,
         history=[_row(r) for r in records if r["state"] != waiting],
         error=request.query.get("error", "")[:300],
     )
