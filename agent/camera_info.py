@@ -12,8 +12,8 @@ The file is a JSON object keyed by camera id:
                     "advice": ["The camera sends 10 frames a second; …"],
                     "checked": "2026-11-22T02:00:00Z"}}
 
-`advice` is each failed or doubtful check's reason and remedy, as the check said them: the
-owner's page shows it beside the verdict.
+`advice` is each failed, then each doubtful, check's reason and remedy, as the check said them:
+the owner's page shows it beside the verdict.
 
 `clock_offset_s` is measured by the check and, while the daemon runs, again periodically and at
 each reconnect of the camera's recorder (`agent.cameras.clock_watch`); `clock_measured` says

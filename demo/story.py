@@ -22,6 +22,7 @@ from typing import Any
 from rich.table import Table
 
 from demo.console import console_tour
+from demo.owner_page import OwnerPage
 from demo.shell import BIN, DemoError, Shell, console
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +67,8 @@ class Story:
         self.cams: dict[str, dict[str, Any]] = {}
         self.site = ""
         self.hub_url = ""
+        self.owner = OwnerPage(self)
+        self.owner_shots: list[Path] = []
 
     def hub(self, *args: str) -> list[str]:
         return [str(BIN / "rtcc-hub"), "--home", str(self.hub_home), *args]
@@ -272,7 +275,7 @@ class Story:
 
     def approval(self) -> None:
         sh = self.sh
-        sh.step("A request to the registry camera waits for the owner")
+        sh.step("A request to the registry camera waits for the owner, who answers on their page")
         end = datetime.now(UTC) - timedelta(seconds=1)
         start = end - timedelta(seconds=15)
         waiting = sh.start(
@@ -285,7 +288,7 @@ class Story:
         sh.wait_for("the request at the site", self._pending, timeout=30)
         sh.run(self.agent("requests"), limit=10)
         pending = self._pending()
-        sh.run(self.agent("approve", pending[:8]))
+        self.owner_shots = self.owner.approve(pending, CASE)
         sh.wait_for("the delivery", lambda: waiting.poll() is not None, timeout=90)
         for line in sh.log_tail("hub-request-parking", 12).splitlines():
             sh.say("  " + line)
@@ -401,6 +404,7 @@ def main() -> int:
         story.add_cameras()
         story.compatibility()
         story.record()
+        story.owner.start()
         story.find()
         story.clip()
         story.approval()
@@ -424,5 +428,9 @@ def main() -> int:
     console.print(
         f"The RTCC console was at {story.hub_url}/ (run `rtcc-hub --home demo-run/hub serve` to "
         "open it again); screenshots: " + ", ".join(sh.shown(str(s)) for s in shots)
+    )
+    console.print(
+        f"The owner's page was at {story.owner.url}/ (`rtcc-edge owner serve`); screenshots: "
+        + ", ".join(sh.shown(str(s)) for s in story.owner_shots)
     )
     return 0

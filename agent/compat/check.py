@@ -658,10 +658,12 @@ def remember_report(state_dir: Path, report: CameraReport) -> None:
         firmware=identity.firmware if identity else None,
         clock_offset_s=report.clock.offset_s if report.clock else None,
         verdict="unknown" if report.status == "skip" else report.status,
+        # The failed checks' advice first: the owner's page leads with it.
         advice=tuple(
             " ".join(part for part in (check.reason, check.remedy) if part)
+            for status in ("fail", "warn")
             for check in report.checks
-            if check.status in ("fail", "warn")
+            if check.status == status
         ),
     )
     try:

@@ -22,6 +22,7 @@ from aiohttp import web
 from agent.control.owner_client import AsyncOwnerClient
 from agent.owner_page.auth import GATE, SESSION, Gate
 from agent.owner_page.preview import CONTROL_SOCKET
+from agent.owner_page.words import Clock
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -32,6 +33,7 @@ class PageContext:
     templates: jinja2.Environment
     user: str  # who this process runs as, for the sentences that say what to fix
     owner_group: str
+    clock: Clock  # times on the site's wall clock
 
 
 PAGE = web.AppKey("rtcc_owner_page", PageContext)
@@ -65,7 +67,11 @@ def make_app(*, owner: AsyncOwnerClient, secure: bool = False) -> web.Applicatio
     )
     app[GATE] = Gate(config.owner_dir, secure=secure)
     app[PAGE] = PageContext(
-        owner, templates, _this_user(), config.control.owner_group or "rtcc-edge-owner"
+        owner,
+        templates,
+        _this_user(),
+        config.control.owner_group or "rtcc-edge-owner",
+        Clock(config.site.zone()),
     )
     app[CONTROL_SOCKET] = config.control.socket  # previews come in pieces with their own wait
     app.on_response_prepare.append(_security_headers)

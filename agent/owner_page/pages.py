@@ -25,6 +25,7 @@ from agent.owner_page import activity, auth, preview
 from agent.owner_page.activity import human_bytes
 from agent.owner_page.app import PageContext, csrf_of, page_of, render
 from agent.owner_page.auth import COOKIE, LOGIN_CSRF_COOKIE, SESSION, gate_of, signed_in
+from agent.owner_page.words import RECORDER_WORDS, Clock, attention, span
 from agent.policy import NotOwnerError, OwnerStateError, PolicyError
 from agent.units import ParseError, parse_duration
 from agent.wire import FINAL_STATES, EventState
@@ -49,17 +50,6 @@ STATE_WORDS = {
     "failed": "failed",
     "expired": "expired",
     "cancelled": "cancelled by the RTCC",
-}
-RECORDER_WORDS = {
-    "starting": "starting",
-    "connecting": "connecting",
-    "recording": "recording",
-    "reconnecting": "reconnecting",
-    "offline": "offline",
-    "disk_full": "stopped: the disk is full",
-    "store_error": "stopped: the disk refuses writes",
-    "failed": "failing",
-    "stopped": "stopped",
 }
 
 
@@ -160,14 +150,6 @@ def _owner(request: web.Request) -> AsyncOwnerClient:
     return page_of(request).owner
 
 
-def _when(moment: datetime | str | None) -> str:
-    if moment is None:
-        return ""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.astimezone().strftime("%a %d %b %Y, %H:%M")
-
-
 def _base(request: web.Request, active: str, **context: Any) -> dict[str, Any]:
     session = request[SESSION]
     message = request.query.get("done", "")
@@ -224,36 +206,19 @@ async def logout(request: web.Request) -> web.StreamResponse:
 # -- overview ----------------------------------------------------------------------------------
 
 
-def _attention(recorders: list[dict[str, Any]], link: dict[str, Any]) -> list[str]:
-    """What needs the owner, in plain words."""
-    notes: list[str] = []
-    for row in recorders:
-        state = row["state"]
-        if state != "recording":
-            words = RECORDER_WORDS.get(state, state)
-            since = f" since {_when(row['since'])}" if row.get("since") else ""
-            notes.append(f"Camera {row['camera']} is {words}{since}.")
-        elif not row["meets_bar"]:
-            notes.append(
-                f"Camera {row['camera']} holds {row['footage_days']:.1f} days of footage; "
-                f"the program asks for {row['bar_days']:.0f} days. It fills up as it records."
-            )
-    if link.get("state") == "connecting":
-        notes.append("The agent cannot reach the RTCC right now; it keeps trying.")
-    return notes
-
-
 async def overview(request: web.Request) -> web.StreamResponse:
+    clock = page_of(request).clock
     status = await _owner(request).status()
     link = status.get("link") or {}
     recorders = status.get("recorders") or []
     enrolled = bool(status.get("enrolled"))
+    names = {row["camera"]: row.get("name") for row in status.get("cameras") or []}
     cameras = [
         {
-            "camera": row["camera"],
+            "camera": names.get(row["camera"]) or row["camera"],
             "state": RECORDER_WORDS.get(row["state"], row["state"]),
             "recording": row["state"] == "recording",
-            "days": row["footage_days"],
+            "held": span(row["footage_days"]),
             "bar": row["bar_days"],
             "meets_bar": row["meets_bar"],
         }
@@ -265,10 +230,10 @@ async def overview(request: web.Request) -> web.StreamResponse:
         enrolled=enrolled,
         connected=link.get("state") == "connected",
         paused=bool(status.get("paused")),
-        paused_until=_when(status.get("paused_until")),
+        paused_until=clock.when(status.get("paused_until")),
         pending=status.get("pending", 0),
         cameras=cameras,
-        attention=_attention(recorders, link),
+        attention=attention(status, clock),
     )
     return render(request, "overview.html", context)
 
@@ -276,18 +241,12 @@ async def overview(request: web.Request) -> web.StreamResponse:
 # -- requests ----------------------------------------------------------------------------------
 
 
-def _window(record: dict[str, Any]) -> str:
+def _window(record: dict[str, Any], clock: Clock) -> str:
     window = record.get("window")
-    if not window:
-        return ""
-    start, end = window
-    try:
-        return f"{_when(start)} to {datetime.fromisoformat(end).astimezone():%H:%M}"
-    except ValueError:
-        return ""
+    return clock.window(window[0], window[1]) if window else ""
 
 
-def _row(record: dict[str, Any]) -> dict[str, Any]:
+def _row(record: dict[str, Any], clock: Clock) -> dict[str, Any]:
     state = record["state"]
     final = state in {s.value for s in FINAL_STATES}
     seconds = 0.0
@@ -303,9 +262,9 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "requester": record.get("requester") or "",
         "reason": record.get("reason") or "",
         "camera": record.get("camera") or "",
-        "window": _window(record),
-        "received": _when(record["received"]),
-        "expires": _when(record.get("expires")),
+        "window": _window(record, clock),
+        "received": clock.when(record["received"]),
+        "expires": clock.when(record.get("expires")),
         "state": STATE_WORDS.get(state, state),
         "message": record.get("message") or "",
         "bytes": human_bytes(sent) + " sent" if sent else "",
@@ -322,7 +281,8 @@ async def requests_page(request: web.Request) -> web.StreamResponse:
             raise
         enrolled, records = False, []
     waiting = EventState.PENDING_APPROVAL.value
-    pending = [_row(r) for r in records if r["state"] == waiting]
+    clock = page_of(request).clock
+    pending = [_row(r, clock) for r in records if r["state"] == waiting]
     await preview.describe(request, pending)
     context = _base(
         request,
@@ -330,7 +290,7 @@ async def requests_page(request: web.Request) -> web.StreamResponse:
         enrolled=enrolled,
         not_enrolled=NOT_ENROLLED,
         pending=pending,
-        history=[_row(r) for r in records if r["state"] != waiting],
+        history=[_row(r, clock) for r in records if r["state"] != waiting],
         error=request.query.get("error", "")[:300],
     )
     return render(request, "requests.html", context)
@@ -387,7 +347,7 @@ async def pause_page(request: web.Request) -> web.StreamResponse:
         enrolled=enrolled,
         not_enrolled=NOT_ENROLLED,
         paused=bool(status.get("paused")),
-        paused_until=_when(status.get("paused_until")),
+        paused_until=page_of(request).clock.when(status.get("paused_until")),
         error=request.query.get("error", "")[:300],
     )
     return render(request, "pause.html", context)
@@ -408,7 +368,8 @@ async def pause(request: web.Request) -> web.StreamResponse:
         paused = await _owner(request).pause(seconds=seconds)
     except (DaemonNotRunning, *Refusal) as exc:
         raise _refused(request, "/pause", exc) from None
-    until = f"until {_when(paused['until'])}" if paused.get("until") else "until you resume"
+    clock = page_of(request).clock
+    until = f"until {clock.when(paused['until'])}" if paused.get("until") else "until you resume"
     raise _back("/pause", done=f"Sharing is paused {until}.")
 
 

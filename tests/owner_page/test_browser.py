@@ -58,7 +58,7 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
                 overview = await page.inner_text("main")
                 assert "Connected to the RTCC." in overview
                 assert "1 request waiting for you" in overview
-                assert "Camera front-door is offline." in overview
+                assert "Camera Front door is offline." in overview
                 await _shot(page, "overview")
 
                 await page.click("text=Requests")
