@@ -17,7 +17,9 @@ import socket
 import struct
 from dataclasses import dataclass
 
-OWNER_COMMANDS = frozenset({"approve", "deny", "sharing_set", "pause", "resume", "live_stop"})
+OWNER_COMMANDS = frozenset(
+    {"approve", "deny", "sharing_set", "pause", "resume", "live_stop", "seal", "reload"}
+)
 DEFAULT_OWNER_GROUP = "rtcc-edge-owner"
 
 

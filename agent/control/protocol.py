@@ -7,7 +7,9 @@ Response: `{"v": 1, "ok": true, "result": …}` or
 Commands and their arguments: `status` {}, `requests` {`all`: bool, `limit`: int},
 `approve` {`id`}, `deny` {`id`, `reason`}, `sharing` {}, `sharing_set` {`camera`, `mode`,
 `live`: bool or null}, `pause` {`seconds`: number or null for "until resumed"}, `resume` {},
-`live_stop` {`id`} (end a live session in progress; `status` lists them under `live`).
+`live_stop` {`id`} (end a live session in progress; `status` lists them under `live`),
+`seal` {`text`} and `reload` {} (`agent.control.seal`, `agent.control.reload`: the owner's page
+stores camera passwords and applies configuration changes through them).
 `id` is a request id or an unambiguous prefix of at least 4 characters.
 
 Parsing is strict: duplicate members (`{"cmd": "status", "cmd": "pause"}`: which one did the
@@ -39,6 +41,8 @@ Command = Literal[
     "pause",
     "resume",
     "live_stop",
+    "seal",
+    "reload",
 ]
 
 
@@ -80,6 +84,10 @@ class PauseArgs(_Args):
     seconds: Annotated[float, Field(gt=0, le=MAX_PAUSE_SECONDS)] | None = None
 
 
+class SealArgs(_Args):
+    text: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
 ARGS: dict[str, type[_Args]] = {
     "status": NoArgs,
     "requests": RequestsArgs,
@@ -90,6 +98,8 @@ ARGS: dict[str, type[_Args]] = {
     "pause": PauseArgs,
     "resume": NoArgs,
     "live_stop": ApproveArgs,
+    "seal": SealArgs,
+    "reload": NoArgs,
 }
 
 

@@ -36,6 +36,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from agent.control import reload as reloading
 from agent.control.auth import DEFAULT_OWNER_GROUP, OWNER_COMMANDS, Peer, owner_refusal, peer_of
 from agent.control.protocol import (
     MAX_LINE,
@@ -44,11 +45,13 @@ from agent.control.protocol import (
     PauseArgs,
     ProtocolError,
     RequestsArgs,
+    SealArgs,
     SharingSetArgs,
     encode_error,
     encode_ok,
     parse_request,
 )
+from agent.control.seal import seal
 from agent.link.owner_actions import (
     LiveControl,
     OwnerActionError,
@@ -94,8 +97,12 @@ class ControlServer:
         overview: Overview | None = None,
         owner_group: str | None = DEFAULT_OWNER_GROUP,
         service_uid: int | None = None,
+        state_dir: Path | None = None,
+        reload: reloading.Reloader | None = None,
     ) -> None:
-        """`service_uid`: the uid never allowed to act as the owner (default: this process's)."""
+        """`service_uid`: the uid never allowed to act as the owner (default: this process's).
+        `state_dir` (its secret key) serves `seal`, `reload` the daemon's reload; both work
+        whether the site is enrolled or not."""
         self.path = path
         self.service = service
         self.group = group
@@ -103,6 +110,8 @@ class ControlServer:
         self.service_uid = os.geteuid() if service_uid is None else service_uid
         self.owner = OwnerActions(service, live=live) if service is not None else None
         self.overview = overview
+        self.state_dir = state_dir
+        self.reload = reload
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -205,6 +214,13 @@ class ControlServer:
             if owner is None:
                 return {"enrolled": False, **recording, "live": []}
             return {"enrolled": True, **owner.status(), **recording, "live": owner.live_sessions()}
+        if cmd == "seal":
+            assert isinstance(args, SealArgs)
+            if self.state_dir is None:
+                raise OwnerActionError("unavailable", "this daemon keeps no camera passwords")
+            return await seal(self.state_dir, args.text)
+        if cmd == "reload":
+            return await reloading.reload(self.reload)
         if owner is None:
             raise OwnerActionError(
                 "not_enrolled",

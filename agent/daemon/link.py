@@ -89,7 +89,14 @@ class LinkComponent:
                 "link_disabled", reason="rtcc.broker_url is not set (not enrolled): recording only"
             )
             self._daemon.board.set_link(LinkState.NOT_ENROLLED)
-            control = ControlServer(config.control.socket, None, overview=self.overview)
+            control = ControlServer(
+                config.control.socket,
+                None,
+                overview=self.overview,
+                owner_group=config.control.owner_group,
+                state_dir=config.state_dir,
+                reload=self._daemon.reload,
+            )
             try:
                 await control.start()
             except ControlServerError as exc:
@@ -126,6 +133,8 @@ class LinkComponent:
             link.service,
             overview=self.overview,
             owner_group=config.control.owner_group,
+            state_dir=config.state_dir,
+            reload=self._daemon.reload,
         )
         await self._control.start()
         self._online = self._online_cameras()
