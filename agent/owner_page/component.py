@@ -51,6 +51,7 @@ class OwnerPageComponent:
         return await link.overview() if link is not None else {}
 
     async def start(self) -> None:
+        from agent.owner_page import cameras
         from agent.owner_page.app import make_app
 
         config = self._daemon.config
@@ -63,6 +64,13 @@ class OwnerPageComponent:
             pictures=Pictures(self._daemon.store, config.state_dir / PICTURES_TEMP),
             bar_days=config.compat.min_retention.total_seconds() / 86400,
         )
+        if self._daemon.config_path is not None:  # changes to cameras edit that file
+            cameras.configure(
+                app,
+                config_path=self._daemon.config_path,
+                control_socket=config.control.socket,
+                tiles=config.owner_page.tiles,
+            )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:

@@ -20,7 +20,7 @@ from agent.ledger import LedgerFormatError
 from agent.link.owner_actions import OwnerActionError, OwnerActions
 from agent.link.requests_db import RequestRecord
 from agent.log import get_logger
-from agent.owner_page import activity, auth
+from agent.owner_page import activity, auth, cameras
 from agent.owner_page.activity import human_bytes
 from agent.owner_page.app import BY, page_of, render
 from agent.owner_page.auth import COOKIE, LOGIN_CSRF_COOKIE, SESSION, gate_of, signed_in
@@ -78,6 +78,7 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/cameras/{camera}/picture.jpg", signed_in(camera_picture))
     app.router.add_post("/cameras/{camera}/sharing", signed_in(camera_sharing))
     app.router.add_get("/activity.csv", signed_in(activity_csv))
+    cameras.routes(app)  # location, rename, password, remove, add (agent.owner_page.cameras)
 
 
 def _when(moment: datetime | str | None) -> str:
