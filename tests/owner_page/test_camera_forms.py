@@ -1,0 +1,245 @@
+"""The camera forms' guard and headers, over HTTP with no daemon running: every change needs a
+session, the session's CSRF token and this site's Origin (nothing is written otherwise); the
+settings page allows this server's scripts only and images from the configured tiles' origin
+(in Chromium: tiles from another origin are drawn, with no policy violation);
+a change made while the agent is not running is saved and says it applies when the agent
+starts; a change that cannot be made writes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from playwright.async_api import async_playwright
+
+from agent.config import load_config
+from agent.owner_page import cameras
+from agent.owner_page.app import make_app
+from agent.owner_page.password import set_password
+from tests.support.broker import free_port
+from tests.support.chromium import ensure_chromium
+from tests.support.owner_page import CSRF_FIELD
+
+PASSWORD = "the shop owner's password"
+TILES = "https://{s}.tiles.example.net/{z}/{x}/{y}.png"
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        '[site]\nid = "corner"\nname = "Corner Grocery"\n'
+        f'[control]\nsocket = "{tmp_path / "nobody-listens.sock"}"\n'
+        '[[cameras]]\nid = "door"\nname = "Front door"\n'
+        'rtsp_url = "rtsp://127.0.0.1:9/stream1"\nusername = "admin"\nsecret = "x"\n'
+    )
+    return path
+
+
+@contextlib.asynccontextmanager
+async def _page(config_path: Path, *, tiles: str | None = TILES) -> AsyncIterator[str]:
+    config = load_config(config_path)
+    set_password(config.owner_dir, PASSWORD)
+
+    async def overview() -> dict[str, object]:
+        return {}
+
+    app = make_app(
+        owner_dir=config.owner_dir,
+        actions=lambda: None,
+        overview=overview,
+        state_dir=config.state_dir,
+    )
+    cameras.configure(
+        app, config_path=config_path, control_socket=config.control.socket, tiles=tiles
+    )
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port("127.0.0.1")
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def _csrf(http: aiohttp.ClientSession, url: str) -> str:
+    async with http.get(url) as response:
+        assert response.status == 200, await response.text()
+        match = CSRF_FIELD.search(await response.text())
+    assert match is not None
+    return match.group(1)
+
+
+async def _sign_in(http: aiohttp.ClientSession, url: str) -> str:
+    token = await _csrf(http, url + "/login")
+    async with http.post(
+        url + "/login", data={"csrf": token, "password": PASSWORD}, headers={"Origin": url}
+    ) as response:
+        assert response.status == 200 and str(response.url) == url + "/"
+    return await _csrf(http, url + "/cameras/door/settings")
+
+
+async def test_every_change_needs_the_owner(config_path: Path) -> None:
+    before = await asyncio.to_thread(config_path.read_bytes)
+    async with _page(config_path) as url, aiohttp.ClientSession() as stranger:
+        for path in ("/cameras/door/settings", "/cameras/add", "/cameras/door/remove"):
+            async with stranger.get(url + path, allow_redirects=False) as response:
+                assert response.status == 303 and response.headers["Location"] == "/login"
+        for path in ("rename", "location", "password", "remove"):
+            async with stranger.post(
+                f"{url}/cameras/door/{path}", data={"name": "x", "confirm": "yes"}
+            ) as response:
+                assert response.status == 403
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            token = await _sign_in(http, url)
+            forged = {"csrf": "forged", "name": "Hacked", "confirm": "yes"}
+            for path in ("rename", "remove"):
+                async with http.post(
+                    f"{url}/cameras/door/{path}", data=forged, headers={"Origin": url}
+                ) as response:
+                    assert response.status == 403
+                async with http.post(
+                    f"{url}/cameras/door/{path}",
+                    data={**forged, "csrf": token},
+                    headers={"Origin": "https://elsewhere.example"},
+                ) as response:
+                    assert response.status == 403
+            async with http.post(
+                url + "/cameras/add",
+                data={"how": "rtsp", "rtsp": "rtsp://127.0.0.1:9/x"},
+                headers={"Origin": url},
+            ) as response:
+                assert response.status == 403
+    assert await asyncio.to_thread(config_path.read_bytes) == before
+
+
+async def test_the_map_page_policy_and_changes_without_the_agent(config_path: Path) -> None:
+    async with (
+        _page(config_path) as url,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+    ):
+        token = await _sign_in(http, url)
+        async with http.get(url + "/cameras/door/settings") as response:
+            policy = response.headers["Content-Security-Policy"]
+            page = await response.text()
+        assert "script-src 'self';" in policy and "unsafe" not in policy
+        assert "img-src 'self' data: https://*.tiles.example.net;" in policy
+        assert f'data-tiles="{TILES}"' in page and "<script>" not in page
+        async with http.get(url + "/cameras") as response:
+            assert "script-src" not in response.headers["Content-Security-Policy"]
+        async with http.get(url + "/leaflet/leaflet.js") as response:
+            assert response.status == 200 and "Leaflet" in (await response.text())[:400]
+        async with http.get(url + "/static/camera_map.js") as response:
+            assert response.status == 200
+
+        async with http.post(
+            url + "/cameras/door/rename",
+            data={"csrf": token, "name": "Front door (street)"},
+            headers={"Origin": url},
+        ) as response:
+            said = await response.text()
+        assert "It is now called “Front door (street)”." in said
+        assert "The agent is not running: it uses the new settings when it starts." in said
+        assert load_config(config_path).cameras[0].name == "Front door (street)"
+
+        before = await asyncio.to_thread(config_path.read_bytes)
+        async with http.post(
+            url + "/cameras/door/location",
+            data={"csrf": token, "lat": "35.08", "lon": ""},
+            headers={"Origin": url},
+        ) as response:
+            assert "Give both the latitude and the longitude" in await response.text()
+        assert await asyncio.to_thread(config_path.read_bytes) == before
+
+
+async def test_without_tiles_no_other_origin(config_path: Path) -> None:
+    async with (
+        _page(config_path, tiles=None) as url,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+    ):
+        await _sign_in(http, url)
+        async with http.get(url + "/cameras/door/settings") as response:
+            policy = response.headers["Content-Security-Policy"]
+        assert "img-src 'self' data:;" in policy
+
+
+def _png(size: int = 256) -> bytes:
+    """A plain grey square PNG: a map tile."""
+    row = b"\x00" + b"\xc8\xc8\xc8" * size
+    body = zlib.compress(row * size)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+@contextlib.asynccontextmanager
+async def _tile_server() -> AsyncIterator[tuple[str, list[str]]]:
+    """A tile server on another origin (another port); the tiles it was asked for."""
+    asked: list[str] = []
+    tile = _png()
+
+    async def serve(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.Response(body=tile, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/{z}/{x}/{y}.png", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port("127.0.0.1")
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/{{z}}/{{x}}/{{y}}.png", asked
+    finally:
+        await runner.cleanup()
+
+
+async def test_configured_tiles_are_drawn(config_path: Path) -> None:
+    executable = ensure_chromium()
+    async with (
+        _tile_server() as (tiles, asked),
+        _page(config_path, tiles=tiles) as url,
+        async_playwright() as playwright,
+    ):
+        browser = await playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 390, "height": 844})
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            await page.goto(url + "/login")
+            await page.fill("#password", PASSWORD)
+            await page.click('button[type="submit"]')
+            await page.wait_for_url(url + "/")
+            await page.goto(url + "/cameras/door/settings")
+            await page.wait_for_selector("body[data-map-ready]")
+            await page.wait_for_function(
+                "[...document.querySelectorAll('img.leaflet-tile-loaded')]"
+                ".some(img => img.naturalWidth === 256)"
+            )
+            assert asked, "the tiles came from the tile server"
+            assert await page.locator(".notiles").count() == 0
+            assert problems == [], problems  # no Content-Security-Policy violation either
+        finally:
+            await browser.close()
