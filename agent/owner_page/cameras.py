@@ -34,7 +34,16 @@ from urllib.parse import urlencode, urlsplit
 import xstatic.pkg.leaflet
 from aiohttp import web
 
-from agent.cameras import AddError, Login, Plan, Sharing, plan_onvif, plan_rtsp, write_cameras
+from agent.cameras import (
+    AddError,
+    Login,
+    Plan,
+    Sharing,
+    parse_channels,
+    plan_onvif,
+    plan_rtsp,
+    write_cameras,
+)
 from agent.cameras.edit import (
     CameraChange,
     EditError,
@@ -59,6 +68,7 @@ from agent.secretbox import SecretError
 log = get_logger(__name__)
 
 CALL_TIMEOUT = 5.0  # per camera call, as the CLI's default
+RELOAD_TIMEOUT = 90.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,9 @@ def configure(
     app: web.Application, *, config_path: Path, control_socket: Path, tiles: str | None = None
 ) -> None:
     """Let the page change cameras: without this, the pages below say it is not set up."""
-    app[EDITING] = CameraEditing(config_path, AsyncControlClient(control_socket), tiles)
+    # A reload waits for the recorders it stops (each closes its segment first): not 15 s.
+    control = AsyncControlClient(control_socket, timeout=RELOAD_TIMEOUT)
+    app[EDITING] = CameraEditing(config_path, control, tiles)
 
 
 def routes(app: web.Application) -> None:
@@ -432,6 +444,9 @@ def _discovered(config: AgentConfig) -> tuple[list[DiscoveredCamera], str]:
 
 def _label(camera: DiscoveredCamera) -> str:
     made = camera.model or camera.name or "a camera"
+    if camera.recorder is not None:
+        count = len(camera.recorder.channels)
+        made += f", a recorder with {count} channels" if count else ", a recorder"
     return f"{made} at {camera.host}:{camera.port}"
 
 
@@ -484,6 +499,9 @@ async def _plan(config: AgentConfig, form: dict[str, str], login: Login | None) 
         raise AddError("Choose one of the cameras found.", code="usage")
     if login is None:
         raise AddError("Type the camera's username and password.", code="usage")
+    # A recorder (NVR/DVR): each channel asked for becomes a camera; all of them by default.
+    typed = form.get("channels", "")
+    channels = parse_channels(typed) if typed else ("all" if device.recorder else None)
     return await plan_onvif(
         device.device_url,
         login,
@@ -491,6 +509,7 @@ async def _plan(config: AgentConfig, form: dict[str, str], login: Login | None) 
         profiles=profiles,
         camera_id=camera_id,
         name=name,
+        channels=channels,
         call_timeout=CALL_TIMEOUT,
     )
 

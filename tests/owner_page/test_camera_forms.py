@@ -3,15 +3,19 @@ session, the session's CSRF token and this site's Origin (nothing is written oth
 settings page allows this server's scripts only and images from the configured tiles' origin
 (in Chromium: tiles from another origin are drawn, with no policy violation);
 a change made while the agent is not running is saved and says it applies when the agent
-starts; a change that cannot be made writes nothing."""
+starts; a change that cannot be made writes nothing. A recorder found by `rtcc-edge discover`
+is added from the page as one camera per channel asked for."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import struct
+import subprocess
+import sys
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -20,10 +24,13 @@ from aiohttp import web
 from playwright.async_api import async_playwright
 
 from agent.config import load_config
+from agent.control import ControlServer
 from agent.owner_page import cameras
 from agent.owner_page.app import make_app
 from agent.owner_page.password import set_password
+from agent.secretbox import SecretBox
 from tests.support.broker import free_port
+from tests.support.camsim import CamsimRun, camera
 from tests.support.chromium import ensure_chromium
 from tests.support.owner_page import CSRF_FIELD
 
@@ -243,3 +250,61 @@ async def test_configured_tiles_are_drawn(config_path: Path) -> None:
             assert problems == [], problems  # no Content-Security-Policy violation either
         finally:
             await browser.close()
+
+
+NVR_HOST = "127.0.0.75"
+NVR_PASSWORD = "Nvr-Shop-5521"
+
+
+async def test_a_recorders_channels_added_from_the_last_discovery(
+    run_camsim: Callable[..., CamsimRun], config_path: Path, tmp_path: Path
+) -> None:
+    """The page offers what `rtcc-edge discover` found; a recorder's channels become cameras
+    of their own, their password sealed by the control socket (the daemon's own code)."""
+    cams = run_camsim(camera("hikvision-nvr", id="nvr", host=NVR_HOST, password=NVR_PASSWORD))
+    nvr = cams["nvr"]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "agent", "--config", str(config_path), "discover",
+         "--scan", f"{NVR_HOST}/32", "--no-multicast", "--ws-port", str(cams.discovery_port),
+         "--ports", str(nvr.onvif_port), "--wait", "0.5"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = load_config(config_path)
+    control = ControlServer(config.control.socket, None, group=None, state_dir=config.state_dir)
+    await control.start()
+    try:
+        async with (
+            _page(config_path) as url,
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+        ):
+            token = await _sign_in(http, url)
+            async with http.get(url + "/cameras/add") as response:
+                page = await response.text()
+            match = re.search(r'name="device" value="(\d+)"[^>]*> ([^<]+)', page)
+            assert match is not None, page
+            assert "DS-7608NI-K2" in match.group(2) and NVR_HOST in match.group(2)
+            form = {
+                "csrf": token,
+                "how": "discovery",
+                "device": match.group(1),
+                "username": nvr.username,
+                "password": NVR_PASSWORD,
+                "name": "Shop NVR",
+                "channels": "1-2",
+            }
+            async with http.post(
+                url + "/cameras/add", data=form, headers={"Origin": url}
+            ) as response:
+                said = await response.text()
+            assert "Added Shop NVR channel 1 (shop-nvr-ch1), Shop NVR channel 2" in said, said
+    finally:
+        await control.close()
+    added = {c.id: c for c in load_config(config_path).cameras}
+    assert set(added) == {"door", "shop-nvr-ch1", "shop-nvr-ch2"}
+    for channel, camera_id in enumerate(("shop-nvr-ch1", "shop-nvr-ch2"), 1):
+        secret = added[camera_id].secret
+        assert added[camera_id].channel == channel and secret is not None
+        assert SecretBox.load(config.state_dir).decrypt(secret.get_secret_value()) == (NVR_PASSWORD)
+    assert NVR_PASSWORD not in await asyncio.to_thread(config_path.read_text)
