@@ -85,7 +85,7 @@ class PauseArgs(_Args):
 
 
 class SealArgs(_Args):
-    text: Annotated[str, Field(min_length=1, max_length=1024)]
+    text: Annotated[str, Field(max_length=1024)]
 
 
 ARGS: dict[str, type[_Args]] = {

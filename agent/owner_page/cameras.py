@@ -42,6 +42,7 @@ from agent.cameras import (
     parse_channels,
     plan_onvif,
     plan_rtsp,
+    split_rtsp_url,
     write_cameras,
 )
 from agent.cameras.edit import (
@@ -514,18 +515,26 @@ async def _plan(config: AgentConfig, form: dict[str, str], login: Login | None) 
     )
 
 
+def _login(fields: dict[str, str], password: str) -> Login | None:
+    """The username and password typed; for an RTSP address without them, those written in
+    the address (as `rtcc-edge cameras add --rtsp` takes them). AddError for a bad address."""
+    username = fields.get("username", "")
+    if not username and fields.get("how") == "rtsp" and fields.get("rtsp"):
+        _bare, url_user, url_password = split_rtsp_url(fields["rtsp"])
+        username, password = url_user or "", password or url_password or ""
+    return Login(username, password) if username else None
+
+
 async def add(request: web.Request) -> web.StreamResponse:
     editing = _editing(request)
     form = await request.post()
     fields = {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != "password"}
     typed = form.get("password")
-    password = typed if isinstance(typed, str) else ""
-    username = fields.get("username", "")
-    login = Login(username, password) if username else None
     config = await _config(editing)
     try:
+        login = _login(fields, typed if isinstance(typed, str) else "")
         plan = await _plan(config, fields, login)
-        sealed = await _seal(editing, password) if login is not None else None
+        sealed = await _seal(editing, login.password) if login is not None else None
         await asyncio.to_thread(
             write_cameras,
             editing.config_path,
