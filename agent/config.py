@@ -474,6 +474,25 @@ class OwnerPageConfig(_Section):
         title="Address of the owner's page",
         description="host:port. Plain HTTP, so keep it on 127.0.0.1 until HTTPS is built.",
     )
+    tiles: str | None = Field(
+        None,
+        title="Map tiles for the Cameras page",
+        description="URL template of the tiles drawn under the map where a camera's location "
+        "is set, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (mind that server's "
+        "usage policy). Unset: no tiles, the map is a plain background, and the latitude, "
+        "longitude, heading and field-of-view fields work as well.",
+    )
+
+    @field_validator("tiles")
+    @classmethod
+    def _tiles_template(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value.replace("{s}", "a"))
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http(s):// URL template")
+            if not all(part in value for part in ("{z}", "{x}", "{y}")):
+                raise ValueError("must contain {z}, {x} and {y}")
+        return value
 
 
 def _scalars(annotation: Any) -> set[type]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -200,8 +201,16 @@ async def check_password(camera: CameraConfig, password: str, *, call_timeout: f
     return "the camera accepted the new password (its stream opened)"
 
 
-def set_password(path: Path, config: AgentConfig, camera_id: str, password: str) -> None:
-    """Store the camera's new password encrypted with the device key (`enc:v1:…`)."""
+def set_password(
+    path: Path,
+    config: AgentConfig,
+    camera_id: str,
+    password: str,
+    *,
+    encrypt: Callable[[str], str] | None = None,
+) -> None:
+    """Store the camera's new password encrypted with the device key (`enc:v1:…`); `encrypt`
+    for a caller that may not read the key (the owner's page asks the daemon to `seal`)."""
     if not password:
         raise EditError("the password is empty")
     camera_with_username(config, camera_id)
@@ -211,5 +220,7 @@ def set_password(path: Path, config: AgentConfig, camera_id: str, password: str)
         raise EditError(
             f"camera {camera_id!r} has no username in the configuration, so no password to change"
         )
-    table["secret"] = SecretBox.load_or_create(config.state_dir).encrypt(password)
+    if encrypt is None:
+        encrypt = SecretBox.load_or_create(config.state_dir).encrypt
+    table["secret"] = encrypt(password)
     _save(path, document)

@@ -3,6 +3,7 @@ device key (`enc:v1:…`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,14 @@ def write_cameras(
     sharing: Sharing,
     *,
     how: str = "rtcc-edge cameras add",
+    encrypt: Callable[[str], str] | None = None,
 ) -> None:
-    """Append the planned cameras, the password encrypted with the device key; SecretError,
-    OSError, ConfigError leave the file as it was."""
-    secret = SecretBox.load_or_create(config.state_dir).encrypt(login.password) if login else None
+    """Append the planned cameras, the password encrypted with the device key (or `encrypt`,
+    for a caller that may not read the key); SecretError, OSError, ConfigError leave the file
+    as it was."""
+    if encrypt is None and login is not None:
+        encrypt = SecretBox.load_or_create(config.state_dir).encrypt
+    secret = encrypt(login.password) if login is not None and encrypt is not None else None
     location: dict[str, Any] = {}
     if sharing.location is not None:
         location = {

@@ -19,6 +19,7 @@ import getpass
 import sys
 
 from agent.cli.common import console, err_console, load_or_report
+from agent.config import resolve_config_path
 from agent.owner_page.password import PasswordError, check_new_password, set_password
 
 
@@ -72,7 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from agent.owner_page.serve import PageError, run_page  # the web server, only here
 
     try:
-        asyncio.run(run_page(config))
+        asyncio.run(run_page(config, config_path=resolve_config_path(args.config)))
     except PageError as exc:
         err_console.print(f"[red]{exc}[/]", highlight=False)
         return 2

@@ -23,7 +23,9 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-OWNER_COMMANDS = frozenset({"approve", "deny", "sharing_set", "pause", "resume", "live_stop"})
+OWNER_COMMANDS = frozenset(
+    {"approve", "deny", "sharing_set", "pause", "resume", "live_stop", "seal", "reload"}
+)
 # Reads that show footage or the owner's record: the owner's too, although they change nothing.
 OWNER_READS = frozenset({"picture", "activity", "preview"})
 DEFAULT_OWNER_GROUP = "rtcc-edge-owner"

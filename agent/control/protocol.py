@@ -12,7 +12,9 @@ Commands and their arguments: `status` {}, `requests` {`all`: bool, `limit`: int
 `activity` {} → {`check`: {`ok`, `words`}, `report`: the figures of `audit report --json` or
 null with `report_error`},
 `preview` {`id`, `offset`, `length`} (a piece of the footage a pending request would share,
-base64-encoded, at most 1 MiB; `agent.control.preview`).
+base64-encoded, at most 1 MiB; `agent.control.preview`),
+`seal` {`text`} and `reload` {} (`agent.control.seal`, `agent.control.reload`: the owner's page
+stores camera passwords and applies configuration changes through them).
 `id` is a request id or an unambiguous prefix of at least 4 characters. `requests` with
 `sent: true` adds each request's `bytes_sent` (from the ledger's uploads).
 
@@ -54,6 +56,8 @@ Command = Literal[
     "picture",
     "activity",
     "preview",
+    "seal",
+    "reload",
 ]
 
 
@@ -111,6 +115,10 @@ class PreviewArgs(ApproveArgs):
     length: Annotated[int, Field(ge=0, le=MAX_PREVIEW_CHUNK)] = MAX_PREVIEW_CHUNK
 
 
+class SealArgs(_Args):
+    text: Annotated[str, Field(max_length=1024)]
+
+
 ARGS: dict[str, type[_Args]] = {
     "status": NoArgs,
     "requests": RequestsArgs,
@@ -124,6 +132,8 @@ ARGS: dict[str, type[_Args]] = {
     "picture": PictureArgs,
     "activity": NoArgs,
     "preview": PreviewArgs,
+    "seal": SealArgs,
+    "reload": NoArgs,
 }
 
 

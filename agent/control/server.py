@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.control import activity
+from agent.control import reload as reloading
 from agent.control.auth import (
     DEFAULT_OWNER_GROUP,
     OWNER_COMMANDS,
@@ -64,11 +65,13 @@ from agent.control.protocol import (
     PreviewArgs,
     ProtocolError,
     RequestsArgs,
+    SealArgs,
     SharingSetArgs,
     encode_error,
     encode_ok,
     parse_request,
 )
+from agent.control.seal import seal
 from agent.link.owner_actions import (
     LiveControl,
     OwnerActionError,
@@ -117,10 +120,13 @@ class ControlServer:
         pictures: Pictures | None = None,
         state_dir: Path | None = None,
         previews: Previews | None = None,
+        reload: reloading.Reloader | None = None,
     ) -> None:
         """`service_uid`: the uid never allowed to act as the owner (default: this process's).
         `pictures`: where `picture` comes from (None: no pictures); `state_dir`: whose ledger
-        `activity` and `requests` read (default: the service's)."""
+        `activity` and `requests` read (default: the service's), and whose secret key `seal`
+        encrypts with; `reload`: the daemon's reload (`seal` and `reload` work whether the site
+        is enrolled or not)."""
         self.path = path
         self.pictures = pictures
         if state_dir is None and service is not None:
@@ -133,6 +139,7 @@ class ControlServer:
         self.owner = OwnerActions(service, live=live) if service is not None else None
         self.overview = overview
         self.previews = previews
+        self.reload = reload
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -245,6 +252,13 @@ class ControlServer:
         if cmd == "picture":
             assert isinstance(args, PictureArgs)
             return await self._picture(args.camera)
+        if cmd == "seal":
+            assert isinstance(args, SealArgs)
+            if self.state_dir is None:
+                raise OwnerActionError("unavailable", "this daemon keeps no camera passwords")
+            return await seal(self.state_dir, args.text)
+        if cmd == "reload":
+            return await reloading.reload(self.reload)
         if owner is None:
             raise OwnerActionError(
                 "not_enrolled",

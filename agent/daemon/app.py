@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from agent.config import AgentConfig, ConfigError, config_file_problems, load_config
+from agent.control.reload import ReloadOutcome
 from agent.daemon.notify import SystemdNotifier
 from agent.daemon.signals import install_reload_handler, install_stop_handlers
 from agent.link.delivery import DeliveryHandlers
@@ -264,6 +265,7 @@ class Daemon:
         ]
         self.components += [factory(self) for factory in extra_components]
         self._lock_fd: int | None = None
+        self._reload_lock = asyncio.Lock()
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -339,33 +341,36 @@ class Daemon:
             except Exception:  # a reload's failure must not end the daemon
                 log.exception("config_reload_failed")
 
-    async def reload(self) -> bool:
+    async def reload(self) -> ReloadOutcome:
         """Read the configuration file again and apply its cameras (`Supervisor.apply`:
         unchanged recorders keep recording). A configuration that is not valid is refused
-        with a sentence in the log, and the one in use stays. True if applied."""
+        with a sentence in the log (and in the outcome), and the one in use stays. SIGHUP and
+        the control socket's `reload` come here; one reload at a time."""
+        async with self._reload_lock:
+            return await self._reload()
+
+    async def _reload(self) -> ReloadOutcome:
         path = self.config_path
         if path is None:
-            log.warning("config_reload_refused", reason="this daemon was not started from a file")
-            return False
+            reason = "this daemon was not started from a file"
+            log.warning("config_reload_refused", reason=reason)
+            return ReloadOutcome(False, reason)
         try:
             new = await asyncio.to_thread(load_config, path)
         except ConfigError as exc:
             problems = "; ".join(str(p) for p in exc.problems)
-            log.error(
-                "config_reload_refused",
-                reason=f"the configuration {path} is not valid, so the one in use stays: "
-                f"{problems}",
-            )
-            return False
+            reason = f"the configuration {path} is not valid, so the one in use stays: {problems}"
+            log.error("config_reload_refused", reason=reason)
+            return ReloadOutcome(False, reason)
         errors = [p for p in config_file_problems(new) if p.severity == "error"]
         if errors:
             problems = "; ".join(f"{p.field}: {p.message}" for p in errors)
-            log.error(
-                "config_reload_refused",
-                reason=f"the configuration {path} names files that cannot be used, so the one "
-                f"in use stays: {problems}",
+            reason = (
+                f"the configuration {path} names files that cannot be used, so the one "
+                f"in use stays: {problems}"
             )
-            return False
+            log.error("config_reload_refused", reason=reason)
+            return ReloadOutcome(False, reason)
         self.notifier.status("reloading the configuration")
         result = await self.recorders.apply(new.cameras)
         others = [
@@ -388,7 +393,18 @@ class Daemon:
                 "(`sudo systemctl restart rtcc-edge`): " + ", ".join(others),
             )
         self.notifier.status(self._status_text())
-        return True
+        return ReloadOutcome(
+            True,
+            kept=result.kept,
+            restarted=result.restarted,
+            added=result.added,
+            removed=result.removed,
+            later=others,
+            cameras=[
+                camera.model_dump(mode="json", include={"id", "name", "enabled", "location"})
+                for camera in new.cameras
+            ],
+        )
 
     def _status_text(self) -> str:
         states = self.board.snapshot().values()

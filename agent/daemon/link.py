@@ -99,6 +99,7 @@ class LinkComponent:
                 owner_group=config.control.owner_group,
                 pictures=self._pictures(),
                 state_dir=config.state_dir,
+                reload=self._daemon.reload,
             )
             try:
                 await control.start()
@@ -139,6 +140,7 @@ class LinkComponent:
             pictures=self._pictures(),
             state_dir=config.state_dir,
             previews=Previews(link.service, self._daemon.store, config.state_dir / PREVIEW_DIR),
+            reload=self._daemon.reload,
         )
         await self._control.start()
         self._online = self._online_cameras()

@@ -21,7 +21,7 @@ from agent.config import SharingMode
 from agent.control.client import ControlError, DaemonNotRunning
 from agent.control.owner_client import AsyncOwnerClient
 from agent.log import get_logger
-from agent.owner_page import activity, auth, preview
+from agent.owner_page import activity, auth, cameras, preview
 from agent.owner_page.activity import human_bytes
 from agent.owner_page.app import PageContext, csrf_of, page_of, render
 from agent.owner_page.auth import COOKIE, LOGIN_CSRF_COOKIE, SESSION, gate_of, signed_in
@@ -70,6 +70,7 @@ def routes(app: web.Application) -> None:
     app.router.add_post("/cameras/{camera}/sharing", signed_in(camera_sharing))
     app.router.add_get("/activity.csv", signed_in(activity_csv))
     preview.routes(app)
+    cameras.routes(app)  # location, rename, password, remove, add (agent.owner_page.cameras)
 
 
 # -- what went wrong, in plain words ---------------------------------------------------------

@@ -12,12 +12,14 @@ import asyncio
 import errno
 import signal
 import ssl
+from pathlib import Path
 
 from aiohttp import web
 
 from agent.config import AgentConfig
 from agent.control.owner_client import AsyncOwnerClient
 from agent.log import get_logger
+from agent.owner_page import cameras
 from agent.owner_page.app import make_app
 from agent.owner_page.password import is_set
 
@@ -73,10 +75,23 @@ def check_ready(config: AgentConfig) -> None:
         )
 
 
-async def run_page(config: AgentConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
-    """Serve the owner's page until SIGTERM or SIGINT; PageError if it cannot start."""
+async def run_page(
+    config: AgentConfig,
+    *,
+    config_path: Path | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Serve the owner's page until SIGTERM or SIGINT; PageError if it cannot start.
+    `config_path`: the file the Cameras page edits (None: cameras are changed with the CLI)."""
     check_ready(config)
     app = make_app(owner=AsyncOwnerClient(config, via="page"), secure=ssl_context is not None)
+    if config_path is not None:
+        cameras.configure(
+            app,
+            config_path=config_path,
+            control_socket=config.control.socket,
+            tiles=config.owner_page.tiles,
+        )
     runner = await serve(app, config.owner_page.listen, ssl_context=ssl_context)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
