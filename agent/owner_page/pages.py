@@ -444,6 +444,7 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
     status = await owner.status()
     rows = {row["camera"]: row for row in status.get("recorders") or []}
     sharing = {row["camera"]: row for row in status.get("cameras") or []}
+    checks: dict[str, Any] = status.get("checks") or {}
     error = request.query.get("error", "")[:300]
     cameras = []
     for camera in dict.fromkeys([*sharing, *rows]):
@@ -466,6 +467,7 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
                 "mode": share["mode"] if share is not None else "",
                 "live": bool(share and share["live"]),
                 "picture": picture,
+                **_verdict(checks.get(camera), camera, page_of(request).clock),
             }
         )
     context = _base(
@@ -478,6 +480,28 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
         error=error,
     )
     return render(request, "cameras.html", context)
+
+
+VERDICT_WORDS = {
+    "pass": "works with the program",
+    "warn": "works, with something to improve",
+    "fail": "does not work with the program as it is",
+}
+
+
+def _verdict(check: dict[str, Any] | None, camera: str, clock: Clock) -> dict[str, Any]:
+    """The camera's last compatibility check as the owner reads it: the verdict in words and,
+    for anything short of a pass, what to do (the check's own advice)."""
+    verdict = (check or {}).get("verdict") or "unknown"
+    words = VERDICT_WORDS.get(verdict)
+    if words is None:
+        words = f"not checked yet; `sudo rtcc-edge check {camera}` checks it."
+    elif check and check.get("checked"):
+        words += f" (checked {clock.when(check['checked'])})."
+    else:
+        words += "."
+    advice = [str(line) for line in (check or {}).get("advice") or []][:8]
+    return {"verdict": verdict, "verdict_words": words, "advice": advice}
 
 
 async def camera_picture(request: web.Request) -> web.StreamResponse:

@@ -15,7 +15,7 @@ from agent.ledger import Kind, read_entries
 from tests.support.chromium import ensure_chromium
 from tests.support.console import SCREENSHOTS
 from tests.support.link_service import running_service, site_config
-from tests.support.owner_page import BY_PAGE, OWNER_PASSWORD, running_page
+from tests.support.owner_page import BY_PAGE, FAILED_CHECK_ADVICE, OWNER_PASSWORD, running_page
 from tests.support.rtcc import jti_of, make_request
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -80,7 +80,13 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
                 await _shot(page, "paused")
 
                 await page.click("nav >> text=Cameras")
-                await page.select_option("#mode-side-door", "registry")
+                # The first camera failed its last check: the verdict, and what to do, in words.
+                first = await page.inner_text("#camera-front-door .verdict")
+                assert "does not work with the program as it is" in first
+                assert FAILED_CHECK_ADVICE in first
+                passed = await page.inner_text("#camera-side-door .verdict")
+                assert "works with the program (checked Sun 06 Dec 2026" in passed
+                await page.check("#mode-side-door-registry")
                 await page.locator("#camera-side-door button").click()
                 await page.wait_for_selector("text=Side door is now registry.")
                 await _shot(page, "cameras")

@@ -32,6 +32,7 @@ from tests.support.broker import free_port
 from tests.support.link_service import Site, write_site_config
 
 OWNER_PASSWORD = "correct horse battery"
+FAILED_CHECK_ADVICE = "The camera's clock is 9 minutes off. Turn on NTP in its time settings."
 _T = TypeVar("_T")
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 BY_PAGE = "uid 0 (root) through the owner's page"  # the ledger's `by` for the page run as root
@@ -85,7 +86,18 @@ def overview_of(site: Site) -> dict[str, Any]:
         }
         for index, camera in enumerate(site.config.cameras)
     ]
-    return {"site": site.config.site.id, "link": {"state": "connected"}, "recorders": rows}
+    first = site.config.cameras[0].id
+    checks = {
+        camera.id: {"verdict": "pass", "advice": [], "checked": "2026-12-06T12:00:00+00:00"}
+        for camera in site.config.cameras
+    }
+    checks[first] = {"verdict": "fail", "advice": [FAILED_CHECK_ADVICE], "checked": None}
+    return {
+        "site": site.config.site.id,
+        "link": {"state": "connected"},
+        "recorders": rows,
+        "checks": checks,
+    }
 
 
 class _StoreThread:
