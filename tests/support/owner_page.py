@@ -87,7 +87,7 @@ def overview_of(site: Site) -> dict[str, Any]:
         for index, camera in enumerate(site.config.cameras)
     ]
     first = site.config.cameras[0].id
-    checks = {
+    checks: dict[str, dict[str, Any]] = {
         camera.id: {"verdict": "pass", "advice": [], "checked": "2026-12-06T12:00:00+00:00"}
         for camera in site.config.cameras
     }
