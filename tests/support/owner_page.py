@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -92,7 +93,14 @@ class _StoreThread:
 
 
 @contextlib.asynccontextmanager
-async def running_page(site: Site, *, password: str = OWNER_PASSWORD) -> AsyncIterator[RunningPage]:
+async def running_page(
+    site: Site,
+    *,
+    password: str = OWNER_PASSWORD,
+    ssl_context: ssl.SSLContext | None = None,
+    secure: bool = False,
+) -> AsyncIterator[RunningPage]:
+    """`ssl_context`: served over HTTPS (page.url https://); `secure`: Secure cookies."""
     set_password(site.config.owner_dir, password)
     actions = OwnerActions(site.service)
 
@@ -105,12 +113,14 @@ async def running_page(site: Site, *, password: str = OWNER_PASSWORD) -> AsyncIt
         overview=overview,
         state_dir=site.config.state_dir,
         pictures=Pictures(_StoreThread(site.store), site.config.state_dir / "owner-page-tmp"),
+        secure=secure,
     )
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port("127.0.0.1")
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
+    scheme = "https" if ssl_context is not None else "http"
     try:
-        yield RunningPage(f"http://127.0.0.1:{port}", site)
+        yield RunningPage(f"{scheme}://127.0.0.1:{port}", site)
     finally:
         await runner.cleanup()
