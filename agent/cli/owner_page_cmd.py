@@ -11,6 +11,7 @@ import argparse
 import getpass
 import sys
 
+from agent.cli import owner_cert_cmd
 from agent.cli.common import console, err_console, load_or_report
 from agent.owner_page.password import PasswordError, check_new_password, set_password
 
@@ -23,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--stdin", action="store_true", help="read the password from one line of standard input"
     )
     passwd.set_defaults(func=run_passwd)
+    owner_cert_cmd.register(sub)
 
 
 def _ask() -> str:
