@@ -15,15 +15,16 @@ is there, plain HTTP otherwise.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import ipaddress
 import os
 import socket
 import ssl
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -37,6 +38,7 @@ RENEW_BEFORE = datetime.timedelta(days=30)
 CERT_MODE = 0o644  # public: the browser gets it anyway, and `status` prints its fingerprint
 KEY_MODE = 0o640  # root and the page's group (its user's own group) only
 PAGE_USER = "rtcc-edge-page"
+_SIOCGIFADDR = 0x8915
 
 
 class PageTlsError(Exception):
@@ -76,20 +78,32 @@ def _colons(digest: bytes) -> str:
 
 
 def lan_addresses() -> list[str]:
-    """This machine's IP addresses a phone on the LAN could use (no link-local, no loopback)."""
-    found: dict[str, None] = {}
-    for entries in psutil.net_if_addrs().values():
-        for entry in entries:
-            if entry.family not in (socket.AF_INET, socket.AF_INET6):
-                continue
+    """This machine's IP addresses a phone on the LAN could use (no link-local, no loopback):
+    each interface's IPv4 address and the IPv6 ones the kernel lists."""
+    found: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _index, name in socket.if_nameindex():
+            request = struct.pack("256s", name.encode()[:15])
             try:
-                address = ipaddress.ip_address(entry.address.split("%", 1)[0])
-            except ValueError:
-                continue
-            if address.is_loopback or address.is_link_local or address.is_multicast:
-                continue
-            found[str(address)] = None
-    return list(found)
+                raw = fcntl.ioctl(sock, _SIOCGIFADDR, request)
+            except OSError:
+                continue  # no IPv4 address
+            found.append(socket.inet_ntoa(raw[20:24]))
+    try:
+        # One line per address: 32 hex digits, interface index, prefix, scope, flags, name.
+        lines = Path("/proc/net/if_inet6").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        digits = line.split()[0] if line.split() else ""
+        if len(digits) == 32:
+            found.append(str(ipaddress.IPv6Address(bytes.fromhex(digits))))
+    usable: dict[str, None] = {}
+    for text in found:
+        address = ipaddress.ip_address(text)
+        if not (address.is_loopback or address.is_link_local or address.is_multicast):
+            usable[str(address)] = None
+    return list(usable)
 
 
 def default_names(hostname: str | None = None) -> list[str]:
