@@ -95,3 +95,16 @@ async def test_status_command_shows_the_page(
     out = capsys.readouterr().out
     assert "owner's page: https://" in out
     assert fingerprint(short_dir / "page" / "page.crt") in out
+
+
+def test_config_check_refuses_the_lan_without_a_certificate(
+    short_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _config_file(short_dir, enabled=True, listen="0.0.0.0:8443")
+    assert main(["--config", str(path), "config", "check"]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "owner_page.listen" in err
+    assert "so it is served over HTTPS only" in err and "sudo rtcc-edge owner cert" in err
+    assert main(["--config", str(path), "owner", "cert"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(path), "config", "check"]) == 0, capsys.readouterr().err
