@@ -472,7 +472,8 @@ class OwnerPageConfig(_Section):
         "127.0.0.1:8443",
         pattern=r"^[^\s:]+:\d{1,5}$",
         title="Address of the owner's page",
-        description="host:port. Plain HTTP, so keep it on 127.0.0.1 until HTTPS is built.",
+        description="host:port. Anything but 127.0.0.1 (e.g. `0.0.0.0:8443`, the whole LAN) "
+        "is served over HTTPS only, with the certificate below.",
     )
     tiles: str | None = Field(
         None,
@@ -493,6 +494,46 @@ class OwnerPageConfig(_Section):
             if not all(part in value for part in ("{z}", "{x}", "{y}")):
                 raise ValueError("must contain {z}, {x} and {y}")
         return value
+
+    tls_cert: Path | None = Field(
+        None,
+        title="The page's HTTPS certificate",
+        description="Made by the installer (`rtcc-edge owner cert`). Default: "
+        "`page/page.crt` beside the configuration file (/etc/rtcc-edge/page/page.crt).",
+    )
+    tls_key: Path | None = Field(
+        None,
+        title="The page's HTTPS key",
+        description="Readable by root and the page's user only. Default: `page/page.key` "
+        "beside the configuration file.",
+    )
+    public_url: str | None = Field(
+        None,
+        title="The page's address in notifications",
+        description="What e-mails and the webhook link to, e.g. `https://shop-pi.local:8443`. "
+        "Default: https://<hostname>.local:PORT when the page is on the LAN, else "
+        "127.0.0.1:PORT.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not a web address: {value!r} (e.g. https://shop-pi.local:8443)")
+        return value.rstrip("/")
+
+    @property
+    def certificate(self) -> Path:
+        assert self.tls_cert is not None  # filled in by AgentConfig's validator
+        return self.tls_cert
+
+    @property
+    def private_key(self) -> Path:
+        assert self.tls_key is not None  # filled in by AgentConfig's validator
+        return self.tls_key
 
 
 def _scalars(annotation: Any) -> set[type]:
@@ -598,6 +639,13 @@ class AgentConfig(BaseSettings):
             source = _config_path.get()
             base = source.parent if source is not None else self.state_dir
             self.control.owner_dir = base / "owner"
+        # The page's certificate, likewise beside the file (root's, not the service's).
+        page = self.owner_page
+        if page.tls_cert is None or page.tls_key is None:
+            source = _config_path.get()
+            base = source.parent if source is not None else self.state_dir
+            page.tls_cert = page.tls_cert or base / "page" / "page.crt"
+            page.tls_key = page.tls_key or base / "page" / "page.key"
         return self
 
     @property

@@ -38,9 +38,15 @@ def _open_new(temp: Path, mode: int, owner: tuple[int, int] | None) -> int:
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         if owner is not None and owner != (-1, -1):
-            # Only root may give a file away; anyone else keeps it (and says nothing).
-            with contextlib.suppress(PermissionError):
+            # Only root may give a file away; anyone else keeps it, and still keeps the group
+            # (allowed for a group it belongs to): the owner's page, editing the configuration
+            # root owns, leaves it readable by the service's group as it was.
+            try:
                 os.fchown(fd, *owner)
+            except PermissionError:
+                if owner[1] != -1:
+                    with contextlib.suppress(PermissionError):
+                        os.fchown(fd, -1, owner[1])
         os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
     except BaseException:
         os.close(fd)

@@ -6,9 +6,10 @@
   the token was made for), register the device key for the site (the trust store that
   `rtcc-hub sites trust` writes), and answer with everything the site needs.
 - `GET /install.sh`, `GET /ca.pem` (the site CA, pinned by the install line),
-  `GET /rtcc-edge.service`, `GET /dist/{wheel}` (+ `GET /dist/latest`): the one-line
-  installer, the unit it installs and the agent wheels in `<home>/dist/`, so that the install
-  line `rtcc-hub tokens new` prints (`hub.install_line`) works without a checkout.
+  `GET /rtcc-edge.service`, `GET /rtcc-edge-page.service`, `GET /dist/{wheel}` (+ `GET
+  /dist/latest`): the one-line installer, the units it installs (the agent, the owner's page)
+  and the agent wheels in `<home>/dist/`, so that the install line `rtcc-hub tokens new`
+  prints (`hub.install_line`) works without a checkout.
 
 Everything is checked before the token is spent: a malformed request, a bad CSR or a hub that
 is not configured yet never burns a token.
@@ -57,6 +58,7 @@ DIST_DIR = "dist"
 CHECKOUT = Path(__file__).resolve().parents[1]
 INSTALLER = CHECKOUT / "installer" / "install.sh"
 UNIT = CHECKOUT / "systemd" / "rtcc-edge.service"
+PAGE_UNIT = CHECKOUT / "systemd" / "rtcc-edge-page.service"
 _WHEEL_RE = re.compile(r"^rtcc_edge-[A-Za-z0-9_.+!-]+\.whl$")
 _REFUSAL_STATUS = {
     TokenRefusal.UNKNOWN: 403,
@@ -79,6 +81,7 @@ def setup(app: web.Application, context: ServerContext) -> None:
     app.router.add_get("/install.sh", routes.installer)
     app.router.add_get("/ca.pem", routes.ca)
     app.router.add_get("/rtcc-edge.service", routes.unit)
+    app.router.add_get("/rtcc-edge-page.service", routes.page_unit)
     app.router.add_get("/dist/latest", routes.latest_wheel)
     app.router.add_get("/dist/{name}", routes.wheel)
 
@@ -251,6 +254,9 @@ class _Routes:
 
     async def unit(self, request: web.Request) -> web.StreamResponse:
         return _checkout_file(UNIT, "text/plain")
+
+    async def page_unit(self, request: web.Request) -> web.StreamResponse:
+        return _checkout_file(PAGE_UNIT, "text/plain")
 
     def _wheels(self) -> list[Path]:
         directory = self.home.root / DIST_DIR

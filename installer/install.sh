@@ -8,8 +8,9 @@
 # It checks the OS (Debian 12, Raspberry Pi OS bookworm, Ubuntu 22.04+; amd64 or arm64), installs
 # what it needs with apt, creates the rtcc-edge user, a virtualenv in /opt/rtcc-edge with the
 # agent, the configuration in /etc/rtcc-edge, the state in /var/lib/rtcc-edge, the device key;
-# enrolls the site with the hub; installs, enables and starts the systemd unit; and ends by
-# running camera discovery. Run again, it upgrades in place and keeps the configuration, keys,
+# enrolls the site with the hub; installs, enables and starts the systemd unit; makes the owner's
+# page (its user, HTTPS certificate and unit; started with --owner-page or --owner-page-lan); and
+# ends by running camera discovery. Run again, it upgrades in place and keeps the configuration, keys,
 # ledger and footage. Any failure stops with one sentence and removes what that run created.
 #
 # Everything happens inside main(), called on the last line, so a download cut short runs
@@ -19,14 +20,20 @@ PROGRAM=rtcc-edge-install
 SERVICE_USER=rtcc-edge
 OWNER_GROUP=rtcc-edge-owner  # may change sharing, pause, approve (root may too)
 UNIT_NAME=rtcc-edge.service
+PAGE_USER=rtcc-edge-page  # the owner's page: in rtcc-edge (socket, config) and the owner group
+PAGE_UNIT_NAME=rtcc-edge-page.service
+PAGE_PORT=8443
 
 OPT=/opt/rtcc-edge
 ETC=/etc/rtcc-edge
-CONFIG=$ETC/agent.toml
+CONFIG=$ETC/agent.toml  # a link to OWNER_CONFIG
+OWNER_CONFIG=$ETC/owner/agent.toml  # the owner (and the owner's page) may change it
+PAGE_DIR=$ETC/page  # the owner's page HTTPS certificate and key
 STATE=/var/lib/rtcc-edge
 STORE=$STATE/store
 RUNDIR=/run/rtcc-edge
 UNIT_PATH=/etc/systemd/system/$UNIT_NAME
+PAGE_UNIT_PATH=/etc/systemd/system/$PAGE_UNIT_NAME
 COMMAND_LINK=/usr/local/bin/rtcc-edge  # so that `sudo rtcc-edge ...` is found on the PATH
 MANIFEST=$ETC/install-manifest.tsv
 
@@ -45,6 +52,13 @@ Install (or upgrade) the rtcc-edge site agent and enroll it with an RTCC hub.
   --root DIR        install into a staging directory: every path under DIR, no apt, no
                     systemctl, no useradd; owners are recorded in the manifest instead
   --no-start        enable the unit but do not start it
+  --owner-page      serve the owner's web page on this machine (https://127.0.0.1:8443)
+  --owner-page-lan  serve the owner's web page to the whole local network, over HTTPS
+                    (https://HOSTNAME.local:8443); the end of the install prints the
+                    certificate fingerprint to compare on the phone
+  --owner-password-file FILE
+                    the owner's page password, from the first line of FILE (otherwise it is
+                    asked on the terminal, or set later with sudo rtcc-edge owner passwd)
   --no-discover     do not run camera discovery at the end
   --scan CIDR       also probe this address range during discovery (e.g. 192.168.1.0/24)
   --dry-run         print every step, change nothing
@@ -77,6 +91,7 @@ WORK=""
 CREATED=""      # file listing paths this run created, one per line, in order
 USER_CREATED=0  # this run created the service user
 OWNER_GROUP_CREATED=0  # this run created the owner group
+PAGE_USER_CREATED=0  # this run created the owner's page user
 DONE=0
 
 remember() { printf '%s\n' "$1" >>"$CREATED"; }
@@ -97,6 +112,10 @@ rollback() {
     if [ "$USER_CREATED" = 1 ]; then
         userdel "$SERVICE_USER" >/dev/null 2>&1 && printf '    removed user %s\n' "$SERVICE_USER" >&2
         getent group "$SERVICE_USER" >/dev/null 2>&1 && groupdel "$SERVICE_USER" >/dev/null 2>&1
+    fi
+    if [ "$PAGE_USER_CREATED" = 1 ]; then
+        userdel "$PAGE_USER" >/dev/null 2>&1 && printf '    removed user %s\n' "$PAGE_USER" >&2
+        getent group "$PAGE_USER" >/dev/null 2>&1 && groupdel "$PAGE_USER" >/dev/null 2>&1
     fi
     if [ "$OWNER_GROUP_CREATED" = 1 ]; then
         groupdel "$OWNER_GROUP" >/dev/null 2>&1 && printf '    removed group %s\n' "$OWNER_GROUP" >&2
@@ -138,6 +157,8 @@ DRY_RUN=0
 NO_START=0
 NO_DISCOVER=0
 SCAN=""
+PAGE_LISTEN=""  # set by --owner-page / --owner-page-lan
+PASSWORD_FILE=""
 MODE=install
 PURGE=0
 YES=0
@@ -160,6 +181,9 @@ parse_args() {
             --root) need_value "$@"; ROOT=$2; shift ;;
             --scan) need_value "$@"; SCAN=$2; shift ;;
             --no-start) NO_START=1 ;;
+            --owner-page) PAGE_LISTEN=127.0.0.1:$PAGE_PORT ;;
+            --owner-page-lan) PAGE_LISTEN=0.0.0.0:$PAGE_PORT ;;
+            --owner-password-file) need_value "$@"; PASSWORD_FILE=$2; shift ;;
             --no-discover) NO_DISCOVER=1 ;;
             --dry-run) DRY_RUN=1 ;;
             --uninstall) MODE=uninstall ;;
@@ -209,6 +233,9 @@ parse_args() {
         [ -r "$HUB_CA" ] || die "--hub-ca $HUB_CA cannot be read"
         HUB_CA=$(cd "$(dirname "$HUB_CA")" && pwd)/$(basename "$HUB_CA")
     fi
+    if [ -n "$PASSWORD_FILE" ]; then
+        [ -r "$PASSWORD_FILE" ] || die "--owner-password-file $PASSWORD_FILE cannot be read"
+    fi
     if [ -n "$SCAN" ]; then
         case $SCAN in
             *[!0-9./]*) die "--scan takes an IPv4 range like 192.168.1.0/24" ;;
@@ -221,6 +248,10 @@ parse_args() {
 HAVE_SYSTEMD=0
 UNIT_WRITTEN=""
 START_FAILED=0
+PAGE_FAILED=0
+PAGE_ON=false
+PAGE_FINGERPRINT=""
+PAGE_ADDRESS=""
 
 check_root() {
     [ -n "$ROOT" ] && return 0
@@ -402,15 +433,20 @@ fetch_from_hub() {
     fi
     if [ -n "$TREE" ]; then
         UNIT_TEMPLATE=$TREE/systemd/$UNIT_NAME
+        PAGE_UNIT_TEMPLATE=$TREE/systemd/$PAGE_UNIT_NAME
     elif [ -n "$HUB" ]; then
         fetch "$HUB/$UNIT_NAME" "$WORK/unit-template"
+        fetch "$HUB/$PAGE_UNIT_NAME" "$WORK/page-unit-template"
         UNIT_TEMPLATE=$WORK/unit-template
+        PAGE_UNIT_TEMPLATE=$WORK/page-unit-template
     else
         die "the systemd unit is not beside this installer: run it from a checkout or give --hub"
     fi
-    [ -r "$UNIT_TEMPLATE" ] || die "the systemd unit $UNIT_TEMPLATE is missing"
-    grep -q '^ExecStart=/opt/rtcc-edge/bin/rtcc-edge ' "$UNIT_TEMPLATE" \
-        || die "$UNIT_TEMPLATE is not the rtcc-edge unit"
+    for template in "$UNIT_TEMPLATE" "$PAGE_UNIT_TEMPLATE"; do
+        [ -r "$template" ] || die "the systemd unit $template is missing"
+        grep -q '^ExecStart=/opt/rtcc-edge/bin/rtcc-edge ' "$template" \
+            || die "$template is not an rtcc-edge unit"
+    done
 }
 
 # --- the manifest: every path the installer manages, with its mode and owners ---------------
@@ -564,6 +600,35 @@ create_owner_group() {
     record group "$OWNER_GROUP" - - - created
 }
 
+create_page_user() {
+    # The owner's page runs as its own user: in the service's group (the control socket, the
+    # configuration) and in the owner group (it acts as the owner), never as the service.
+    if [ -n "$ROOT" ]; then
+        record user "$PAGE_USER" - - - created  # would be, on the target
+        return 0
+    fi
+    if getent passwd "$PAGE_USER" >/dev/null 2>&1; then
+        origin=existing
+        if [ -r "$WORK/previous-manifest" ] \
+            && grep -q "^user	$PAGE_USER	.*	created\$" "$WORK/previous-manifest"; then
+            origin=created
+        fi
+        act usermod -a -G "$SERVICE_USER,$OWNER_GROUP" "$PAGE_USER" \
+            || die "cannot add $PAGE_USER to the groups $SERVICE_USER and $OWNER_GROUP"
+        record user "$PAGE_USER" - - - "$origin"
+        return 0
+    fi
+    step "creating the system user $PAGE_USER (the owner's page)"
+    nologin=/usr/sbin/nologin
+    [ -x "$nologin" ] || nologin=/bin/false
+    act useradd --system --user-group --home-dir /nonexistent --no-create-home \
+        --shell "$nologin" --groups "$SERVICE_USER,$OWNER_GROUP" \
+        --comment "rtcc-edge owner's page" "$PAGE_USER" \
+        || die "cannot create the system user $PAGE_USER"
+    [ "$DRY_RUN" = 1 ] || PAGE_USER_CREATED=1
+    record user "$PAGE_USER" - - - created
+}
+
 owner_dir() {
     # The owner's choices (sharing changes, pause, approvals): root and the owner group write
     # them, the service only reads (it is "other" here). setgid keeps new files in the group.
@@ -638,11 +703,27 @@ store_settings() {
 }
 
 write_config() {
-    path=$(p "$CONFIG")
+    # The file lives in the owner directory, which root and the owner group (the owner's page
+    # too) may write and the service only reads; /etc/rtcc-edge/agent.toml links to it.
+    path=$(p "$OWNER_CONFIG")
+    link=$(p "$CONFIG")
+    if [ -f "$link" ] && ! [ -L "$link" ]; then
+        # An earlier install's file in /etc/rtcc-edge, which only root could change.
+        [ -e "$path" ] && die "both $link and $path exist: keep the one in use as $path and remove $link"
+        step "moving the configuration to $path (where the owner's page can change it)"
+        if [ "$DRY_RUN" = 1 ]; then
+            note "would move $link to $path and link $link to it"
+            record file "$OWNER_CONFIG" 0640 root "$SERVICE_USER" config
+            return 0
+        fi
+        mv "$link" "$path" || die "cannot move $link to $path"
+        ln -s owner/agent.toml "$link" || die "cannot link $link to $path"
+    fi
     if [ -f "$path" ]; then
         note "keeping the configuration $path"
         set_owner_mode "$path" 0640 root "$SERVICE_USER"
-        record file "$CONFIG" 0640 root "$SERVICE_USER" config
+        record file "$OWNER_CONFIG" 0640 root "$SERVICE_USER" config
+        config_link
         return 0
     fi
     if sized=$(store_settings); then
@@ -681,21 +762,135 @@ $sized
 
 # Cameras: run \`rtcc-edge discover\`, then \`rtcc-edge cameras add\` for each camera to record.
 EOF
-    put_file "$WORK/agent.toml" "$CONFIG" 0640 root "$SERVICE_USER" config
+    put_file "$WORK/agent.toml" "$OWNER_CONFIG" 0640 root "$SERVICE_USER" config
+    config_link
 }
 
-write_unit() {
+config_link() {
+    # /etc/rtcc-edge/agent.toml -> owner/agent.toml (relative: it holds under --root too).
+    link=$(p "$CONFIG")
+    if [ -L "$link" ] && [ "$(readlink "$link")" != owner/agent.toml ]; then
+        die "$link points to $(readlink "$link"), not to owner/agent.toml: remove the link and run this again"
+    fi
+    if [ "$DRY_RUN" = 1 ]; then
+        [ -L "$link" ] || note "would link $link -> owner/agent.toml"
+    elif ! [ -L "$link" ]; then
+        remember "$link"
+        ln -s owner/agent.toml "$link" || die "cannot make the link $link"
+    fi
+    record link "$CONFIG" - root root config
+}
+
+page_setting() {
+    # [owner_page] enabled in the configuration: true or false.
+    "$(p "$OPT")/bin/python" -c 'import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    print(str(tomllib.load(f).get("owner_page", {}).get("enabled", False)).lower())' \
+        "$(p "$CONFIG")" 2>/dev/null || echo false
+}
+
+turn_on_page() {
+    # --owner-page / --owner-page-lan: [owner_page] enabled = true and its listen address, edited
+    # in place (comments kept, validated before it replaces the file).
+    PAGE_ON=false
+    if [ -z "$PAGE_LISTEN" ]; then
+        [ "$DRY_RUN" = 1 ] || PAGE_ON=$(page_setting)
+        return 0
+    fi
+    PAGE_ON=true
+    if [ "$DRY_RUN" = 1 ]; then
+        note "would set [owner_page] enabled = true, listen = \"$PAGE_LISTEN\" in $(p "$OWNER_CONFIG")"
+        return 0
+    fi
+    "$(p "$OPT")/bin/python" - "$(p "$CONFIG")" "$PAGE_LISTEN" >"$WORK/page-config.out" 2>&1 <<'PY' \
+        || die "cannot turn the owner's page on in $(p "$OWNER_CONFIG"): $(tail -n 1 "$WORK/page-config.out")"
+import sys
+from pathlib import Path
+
+import tomlkit
+
+from agent.cameras.config_file import replace_config
+
+path, listen = Path(sys.argv[1]), sys.argv[2]
+document = tomlkit.parse(path.read_text(encoding="utf-8"))
+if "owner_page" not in document:
+    document["owner_page"] = tomlkit.table()
+page = document["owner_page"]
+if page.get("enabled") is not True or page.get("listen") != listen:
+    page["enabled"] = True
+    page["listen"] = listen
+    replace_config(path, tomlkit.dumps(document))
+    print("changed")
+PY
+    if grep -q changed "$WORK/page-config.out"; then
+        note "the owner's page is on: [owner_page] listen = \"$PAGE_LISTEN\""
+    fi
+}
+
+page_certificate() {
+    # The owner's page HTTPS certificate: made once, kept on upgrades (its fingerprint is what
+    # the owner checked); `rtcc-edge owner cert --renew` makes a new one.
+    ensure_dir "$PAGE_DIR" 0755 root root config
+    step "the owner's page certificate"
+    if [ "$DRY_RUN" = 1 ]; then
+        note "would run: rtcc-edge owner cert"
+    else
+        rtcc_edge owner cert >"$WORK/cert.out" 2>"$WORK/cert.err" \
+            || die "cannot make the owner's page certificate: $(tail -n 1 "$WORK/cert.err")"
+        if grep -q '^certificate: .* made$' "$WORK/cert.out"; then
+            remember "$(p "$PAGE_DIR")/page.key"
+            remember "$(p "$PAGE_DIR")/page.crt"
+        fi
+        PAGE_FINGERPRINT=$(sed -n 's/^fingerprint (SHA-256): //p' "$WORK/cert.out")
+        PAGE_ADDRESS=$(sed -n 's/^address: //p' "$WORK/cert.out")
+        note "fingerprint (SHA-256) $PAGE_FINGERPRINT"
+    fi
+    keep_file "$PAGE_DIR/page.crt" 0644 root root config
+    keep_file "$PAGE_DIR/page.key" 0640 root "$PAGE_USER" config
+}
+
+owner_password() {
+    # The password that opens the page: from --owner-password-file, else asked on the terminal
+    # when the page is on and none is set yet.
+    file=$ETC/owner/page-password
+    if [ -n "$PASSWORD_FILE" ]; then
+        step "setting the owner's page password"
+        if [ "$DRY_RUN" = 1 ]; then
+            note "would run: rtcc-edge owner passwd --stdin <$PASSWORD_FILE"
+        else
+            head -n 1 "$PASSWORD_FILE" | rtcc_edge owner passwd --stdin >"$WORK/passwd.out" 2>&1 \
+                || die "cannot set the owner's page password: $(tail -n 1 "$WORK/passwd.out")"
+        fi
+    elif [ "$PAGE_ON" = true ] && ! [ -f "$(p "$file")" ] && [ "$DRY_RUN" != 1 ]; then
+        if [ -r /dev/tty ] && [ -w /dev/tty ] && (: </dev/tty) 2>/dev/null; then
+            step "choose the password that opens the owner's page (10 characters or more)"
+            rtcc_edge owner passwd </dev/tty >/dev/tty 2>&1 \
+                || warn "no password was set: set it with sudo rtcc-edge owner passwd"
+        else
+            note "no owner's page password yet: set it with sudo rtcc-edge owner passwd"
+        fi
+    fi
+    keep_file "$file" 0640 root "$OWNER_GROUP" config
+}
+
+install_unit() {
+    # install_unit TEMPLATE NAME PATH
     if [ -n "$ROOT" ]; then
         sed -e "s#/opt/rtcc-edge#$ROOT/opt/rtcc-edge#g" \
             -e "s#/etc/rtcc-edge#$ROOT/etc/rtcc-edge#g" \
             -e "s#/var/lib/rtcc-edge#$ROOT/var/lib/rtcc-edge#g" \
-            "$UNIT_TEMPLATE" >"$WORK/$UNIT_NAME" || die "cannot prepare the unit"
+            "$1" >"$WORK/$2" || die "cannot prepare the unit $2"
     else
-        cp "$UNIT_TEMPLATE" "$WORK/$UNIT_NAME" || die "cannot prepare the unit"
+        cp "$1" "$WORK/$2" || die "cannot prepare the unit $2"
     fi
-    step "installing the systemd unit $(p "$UNIT_PATH")"
-    put_file "$WORK/$UNIT_NAME" "$UNIT_PATH" 0644 root root program
+    step "installing the systemd unit $(p "$3")"
+    put_file "$WORK/$2" "$3" 0644 root root program
     UNIT_WRITTEN=1
+}
+
+write_unit() {
+    install_unit "$UNIT_TEMPLATE" "$UNIT_NAME" "$UNIT_PATH"
+    install_unit "$PAGE_UNIT_TEMPLATE" "$PAGE_UNIT_NAME" "$PAGE_UNIT_PATH"
 }
 
 rtcc_edge() {
@@ -775,6 +970,40 @@ start_service() {
     if [ "$DRY_RUN" != 1 ] && [ "$START_FAILED" != 1 ]; then
         systemctl is-active --quiet "$UNIT_NAME" || START_FAILED=1
     fi
+    start_page
+}
+
+start_page() {
+    if [ "$PAGE_ON" != true ]; then
+        # Off in the configuration: not running either.
+        act systemctl disable --now "$PAGE_UNIT_NAME" >/dev/null 2>&1 || true
+        return 0
+    fi
+    act systemctl enable "$PAGE_UNIT_NAME" >/dev/null 2>&1 || die "cannot enable $PAGE_UNIT_NAME"
+    step "starting the owner's page"
+    # A restart, so a renewed certificate or a new listen address is taken up.
+    act systemctl restart "$PAGE_UNIT_NAME" || PAGE_FAILED=1
+    if [ "$DRY_RUN" != 1 ] && [ "$PAGE_FAILED" != 1 ]; then
+        systemctl is-active --quiet "$PAGE_UNIT_NAME" || PAGE_FAILED=1
+    fi
+    if [ "$PAGE_FAILED" = 1 ]; then
+        warn "the owner's page did not start; see: journalctl -u rtcc-edge-page -n 50"
+    fi
+}
+
+page_summary() {
+    # The address to open and the fingerprint to compare on the phone.
+    if [ "$PAGE_ON" = true ]; then
+        say "  owner's page:  $PAGE_ADDRESS"
+        say "                 certificate fingerprint (SHA-256):"
+        say "                 $PAGE_FINGERPRINT"
+        say "                 the browser warns once: accept only if it shows this fingerprint"
+        [ -f "$(p "$ETC/owner/page-password")" ] \
+            || say "                 set its password first: sudo rtcc-edge owner passwd"
+    else
+        say "  owner's page:  off (run this again with --owner-page or --owner-page-lan)"
+        say "                 certificate fingerprint (SHA-256): $PAGE_FINGERPRINT"
+    fi
 }
 
 discover() {
@@ -851,6 +1080,7 @@ do_install() {
     install_packages
     create_user
     create_owner_group
+    create_page_user
     ensure_dir "$ETC" 0750 root "$SERVICE_USER" config
     ensure_dir "$STATE" 0750 "$SERVICE_USER" "$SERVICE_USER" state
     ensure_dir "$STORE" 0750 "$SERVICE_USER" "$SERVICE_USER" footage
@@ -860,11 +1090,14 @@ do_install() {
     fi
     create_venv
     link_command
-    write_config
     owner_dir
+    write_config
+    turn_on_page
+    page_certificate
     device_key
     write_unit
     enroll
+    owner_password
     give_state_to_service || die "cannot hand $STATE to $SERVICE_USER"
     write_manifest
     DONE=1
@@ -881,6 +1114,7 @@ do_install() {
         say "  configuration: $(p "$CONFIG")   (rtcc-edge config check)"
         say "  cameras:       rtcc-edge discover, then rtcc-edge cameras add"
         [ -n "$ROOT" ] || say "  logs:          journalctl -u rtcc-edge -f"
+        page_summary
     fi
 }
 
@@ -971,10 +1205,12 @@ do_uninstall() {
         || [ -e "$(p "$ETC")" ] || die "rtcc-edge is not installed in ${ROOT:-/}"
     step "removing rtcc-edge from ${ROOT:-/}"
     if [ -z "$ROOT" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
+        act systemctl disable --now "$PAGE_UNIT_NAME" >/dev/null 2>&1 || true
         act systemctl disable --now "$UNIT_NAME" >/dev/null 2>&1 || true
     fi
     retract_site
     remove "$UNIT_PATH" "the unit"
+    remove "$PAGE_UNIT_PATH" "the owner's page unit"
     if [ -z "$ROOT" ] && [ "$HAVE_SYSTEMD" = 1 ]; then
         act systemctl daemon-reload || true
     fi
@@ -993,6 +1229,13 @@ do_uninstall() {
             act userdel "$SERVICE_USER" || warn "cannot remove the user $SERVICE_USER"
             getent group "$SERVICE_USER" >/dev/null 2>&1 && { act groupdel "$SERVICE_USER" || true; }
             note "removed the user $SERVICE_USER"
+        fi
+        if [ -z "$ROOT" ] && [ -r "$WORK/previous-manifest" ] \
+            && grep -q "^user	$PAGE_USER	.*	created\$" "$WORK/previous-manifest" \
+            && getent passwd "$PAGE_USER" >/dev/null 2>&1; then
+            act userdel "$PAGE_USER" || warn "cannot remove the user $PAGE_USER"
+            getent group "$PAGE_USER" >/dev/null 2>&1 && { act groupdel "$PAGE_USER" || true; }
+            note "removed the user $PAGE_USER"
         fi
         if [ -z "$ROOT" ] && [ -r "$WORK/previous-manifest" ] \
             && grep -q "^group	$OWNER_GROUP	.*	created\$" "$WORK/previous-manifest" \

@@ -26,6 +26,7 @@ from agent.config import (
     load_config,
     resolve_config_path,
 )
+from agent.owner_page.tls import config_problems as page_problems
 from agent.secretbox import SecretBox, SecretError
 from agent.store.sizing import ESTIMATED_CAMERA_BPS, StoreSize, size_store, store_problems
 
@@ -147,7 +148,7 @@ def run_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         problems = exc.problems
     else:
-        problems = startup_problems(config) + store_problems(config)
+        problems = startup_problems(config) + store_problems(config) + page_problems(config)
         problems += config_warnings(config)
     errors = [p for p in problems if p.severity == "error"]
     if args.json:

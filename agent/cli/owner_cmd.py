@@ -21,6 +21,7 @@ from typing import Any
 from rich.table import Table
 
 from agent.cli.common import console, err_console, load_or_report, print_json
+from agent.cli.owner_cert_cmd import page_status_lines, say
 from agent.cli.recording_view import link_line, recorders_table
 from agent.config import SharingMode
 from agent.control import ControlClient, ControlError, DaemonNotRunning
@@ -322,4 +323,7 @@ def _status(client: ControlClient, args: argparse.Namespace) -> Any:
             console.print(_live_table(live))
         else:
             console.print("no live session in progress")
+    if not args.json:
+        for line in page_status_lines(args.loaded_config):
+            say(line)
     return status

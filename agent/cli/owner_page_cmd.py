@@ -18,6 +18,7 @@ import asyncio
 import getpass
 import sys
 
+from agent.cli import owner_cert_cmd
 from agent.cli.common import console, err_console, load_or_report
 from agent.config import resolve_config_path
 from agent.owner_page.password import PasswordError, check_new_password, set_password
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="configuration file (default: $RTCC_EDGE_CONFIG or /etc/rtcc-edge/agent.toml)",
     )
     serve.set_defaults(func=run_serve)
+    owner_cert_cmd.register(sub)
 
 
 def _ask() -> str:
@@ -70,11 +72,16 @@ def run_serve(args: argparse.Namespace) -> int:
     config = load_or_report(args)
     if config is None:
         return 2
+    from agent.owner_page import tls
     from agent.owner_page.serve import PageError, run_page  # the web server, only here
 
     try:
-        asyncio.run(run_page(config, config_path=resolve_config_path(args.config)))
-    except PageError as exc:
+        # Beyond loopback only over HTTPS (PageTlsError says which setting and what to run).
+        context = tls.ssl_context(config)
+        asyncio.run(
+            run_page(config, config_path=resolve_config_path(args.config), ssl_context=context)
+        )
+    except (PageError, tls.PageTlsError) as exc:
         err_console.print(f"[red]{exc}[/]", highlight=False)
         return 2
     return 0

@@ -65,11 +65,12 @@ class EnrollResult:
 class _Site:
     """What enrollment needs from the site before it talks to the hub."""
 
-    config_path: Path
+    config_path: Path  # the file itself (a symbolic link resolved): what is replaced
     text: str
     stat: os.stat_result
     device: DeviceKey
     device_key_created: bool
+    files_dir: Path  # where the certificates go: beside the name given, link or not
 
 
 def _prepare(
@@ -101,13 +102,16 @@ def _prepare(
         ) from exc
     if created:
         give_to(device_key_path, who)
-    return _Site(config_path.resolve(), text, stat, device, created)
+    # /etc/rtcc-edge/agent.toml may point into the owner directory (which the owner's group
+    # may write): the certificates and the client key stay in /etc/rtcc-edge, root's.
+    files_dir = config_path.absolute().parent
+    return _Site(config_path.resolve(), text, stat, device, created, files_dir)
 
 
 def _write(
     site: _Site, answer: CheckedAnswer, client_key: ec.EllipticCurvePrivateKey, who: Ownership
 ) -> tuple[Path, ...]:
-    directory = site.config_path.parent
+    directory = site.files_dir
     paths = {name: directory / file for name, file in _FILES.items()}
     rtcc: dict[str, object] = {
         "broker_url": answer.broker_url,

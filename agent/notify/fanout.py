@@ -10,18 +10,15 @@ from agent.control.webhook import OwnerWebhook
 from agent.identity import DeviceKey
 from agent.link.ports import PendingNotifier
 from agent.notify.email import EmailNotifier
-from agent.notify.message import DEFAULT_PAGE_URL
+from agent.owner_page.tls import page_url
 
 
 def page_url_of(config: AgentConfig) -> str:
-    """Where links point: `[notify] page_url`, else the owner page's public address, else the
-    page on this machine."""
+    """Where links point: `[notify] page_url`, else the owner page's address (`[owner_page]
+    public_url`, or the one its listen address gives)."""
     if config.notify.page_url is not None:
         return config.notify.page_url
-    # The owner page's section arrives with the page itself; read it when it is there.
-    owner_page = getattr(config, "owner_page", None)
-    public_url = getattr(owner_page, "public_url", None)
-    return str(public_url) if public_url else DEFAULT_PAGE_URL
+    return page_url(config)
 
 
 class Notifiers:

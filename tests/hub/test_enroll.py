@@ -368,3 +368,27 @@ def test_token_for_an_unknown_site_is_refused(tmp_path: Path) -> None:
         TokenStore(home).create(
             site_name="X", location=Location(lat=0, lon=0), site_id="never-enrolled"
         )
+
+
+async def test_enrolling_through_the_installers_link(hub: EnrollHub, tmp_path: Path) -> None:
+    """/etc/rtcc-edge/agent.toml links to owner/agent.toml (which the owner's group may
+    replace): the configuration is edited where it lives and stays linked, while the
+    certificates and the client key go beside the link, out of the owner directory."""
+    etc = tmp_path / "linked"
+    real = write_agent_config(etc / "owner" / "agent.toml", tmp_path / "state")
+    link = etc / "agent.toml"
+    link.symlink_to("owner/agent.toml")
+    result = await enroll(
+        link, hub_url=hub.url, token=hub.token(), device_key_at=device_key_path,
+        ca_file=hub.ca_file,
+    )  # fmt: skip
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    config = load_config(link)
+    assert config.rtcc.broker_url is not None
+    for name in ("ca.pem", "client.pem", "client.key", "rtcc-jwks.json"):
+        assert (etc / name).is_file(), name
+        assert not (etc / "owner" / name).exists(), name
+    assert config.rtcc.key_file == etc / "client.key"
+    assert config.owner_dir == etc / "owner"
+    assert config_file_problems(config) == []
+    assert result.config_path == real.resolve()

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -22,6 +23,8 @@ import pytest
 
 from agent.config import config_file_problems, load_config
 from agent.identity import DeviceKey
+from agent.owner_page.password import verify
+from agent.owner_page.tls import config_problems, fingerprint
 from agent.store.sizing import (
     ESTIMATED_CAMERA_BPS,
     GB,
@@ -46,7 +49,7 @@ pytestmark = pytest.mark.slow
 # What docs/operations.md promises, as (mode, owner, group) on the target system.
 DOCUMENTED = {
     "/etc/rtcc-edge": ("0750", "root", "rtcc-edge"),
-    "/etc/rtcc-edge/agent.toml": ("0640", "root", "rtcc-edge"),
+    "/etc/rtcc-edge/owner/agent.toml": ("0640", "root", "rtcc-edge"),
     "/etc/rtcc-edge/ca.pem": ("0640", "root", "rtcc-edge"),
     "/etc/rtcc-edge/client.pem": ("0640", "root", "rtcc-edge"),
     "/etc/rtcc-edge/rtcc-jwks.json": ("0640", "root", "rtcc-edge"),
@@ -58,7 +61,13 @@ DOCUMENTED = {
     "/etc/systemd/system/rtcc-edge.service": ("0644", "root", "root"),
     "/run/rtcc-edge": ("0750", "rtcc-edge", "rtcc-edge"),
     "/etc/rtcc-edge/owner": ("2775", "root", "rtcc-edge-owner"),
+    "/etc/rtcc-edge/owner/page-password": ("0640", "root", "rtcc-edge-owner"),
+    "/etc/rtcc-edge/page": ("0755", "root", "root"),
+    "/etc/rtcc-edge/page/page.crt": ("0644", "root", "root"),
+    "/etc/rtcc-edge/page/page.key": ("0640", "root", "rtcc-edge-page"),
+    "/etc/systemd/system/rtcc-edge-page.service": ("0644", "root", "root"),
 }
+PAGE_PASSWORD = "the shop's own page password"
 
 
 class Staged:
@@ -84,9 +93,12 @@ def staged(
 ) -> Iterator[Staged]:
     root = tmp_path_factory.mktemp("staged") / "root"
     token = hub.token("Staged Grocery", location=(35.0853, -106.6056))
+    password = tmp_path_factory.mktemp("secret") / "password"
+    password.write_text(PAGE_PASSWORD + "\n")
     first = run_installer(
         "--root", str(root), "--wheel", str(wheel), "--python", base_python(), "--no-discover",
-        "--hub", hub.url, "--hub-ca", str(hub.ca_file), env={"RTCC_EDGE_ENROLL_TOKEN": token},
+        "--hub", hub.url, "--hub-ca", str(hub.ca_file), "--owner-page-lan",
+        "--owner-password-file", str(password), env={"RTCC_EDGE_ENROLL_TOKEN": token},
     )  # fmt: skip
     yield Staged(root, hub, wheel, first)
     shutil.rmtree(root, ignore_errors=True)
@@ -108,7 +120,16 @@ def test_install_enrolls_and_lays_out_files_as_documented(staged: Staged) -> Non
         assert (m_mode, m_owner, m_group) == (mode, owner, group), logical
         assert _mode(staged.path(logical)) == mode, logical
     users = [row for row in read_manifest(staged.root) if row[0] == "user"]
-    assert users == [("user", "rtcc-edge", "-", "-", "-", "created")]
+    assert users == [
+        ("user", "rtcc-edge", "-", "-", "-", "created"),
+        ("user", "rtcc-edge-page", "-", "-", "-", "created"),
+    ]
+    # The configuration lives in the owner directory; its usual name links there.
+    link = staged.path("/etc/rtcc-edge/agent.toml")
+    assert link.is_symlink() and os.readlink(link) == "owner/agent.toml"
+    assert ("link", "/etc/rtcc-edge/agent.toml", "-", "root", "root", "config") in (
+        read_manifest(staged.root)
+    )
 
     config = load_config(staged.path("/etc/rtcc-edge/agent.toml"))
     assert config.site.id.startswith("staged-grocery-")
@@ -150,17 +171,47 @@ def test_install_enrolls_and_lays_out_files_as_documented(staged: Staged) -> Non
     assert top <= {"etc", "opt", "var", "run", "usr"}, top
 
 
-def test_staged_unit_passes_systemd_analyze_verify(staged: Staged) -> None:
+@pytest.mark.parametrize("unit", ["rtcc-edge.service", "rtcc-edge-page.service"])
+def test_staged_unit_passes_systemd_analyze_verify(staged: Staged, unit: str) -> None:
     analyzer = shutil.which("systemd-analyze")
     assert analyzer, "systemd-analyze (Debian package systemd) is needed"
     result = subprocess.run(
-        [analyzer, "verify", str(staged.path("/etc/systemd/system/rtcc-edge.service"))],
+        [analyzer, "verify", str(staged.path(f"/etc/systemd/system/{unit}"))],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
+
+
+def test_the_owners_page_is_installed(staged: Staged) -> None:
+    """--owner-page-lan: the page's user, certificate, unit, setting and password, and the
+    address and fingerprint the owner needs, printed at the end."""
+    config = load_config(staged.path("/etc/rtcc-edge/agent.toml"))
+    assert config.owner_page.enabled and config.owner_page.listen == "0.0.0.0:8443"
+    assert config.owner_page.certificate == staged.path("/etc/rtcc-edge/page/page.crt")
+    assert config.owner_dir == staged.path("/etc/rtcc-edge/owner")
+    assert verify(config.owner_dir, PAGE_PASSWORD)
+    assert config_problems(config) == []
+
+    cert = staged.path("/etc/rtcc-edge/page/page.crt")
+    printed = fingerprint(cert)
+    out = staged.first.out
+    assert printed in out.split("rtcc-edge is installed.")[1]
+    assert re.search(r"owner's page: +https://[a-z0-9-]+\.local:8443", out), out
+    assert "accept only if it shows this fingerprint" in out
+
+    unit = staged.path("/etc/systemd/system/rtcc-edge-page.service").read_text()
+    exec_start = f"ExecStart={staged.root}/opt/rtcc-edge/bin/rtcc-edge --config {staged.root}"
+    assert exec_start + "/etc/rtcc-edge/agent.toml owner serve" in unit
+    assert "User=rtcc-edge-page" in unit
+    assert f"ReadWritePaths={staged.root}/etc/rtcc-edge/owner" in unit.splitlines()
+    for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
+                 "PrivateTmp=yes", "CapabilityBoundingSet=", "Restart=on-failure",
+                 "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+                 "RestartPreventExitStatus=2"):  # fmt: skip
+        assert line in unit.splitlines(), line
 
 
 def test_unit_execstart_as_written_sends_ready_and_feeds_the_watchdog(staged: Staged) -> None:
@@ -239,7 +290,7 @@ def test_rerun_repairs_a_damaged_install(staged: Staged) -> None:
     damage = {
         "/var/lib/rtcc-edge/device.key": 0o644,
         "/etc/rtcc-edge/client.key": 0o666,
-        "/etc/rtcc-edge/agent.toml": 0o666,
+        "/etc/rtcc-edge/owner/agent.toml": 0o666,
         "/var/lib/rtcc-edge": 0o777,
         "/etc/rtcc-edge/owner": 0o777,
     }
@@ -247,6 +298,15 @@ def test_rerun_repairs_a_damaged_install(staged: Staged) -> None:
         staged.path(logical).chmod(mode)
     legacy = staged.path("/var/lib/rtcc-edge/owner-policy.json")
     legacy.write_text('{"version": 1, "paused": true}')
+    # An older install's configuration: a file in /etc/rtcc-edge, no link.
+    link, real = (
+        staged.path("/etc/rtcc-edge/agent.toml"),
+        staged.path("/etc/rtcc-edge/owner/agent.toml"),
+    )
+    text = real.read_text()
+    link.unlink()
+    real.rename(link)
+    fingerprint_before = fingerprint(staged.path("/etc/rtcc-edge/page/page.crt"))
     again = staged.install()
     assert again.code == 0, again.text
     assert "Upgrading rtcc-edge" in again.out
@@ -257,6 +317,11 @@ def test_rerun_repairs_a_damaged_install(staged: Staged) -> None:
     assert not legacy.exists() and json.loads(moved.read_text())["paused"] is True
     assert _mode(moved) == "0644"
     assert "moving the owner's choices out of the service's reach" in again.out
+    assert link.is_symlink() and os.readlink(link) == "owner/agent.toml"
+    assert real.read_text() == text and _mode(real) == "0640"
+    assert "moving the configuration to" in again.out
+    # The certificate the owner checked is kept.
+    assert fingerprint(staged.path("/etc/rtcc-edge/page/page.crt")) == fingerprint_before
     moved.unlink()  # the tests below expect an install without owner changes
 
 
@@ -278,9 +343,12 @@ def test_dry_run_changes_nothing(staged: Staged, tmp_path: Path) -> None:
     for words in (
         "would run: ",
         "-m venv",
-        "would write " + str(fresh / "etc/rtcc-edge/agent.toml"),
+        "would write " + str(fresh / "etc/rtcc-edge/owner/agent.toml"),
+        "would link " + str(fresh / "etc/rtcc-edge/agent.toml") + " -> owner/agent.toml",
+        "would run: rtcc-edge owner cert",
         "would run: rtcc-edge enroll",
         "would write " + str(fresh / "etc/systemd/system/rtcc-edge.service"),
+        "would write " + str(fresh / "etc/systemd/system/rtcc-edge-page.service"),
     ):
         assert words in result.out, words
     assert files_under(fresh) == set()
@@ -311,7 +379,10 @@ def test_uninstall_keeps_footage_and_ledger_then_purge_removes_all(staged: Stage
         "/var/lib/rtcc-edge/ledger/ledger.jsonl",
         "/var/lib/rtcc-edge/device.key",
         "/etc/rtcc-edge/agent.toml",
+        "/etc/rtcc-edge/owner/agent.toml",
         "/etc/rtcc-edge/client.key",
+        "/etc/rtcc-edge/page/page.crt",
+        "/etc/rtcc-edge/page/page.key",
     ]
     site = load_config(staged.path("/etc/rtcc-edge/agent.toml")).site.id
     # What the site's daemon would have left at the broker: its retained registry and status.
@@ -326,7 +397,12 @@ def test_uninstall_keeps_footage_and_ledger_then_purge_removes_all(staged: Stage
     assert asyncio.run(_retained(staged.hub, site)) == set()
     for logical in kept:
         assert staged.path(logical).exists(), logical
-    for logical in ("/opt/rtcc-edge", "/etc/systemd/system/rtcc-edge.service", "/run/rtcc-edge"):
+    for logical in (
+        "/opt/rtcc-edge",
+        "/etc/systemd/system/rtcc-edge.service",
+        "/etc/systemd/system/rtcc-edge-page.service",
+        "/run/rtcc-edge",
+    ):
         assert not staged.path(logical).exists(), logical
     assert not staged.path("/usr/local/bin/rtcc-edge").is_symlink()
     # Empty directories that only existed for the program went with it.

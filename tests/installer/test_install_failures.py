@@ -198,7 +198,8 @@ def test_a_package_that_does_not_install_is_rolled_back(tmp_path: Path) -> None:
     broken = tmp_path / "broken-checkout"
     broken.mkdir()
     (broken / "systemd").mkdir()
-    shutil.copy(INSTALLER.parents[1] / "systemd" / "rtcc-edge.service", broken / "systemd")
+    for unit in ("rtcc-edge.service", "rtcc-edge-page.service"):
+        shutil.copy(INSTALLER.parents[1] / "systemd" / unit, broken / "systemd")
     (broken / "pyproject.toml").write_text(
         '[build-system]\nrequires = []\nbuild-backend = "no_such_backend"\n\n'
         '[project]\nname = "rtcc-edge"\nversion = "0"\n'

@@ -59,6 +59,8 @@ def test_curl_pipe_sh_from_the_hub(hub: EnrollHub, wheel: Path, tmp_path: Path) 
     assert config.site.name == "Piped Pizza"
     unit = (root / "etc/systemd/system/rtcc-edge.service").read_text()
     assert f"ExecStart={root}/opt/rtcc-edge/bin/rtcc-edge --config {root}/etc" in unit
+    page_unit = (root / "etc/systemd/system/rtcc-edge-page.service").read_text()
+    assert "owner serve" in page_unit  # the hub serves the page's unit too
     version = subprocess.run(
         [str(root / "opt/rtcc-edge/bin/rtcc-edge"), "--version"], capture_output=True, text=True
     )

@@ -35,7 +35,10 @@ for d in "$W"/opt-orig/*; do
 done
 /bin/sh "$@" >"$W/install.out" 2>"$W/install.err"
 echo $? >"$W/install.code"
-for path in /opt/rtcc-edge /opt/rtcc-edge/bin/rtcc-edge /etc/rtcc-edge /etc/rtcc-edge/agent.toml \
+for path in /opt/rtcc-edge /opt/rtcc-edge/bin/rtcc-edge /etc/rtcc-edge \
+    /etc/rtcc-edge/owner/agent.toml \
+    /etc/rtcc-edge/page /etc/rtcc-edge/page/page.crt /etc/rtcc-edge/page/page.key \
+    /etc/rtcc-edge/owner/page-password /etc/systemd/system/rtcc-edge-page.service \
     /etc/rtcc-edge/ca.pem /etc/rtcc-edge/client.pem /etc/rtcc-edge/client.key \
     /etc/rtcc-edge/rtcc-jwks.json /etc/rtcc-edge/install-manifest.tsv /var/lib/rtcc-edge \
     /etc/rtcc-edge/owner \
@@ -46,10 +49,29 @@ done
 getent passwd rtcc-edge >"$W/user.txt"
 getent group rtcc-edge-owner >"$W/owner-group.txt"
 id -nG rtcc-edge >"$W/service-groups.txt"
+getent passwd rtcc-edge-page >"$W/page-user.txt"
+id -nG rtcc-edge-page >"$W/page-groups.txt"
+readlink /etc/rtcc-edge/agent.toml >"$W/config-link.txt"
+# The page's user reads the configuration and its key, and may replace the configuration.
+setpriv --reuid=rtcc-edge-page --regid=rtcc-edge-page --init-groups \
+    /opt/rtcc-edge/bin/python -c 'import sys; from pathlib import Path
+from agent.cameras.config_file import replace_config
+from agent.owner_page.tls import ssl_context
+from agent.config import load_config
+config = load_config("/etc/rtcc-edge/agent.toml")
+assert ssl_context(config) is not None
+path = Path("/etc/rtcc-edge/agent.toml")
+replace_config(path, path.read_text() + "# changed on the page\n")' >"$W/page-edit.txt" 2>&1
+echo $? >>"$W/page-edit.txt"
+stat -c '%n %a %U %G' /etc/rtcc-edge/owner/agent.toml >>"$W/page-edit.txt"
+setpriv --reuid=rtcc-edge --regid=rtcc-edge --init-groups \
+    /opt/rtcc-edge/bin/python -c 'from agent.config import load_config
+print(load_config("/etc/rtcc-edge/agent.toml").site.id)' >>"$W/page-edit.txt" 2>&1
 /bin/sh "$1" --purge --yes >"$W/purge.out" 2>&1
 echo $? >"$W/purge.code"
 getent passwd rtcc-edge >"$W/user-after.txt"
 getent group rtcc-edge-owner >"$W/owner-group-after.txt"
+getent passwd rtcc-edge-page >"$W/page-user-after.txt"
 ls -A /opt >"$W/opt-after.txt"
 exit 0
 """
@@ -64,10 +86,13 @@ def scratch() -> Iterator[Path]:
 
 def test_real_mode_install_and_purge(hub: EnrollHub, wheel: Path, scratch: Path) -> None:
     token = hub.token("Real Mode Deli")
+    password = scratch / "password"
+    password.write_text("the deli owner's password\n")
     result = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", SCRIPT, "real",
          str(scratch), str(INSTALLER), "--wheel", str(wheel), "--python", base_python(),
-         "--hub", hub.url, "--hub-ca", str(hub.ca_file), "--token", token, "--no-discover"],
+         "--hub", hub.url, "--hub-ca", str(hub.ca_file), "--token", token, "--no-discover",
+         "--owner-page-lan", "--owner-password-file", str(password)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -89,7 +114,12 @@ def test_real_mode_install_and_purge(hub: EnrollHub, wheel: Path, scratch: Path)
         "/opt/rtcc-edge": ("755", "root", "root"),
         "/opt/rtcc-edge/bin/rtcc-edge": ("755", "root", "root"),
         "/etc/rtcc-edge": ("750", "root", "rtcc-edge"),
-        "/etc/rtcc-edge/agent.toml": ("640", "root", "rtcc-edge"),
+        "/etc/rtcc-edge/owner/agent.toml": ("640", "root", "rtcc-edge"),
+        "/etc/rtcc-edge/owner/page-password": ("640", "root", "rtcc-edge-owner"),
+        "/etc/rtcc-edge/page": ("755", "root", "root"),
+        "/etc/rtcc-edge/page/page.crt": ("644", "root", "root"),
+        "/etc/rtcc-edge/page/page.key": ("640", "root", "rtcc-edge-page"),
+        "/etc/systemd/system/rtcc-edge-page.service": ("644", "root", "root"),
         "/etc/rtcc-edge/ca.pem": ("640", "root", "rtcc-edge"),
         "/etc/rtcc-edge/client.pem": ("640", "root", "rtcc-edge"),
         "/etc/rtcc-edge/client.key": ("600", "rtcc-edge", "rtcc-edge"),
@@ -104,6 +134,19 @@ def test_real_mode_install_and_purge(hub: EnrollHub, wheel: Path, scratch: Path)
     # The owner group exists, and the service user is not in it.
     assert (scratch / "owner-group.txt").read_text().startswith("rtcc-edge-owner:")
     assert "rtcc-edge-owner" not in (scratch / "service-groups.txt").read_text().split()
+    # The page's user: no home, no shell, in the service's group and the owner group.
+    page = (scratch / "page-user.txt").read_text().split(":")
+    assert page[0] == "rtcc-edge-page" and page[5] == "/nonexistent"
+    assert page[6].strip() in ("/usr/sbin/nologin", "/bin/false")
+    assert set((scratch / "page-groups.txt").read_text().split()) == {
+        "rtcc-edge-page", "rtcc-edge", "rtcc-edge-owner",
+    }  # fmt: skip
+    assert (scratch / "config-link.txt").read_text().strip() == "owner/agent.toml"
+    edit = (scratch / "page-edit.txt").read_text().splitlines()
+    assert edit[0] == "0", edit
+    assert edit[1] == "/etc/rtcc-edge/owner/agent.toml 640 rtcc-edge-page rtcc-edge", edit
+    assert edit[2].startswith("real-mode-deli-"), edit  # the service still reads it
+    assert "owner's page:  https://" in out and "certificate fingerprint (SHA-256):" in out
     account = (scratch / "user.txt").read_text().split(":")
     assert account[0] == "rtcc-edge" and account[5] == "/var/lib/rtcc-edge"
     assert account[6].strip() in ("/usr/sbin/nologin", "/bin/false")
@@ -113,6 +156,7 @@ def test_real_mode_install_and_purge(hub: EnrollHub, wheel: Path, scratch: Path)
     assert (scratch / "purge.code").read_text().strip() == "0", (scratch / "purge.out").read_text()
     assert (scratch / "user-after.txt").read_text() == ""
     assert (scratch / "owner-group-after.txt").read_text() == ""
+    assert (scratch / "page-user-after.txt").read_text() == ""
     assert not (scratch / "varlib" / "rtcc-edge").exists()
     assert not (scratch / "etc" / "rtcc-edge").exists()
     assert "rtcc-edge" not in (scratch / "opt-after.txt").read_text().split()

@@ -114,7 +114,7 @@ async def test_webhook_body_is_signed_with_the_device_key(
 
 def test_links_point_at_the_owner_page(tmp_path: Path) -> None:
     config = site_config(tmp_path / "state")
-    assert page_url_of(config) == "https://127.0.0.1:8443"
+    assert page_url_of(config) == "http://127.0.0.1:8443"  # no certificate made here
     assert page_url_of(with_notify(config, page_url=PAGE)) == PAGE
     assert Notifiers.from_config(config, device_key=DeviceKey.generate()) is None
 

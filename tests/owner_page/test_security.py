@@ -193,7 +193,7 @@ async def test_sharing_changed_through_the_page(config: AgentConfig) -> None:
         async with page.signed_in() as http:
             async with http.get(page.url + "/cameras") as response:
                 text = await response.text()
-            assert "Parking lot" in text and 'value="registry" selected' in text
+            assert "Parking lot" in text and 'value="registry" checked' in text
             token = await page.csrf_of(http, "/cameras")
             async with http.post(
                 page.url + "/cameras/parking-lot/sharing",
