@@ -2,6 +2,8 @@
 /opt/rtcc-edge, /etc/rtcc-edge, /var/lib/rtcc-edge — inside a private mount namespace whose
 /etc, /var/lib and /opt are scratch copies, so nothing reaches this machine's own system.
 systemd is not PID 1 here, so the installer says it cannot start the unit (and does not fail).
+Its own PID namespace too: `userdel` refuses a user some process runs as, and other tests'
+processes under a service user of the same uid must not count.
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ def test_real_mode_install_and_purge(hub: EnrollHub, wheel: Path, scratch: Path)
     password = scratch / "password"
     password.write_text("the deli owner's password\n")
     result = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", SCRIPT, "real",
+        ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc",
+         "sh", "-c", SCRIPT, "real",
          str(scratch), str(INSTALLER), "--wheel", str(wheel), "--python", base_python(),
          "--hub", hub.url, "--hub-ca", str(hub.ca_file), "--token", token, "--no-discover",
          "--owner-page-lan", "--owner-password-file", str(password)],
