@@ -40,6 +40,8 @@ import psutil
 
 from agent.control.async_client import AsyncControlClient
 from agent.identity import DeviceKey, device_key_path
+from agent.store.index import Index
+from agent.store.store import _STATUS
 from agent.wire import Topics
 from bench.record_cpu import PASSWORD, Camsim, cpu_seconds, machine, tree
 from tests.support.broker import MosquittoBroker, free_port
@@ -223,6 +225,42 @@ async def serve_times(url: str, rounds: int, cameras: int) -> dict[str, Any]:
     }
 
 
+def full_store_status(days: float, cameras: int, repeat: int = 5) -> dict[str, Any]:
+    """The daemon's side of the overview with a full store: the store's own index (its schema,
+    its connection) holding `days` of 60 s segments per camera, and ClipStore.status's query
+    over it, timed. The running daemon cannot be given that: its store holds minutes, and rows
+    without their files would not survive its start-up reconciliation."""
+    per_camera = int(days * 24 * 60)
+    with tempfile.TemporaryDirectory(prefix="owner-page-bench-index-") as tmp:
+        index = Index(Path(tmp) / "index.sqlite3")
+        start = 1_700_000_000_000_000
+        with index.transaction() as db:
+            db.executemany(
+                "INSERT INTO segments (camera, path, session, state, start_us, end_us, "
+                "timescale, first_pts, end_pts, anchor_pts, anchor_us, codec, width, height, "
+                "frames, bytes, created_us) VALUES (?, ?, 's', 'complete', ?, ?, 90000, 0, "
+                "5400000, 0, ?, 'h264', 1920, 1080, 900, 30000000, ?)",
+                (
+                    (f"cam{c}", f"cam{c}/{n}.mp4", t, t + 60_000_000, t, t)
+                    for c in range(1, cameras + 1)
+                    for n in range(per_camera)
+                    for t in (start + n * 60_000_000,)
+                ),
+            )
+        times = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            index.query(_STATUS)
+            times.append((time.perf_counter() - began) * 1000)
+        index.close()
+    return {
+        "days": days,
+        "segments": per_camera * cameras,
+        "query_ms": [round(t, 1) for t in times],
+        "median_ms": round(statistics.median(times), 1),
+    }
+
+
 def proc_cpu(pid: int) -> float:
     """User + system CPU seconds of one process (all its threads), from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -268,7 +306,9 @@ def idle(page: int, daemon: int, seconds: float) -> dict[str, Any]:
     }
 
 
-async def bench(cameras: int, rounds: int, idle_seconds: float, waiting: int) -> dict[str, Any]:
+async def bench(
+    cameras: int, rounds: int, idle_seconds: float, waiting: int, store_days: float
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="owner-page-bench-") as tmp:
         work = Path(tmp)
         broker = MosquittoBroker()
@@ -310,6 +350,9 @@ async def bench(cameras: int, rounds: int, idle_seconds: float, waiting: int) ->
         "rounds": rounds,
         "pages": served,
         "idle": quiet,
+        "full_store": await asyncio.to_thread(full_store_status, store_days, cameras)
+        if store_days > 0
+        else None,
     }
 
 
@@ -358,6 +401,15 @@ def report(result: dict[str, Any]) -> None:
     print(
         f"page / daemon process {ratio}; page − nothing {cpu['page'] - cpu['sleeper']:+.2f} CPU s"
     )
+    full = result["full_store"]
+    if full is not None:
+        print(
+            f"with a full store ({full['days']:g} days of 60 s segments, {full['segments']:,} "
+            f"rows): the daemon's footage query for the overview alone {full['median_ms']:.1f} ms "
+            f"median ({', '.join(f'{t:.0f}' for t in full['query_ms'])}), "
+            f"×{full['median_ms'] / TARGET_MS:.2f} of the overview's {TARGET_MS:g} ms; "
+            f"×{full['median_ms'] / max(over['median'], 0.01):.0f} of today's overview"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,9 +420,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pending", type=int, default=2, help="clip requests waiting for the owner (Requests)"
     )
+    parser.add_argument(
+        "--store-days",
+        type=float,
+        default=30.0,
+        help="also time the overview's footage query over an index of this many days (0: no)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = asyncio.run(bench(args.cameras, args.requests, args.idle_seconds, args.pending))
+    result = asyncio.run(
+        bench(args.cameras, args.requests, args.idle_seconds, args.pending, args.store_days)
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
