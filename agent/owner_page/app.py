@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def make_app(*, owner: AsyncOwnerClient, secure: bool = False) -> web.Applicatio
     config = owner.config
     app = web.Application(
         client_max_size=64 * 1024,  # forms only: nothing large comes in
-        middlewares=[pages.daemon_trouble],
+        middlewares=[server_timing, pages.daemon_trouble],  # outermost first
     )
     app[GATE] = Gate(config.owner_dir, secure=secure)
     app[PAGE] = PageContext(
@@ -75,6 +76,7 @@ def make_app(*, owner: AsyncOwnerClient, secure: bool = False) -> web.Applicatio
     )
     app[CONTROL_SOCKET] = config.control.socket  # previews come in pieces with their own wait
     app.on_response_prepare.append(_security_headers)
+    app.on_response_prepare.append(_server_timing_header)
     app.router.add_static("/static", STATIC)
     pages.routes(app)
     return app
@@ -92,6 +94,26 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Cache-Control", "no-store")
+
+
+STARTED = web.RequestKey("rtcc_owner_started", float)
+
+
+@web.middleware
+async def server_timing(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Note when the request entered the page; `_server_timing_header` then tells the browser
+    (and `bench.owner_page_bench`) the server time spent on it, daemon round trips included."""
+    request[STARTED] = time.perf_counter()
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+async def _server_timing_header(request: web.Request, response: web.StreamResponse) -> None:
+    # On prepare, so redirects and refusals raised as exceptions carry it too.
+    started = request.get(STARTED)
+    if started is not None:
+        elapsed = (time.perf_counter() - started) * 1000
+        response.headers["Server-Timing"] = f"app;dur={elapsed:.2f}"
 
 
 def render(
