@@ -2,17 +2,17 @@
 holds the store) and given over the control socket (`picture`): the newest recorded frame, cut
 from the store and encoded as a JPEG (the snapshot delivery's own `nearest_still`).
 
-A picture is kept for `MAX_AGE` seconds, so a page reloaded on a phone costs nothing more; and
-nothing is decoded while nobody looks at the page.
+A picture is shown at once once made: it is made again, behind the one shown, when it is older
+than `MAX_AGE` seconds and someone looks; nothing is decoded while nobody looks at the page.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -20,6 +20,7 @@ import av
 
 from agent.delivery.snapshot import nearest_still, newest_footage
 from agent.log import get_logger
+from agent.recent import Recent
 from agent.store import ClipStore, StoreError
 
 log = get_logger(__name__)
@@ -48,21 +49,26 @@ class Pictures:
         self._store = store
         self._temp_dir = temp_dir
         self._cameras = cameras
-        self._kept: dict[str, tuple[float, bytes | None]] = {}
+        self._kept: dict[str, Recent[bytes | None]] = {}
         self._lock = asyncio.Lock()
 
     def known(self, camera: str) -> bool:
         return self._cameras is None or camera in set(self._cameras())
 
     async def latest(self, camera: str) -> bytes | None:
-        """The newest frame of `camera` as a JPEG; None when the store holds none recently."""
+        """The newest frame of `camera` as a JPEG; None when the store holds none recently.
+        A picture up to MAX_AGE old is given at once; an older one too, while the new one is
+        cut behind it (16 cameras' 1080p frames take seconds to decode on a small machine:
+        the Cameras page must not wait for them on every visit)."""
+        kept = self._kept.get(camera)
+        if kept is None:
+            make = partial(self._one_at_a_time, camera)
+            kept = self._kept[camera] = Recent(make, fresh_for=MAX_AGE)
+        return await kept.get()
+
+    async def _one_at_a_time(self, camera: str) -> bytes | None:
         async with self._lock:  # one decode at a time: a phone's reloads never pile up
-            kept = self._kept.get(camera)
-            if kept is not None and time.monotonic() - kept[0] < MAX_AGE:
-                return kept[1]
-            picture = await self._make(camera)
-            self._kept[camera] = (time.monotonic(), picture)
-            return picture
+            return await self._make(camera)
 
     async def _make(self, camera: str) -> bytes | None:
         now = datetime.now(UTC)

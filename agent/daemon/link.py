@@ -37,6 +37,7 @@ from agent.log import get_logger
 from agent.notify.fanout import Notifiers
 from agent.policy import CameraFacts
 from agent.policy.state import OwnerStateError
+from agent.recent import Recent
 from agent.recorder import CameraState
 from agent.recorder.overview import camera_overview
 from agent.recorder.state import LinkState
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from agent.daemon.app import Daemon
 
 log = get_logger(__name__)
+
+FOOTAGE_FRESH = 5.0  # seconds the overview may show the footage held as last summed
 
 OUTBOX_FILE = "outbox.db"
 PICTURES_TEMP = "picture-tmp"
@@ -66,7 +69,9 @@ class LinkComponent:
         self._service: RequestService | None = None
         self._control: ControlServer | None = None
         self._holds: ClipStore | None = None
-        self._footage: dict[str, CameraStatus] = {}
+        # Summing every segment of a month-old store takes the better part of a second and the
+        # days held barely move in a few seconds: the owner's overview shows the last sum.
+        self._footage = Recent(self._sum_footage, fresh_for=FOOTAGE_FRESH)
         self._checked: dict[str, CheckedFacts] = {}
         self._online: frozenset[str] = frozenset()
         self._remove_listener: Any = None
@@ -151,6 +156,7 @@ class LinkComponent:
         log.info("link_started", site=config.site.id, broker=config.rtcc.broker_url)
 
     async def stop(self) -> None:
+        await self._footage.close()  # the store closes after the link: no sum may outlive it
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -199,12 +205,12 @@ class LinkComponent:
 
     async def overview(self) -> dict[str, Any]:
         """The control socket's `status` beyond requests: the daemon, its link, each camera."""
-        await self._refresh_footage()
+        await self._recent_footage()
         board = self._daemon.board
         rows = camera_overview(
             self._daemon.recorders.cameras,
             board.snapshot(),
-            self._footage,
+            self._held(),
             bar=self._config.compat.min_retention,
         )
         checked = await asyncio.to_thread(read_all_camera_facts, self._config.state_dir)
@@ -225,7 +231,7 @@ class LinkComponent:
         rolling state; `filling` is the disk running out before the budget is reached (something
         else fills it), so footage would be deleted sooner than the budget promises."""
         store = self._config.store
-        used = sum(s.bytes for s in self._footage.values())
+        used = sum(s.bytes for s in self._held().values())
         try:
             fs = os.statvfs(self._config.store_path)
         except OSError:
@@ -253,14 +259,25 @@ class LinkComponent:
             self._online = online
             self._session.presence_changed()
 
+    async def _sum_footage(self) -> dict[str, CameraStatus]:
+        statuses = await self._daemon.store.run(ClipStore.status)
+        return {s.camera: s for s in statuses}
+
+    def _held(self) -> dict[str, CameraStatus]:
+        """The footage each camera holds, as last summed (empty before the first sum)."""
+        return self._footage.value or {}
+
     async def _refresh_footage(self) -> None:
         with contextlib.suppress(Exception):  # footage hours are a nicety, never a blocker
-            statuses = await self._daemon.store.run(ClipStore.status)
-            self._footage = {s.camera: s for s in statuses}
+            await self._footage.refresh()
+
+    async def _recent_footage(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._footage.get()
 
     def _facts(self, camera: str) -> CameraFacts:
         state = self._daemon.board.snapshot().get(camera)
-        footage = self._footage.get(camera)
+        footage = self._held().get(camera)
         checked = self._checked.get(camera)
         return CameraFacts(
             online=bool(state and state.online),
@@ -286,7 +303,7 @@ class LinkComponent:
 
     async def _status(self) -> dict[str, Any]:
         states = self._daemon.board.snapshot()
-        store_bytes = sum(s.bytes for s in self._footage.values())
+        store_bytes = sum(s.bytes for s in self._held().values())
         try:
             fs = os.statvfs(self._config.store_path)
             disk_free = fs.f_bavail * fs.f_frsize
