@@ -53,9 +53,17 @@ class Clock:
         return f"{begins} to {ends}"
 
 
+def _first_sentence(text: str) -> str:
+    """The check's reason without its details (the Cameras page shows them all)."""
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
 def span(days: float) -> str:
     """How much footage, in the unit an owner would say it: minutes, hours, then days."""
     minutes = days * 24 * 60
+    if minutes < 1:
+        return "less than a minute"
     if minutes < 90:
         whole = round(minutes)
         return f"{whole} minute{'s' if whole != 1 else ''}"
@@ -86,8 +94,12 @@ def attention(status: dict[str, Any], clock: Clock) -> list[str]:
             )
         check = checks.get(camera) or {}
         if check.get("verdict") == "fail":
-            advice = (check.get("advice") or ["run `sudo rtcc-edge check " + camera + "`"])[0]
-            notes.append(f"Camera {name} failed its compatibility check: {advice}")
+            advice = check.get("advice") or []
+            why = f": {_first_sentence(advice[0])}" if advice else ""
+            notes.append(
+                f"Camera {name} failed its compatibility check{why} What to do is on the "
+                "Cameras page."
+            )
     disk = status.get("disk") or {}
     if disk.get("readable") is False:
         notes.append(

@@ -27,7 +27,7 @@ def test_times_are_on_the_site_wall_clock() -> None:
 
 
 def test_footage_is_said_in_minutes_hours_or_days() -> None:
-    assert span(0.0) == "0 minutes"
+    assert span(0.0) == "less than a minute"
     assert span(1 / 1440) == "1 minute"
     assert span(0.5) == "12 hours"
     assert span(2.5) == "2.5 days"
@@ -63,8 +63,8 @@ def test_what_needs_the_owner() -> None:
     assert notes == [
         "Camera front holds 14 minutes of footage so far; the program asks for 2 days. It fills "
         "up as it records.",
-        "Camera Back alley failed its compatibility check: Its firmware has a known flaw. "
-        "Update it.",
+        "Camera Back alley failed its compatibility check: Its firmware has a known flaw. What "
+        "to do is on the Cameras page.",
         "Camera side is offline since Sun 06 Dec 2026, 14:00.",
         "The disk that holds the footage is nearly full (3.0 GB free), and not only with footage: "
         "old footage will be deleted sooner than planned. Free some space on that disk.",
