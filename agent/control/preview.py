@@ -38,7 +38,7 @@ import av
 from agent.delivery.clip import _estimate as estimate_clip_bytes
 from agent.delivery.snapshot import nearest_still, newest_footage
 from agent.fsutil import fsync_dir
-from agent.link.owner_actions import MIN_ID_PREFIX, OwnerActionError
+from agent.link.owner_actions import OwnerActionError, find_request
 from agent.link.requests_db import RequestRecord
 from agent.link.service import RequestService
 from agent.log import get_logger
@@ -158,21 +158,7 @@ class Previews:
         return self._locks.setdefault(jti, asyncio.Lock())
 
     def _record(self, request_id: str) -> RequestRecord:
-        """The request `request_id` names (an id or a prefix of at least 4 characters)."""
-        if len(request_id) < MIN_ID_PREFIX:
-            raise OwnerActionError("not_found", "give at least 4 characters of the request id")
-        book = self.service.book
-        exact = book.get(request_id)
-        if exact is not None:
-            return exact
-        matches = book.matching(request_id)
-        if not matches:
-            raise OwnerActionError("not_found", f"no request {request_id}")
-        if len(matches) > 1:
-            raise OwnerActionError(
-                "ambiguous", f"{request_id} matches {len(matches)} requests; give more of the id"
-            )
-        return matches[0]
+        return find_request(self.service.book, request_id)
 
     async def chunk(self, request_id: str, offset: int, length: int) -> dict[str, Any]:
         """`length` bytes (at most MAX_CHUNK) of the preview from `offset`, base64-encoded, with

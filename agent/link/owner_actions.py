@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from agent.config import SharingMode
 from agent.ledger import entries
-from agent.link.requests_db import RequestRecord
+from agent.link.requests_db import RequestBook, RequestRecord
 from agent.link.service import RequestService
 from agent.log import get_logger
 from agent.policy import CameraSharing, Policy
@@ -73,6 +73,24 @@ def pending_named(request_id: str, requests: Iterable[tuple[str, str]]) -> str |
         return None
     jti, state = matches[0]
     return jti if state == EventState.PENDING_APPROVAL.value else None
+
+
+def find_request(book: RequestBook, request_id: str) -> RequestRecord:
+    """The request `request_id` names: its id, or a prefix of at least 4 characters that only
+    it starts with. OwnerActionError (`not_found`, `ambiguous`) says what is wrong."""
+    if len(request_id) < MIN_ID_PREFIX:
+        raise OwnerActionError("not_found", "give at least 4 characters of the request id")
+    exact = book.get(request_id)
+    if exact is not None:
+        return exact
+    matches = book.matching(request_id)
+    if not matches:
+        raise OwnerActionError("not_found", f"no request {request_id}")
+    if len(matches) > 1:
+        raise OwnerActionError(
+            "ambiguous", f"{request_id} matches {len(matches)} requests; give more of the id"
+        )
+    return matches[0]
 
 
 def sharing_json(sharing: CameraSharing) -> dict[str, Any]:
@@ -130,20 +148,7 @@ class OwnerActions:
     # Pending requests.
 
     def _find(self, request_id: str) -> RequestRecord:
-        if len(request_id) < MIN_ID_PREFIX:
-            raise OwnerActionError("not_found", "give at least 4 characters of the request id")
-        book = self.service.book
-        exact = book.get(request_id)
-        if exact is not None:
-            return exact
-        matches = book.matching(request_id)
-        if not matches:
-            raise OwnerActionError("not_found", f"no request {request_id}")
-        if len(matches) > 1:
-            raise OwnerActionError(
-                "ambiguous", f"{request_id} matches {len(matches)} requests; give more of the id"
-            )
-        return matches[0]
+        return find_request(self.service.book, request_id)
 
     def _pending(self, request_id: str) -> RequestRecord:
         record = self._find(request_id)

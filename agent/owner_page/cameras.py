@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,19 @@ def _config_words(exc: ConfigError) -> str:
     return f"Nothing was changed: the settings would not be valid ({problems})."
 
 
+async def _edit(back: str, edit: Callable[..., None], *args: Any) -> None:
+    """One change to the configuration file through `agent.cameras.edit`, off the loop; its
+    refusal sends the owner back to `back` with a sentence (nothing was written)."""
+    try:
+        await asyncio.to_thread(edit, *args)
+    except EditError as exc:
+        raise _back(back, error=f"Nothing was changed: {exc}.") from None
+    except ConfigError as exc:
+        raise _back(back, error=_config_words(exc)) from None
+    except OSError as exc:
+        raise _back(back, error=f"The settings file cannot be written: {exc}.") from None
+
+
 # -- telling the daemon --------------------------------------------------------------------------
 
 
@@ -300,14 +314,7 @@ async def set_location(request: web.Request) -> web.StreamResponse:
     )
     if change.empty():
         raise _back(here, error="Tap the map or fill in the latitude and longitude first.")
-    try:
-        await asyncio.to_thread(change_camera, editing.config_path, camera_id, change)
-    except EditError as exc:
-        raise _back(here, error=f"Nothing was changed: {exc}.") from None
-    except ConfigError as exc:
-        raise _back(here, error=_config_words(exc)) from None
-    except OSError as exc:
-        raise _back(here, error=f"The settings file cannot be written: {exc}.") from None
+    await _edit(here, change_camera, editing.config_path, camera_id, change)
     log.info("owner_page_camera_located", camera=camera_id)
     words = _applied(await _apply(editing), camera_id, "location")
     raise _back(here, done=f"Location saved. {words}")
@@ -318,14 +325,7 @@ async def rename(request: web.Request) -> web.StreamResponse:
     camera_id = request.match_info["camera"]
     here = f"/cameras/{camera_id}/settings"
     name = (await _form(request)).get("name", "")
-    try:
-        await asyncio.to_thread(rename_camera, editing.config_path, camera_id, name)
-    except EditError as exc:
-        raise _back(here, error=f"Nothing was changed: {exc}.") from None
-    except ConfigError as exc:
-        raise _back(here, error=_config_words(exc)) from None
-    except OSError as exc:
-        raise _back(here, error=f"The settings file cannot be written: {exc}.") from None
+    await _edit(here, rename_camera, editing.config_path, camera_id, name)
     log.info("owner_page_camera_renamed", camera=camera_id)
     words = _applied(await _apply(editing), camera_id, "rename")
     raise _back(here, done=f"It is now called “{name}”. {words}")
@@ -405,14 +405,7 @@ async def remove(request: web.Request) -> web.StreamResponse:
         raise _back(f"/cameras/{camera_id}/remove", error="Confirm with the button below.")
     config = await _config(editing)
     name = _camera(config, camera_id).name
-    try:
-        await asyncio.to_thread(remove_camera, editing.config_path, camera_id)
-    except EditError as exc:
-        raise _back("/cameras", error=f"Nothing was changed: {exc}.") from None
-    except ConfigError as exc:
-        raise _back("/cameras", error=_config_words(exc)) from None
-    except OSError as exc:
-        raise _back("/cameras", error=f"The settings file cannot be written: {exc}.") from None
+    await _edit("/cameras", remove_camera, editing.config_path, camera_id)
     log.info("owner_page_camera_removed", camera=camera_id)
     words = _applied(await _apply(editing), camera_id, "remove")
     raise _back("/cameras", done=f"{name} is removed. {words}")
