@@ -45,6 +45,7 @@ from agent.store.store import _STATUS
 from agent.wire import Topics
 from bench.record_cpu import PASSWORD, Camsim, cpu_seconds, machine, tree
 from tests.support.broker import MosquittoBroker, free_port
+from tests.support.owner_page import owner_jar
 from tests.support.rtcc import RtccTestKey, make_request
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,7 +205,7 @@ def summary(values: list[float]) -> dict[str, float]:
 async def serve_times(url: str, rounds: int, cameras: int) -> dict[str, Any]:
     server: dict[str, list[float]] = {path: [] for path in PAGES}
     client: dict[str, list[float]] = {path: [] for path in PAGES}
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with aiohttp.ClientSession(cookie_jar=owner_jar()) as http:
         await sign_in(http, url)
         _, _, overview = await timed_get(http, url + "/")
         shown = overview.count("<p>Recording.</p>")

@@ -51,7 +51,7 @@ def _this_user() -> str:
         return f"uid {os.geteuid()}"
 
 
-def make_app(*, owner: AsyncOwnerClient, secure: bool = False) -> web.Application:
+def make_app(*, owner: AsyncOwnerClient, secure: bool = True) -> web.Application:
     from agent.owner_page import pages
 
     templates = jinja2.Environment(

@@ -84,7 +84,7 @@ async def run_page(
     """Serve the owner's page until SIGTERM or SIGINT; PageError if it cannot start.
     `config_path`: the file the Cameras page edits (None: cameras are changed with the CLI)."""
     check_ready(config)
-    app = make_app(owner=AsyncOwnerClient(config, via="page"), secure=ssl_context is not None)
+    app = make_app(owner=AsyncOwnerClient(config, via="page"))
     if config_path is not None:
         cameras.configure(
             app,

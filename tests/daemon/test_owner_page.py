@@ -19,13 +19,13 @@ import aiohttp
 from tests.daemon.conftest import Daemon, low_res_camera, write_config
 from tests.support.broker import free_port
 from tests.support.camsim import CamsimRun
-from tests.support.owner_page import CSRF_FIELD
+from tests.support.owner_page import CSRF_FIELD, owner_jar
 
 PASSWORD = "the shop owner's password"
 
 
 async def _overview(url: str) -> str:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with aiohttp.ClientSession(cookie_jar=owner_jar()) as http:
         deadline = time.monotonic() + 60
         while True:
             try:

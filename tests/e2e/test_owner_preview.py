@@ -41,7 +41,7 @@ from tests.support.broker import MosquittoBroker, broker, free_port  # noqa: F40
 from tests.support.camsim import CamsimRun, camera, run_camsim  # noqa: F401
 from tests.support.chromium import ensure_chromium
 from tests.support.console import SCREENSHOTS
-from tests.support.owner_page import CSRF_FIELD, OWNER_PASSWORD, page_process
+from tests.support.owner_page import CSRF_FIELD, OWNER_PASSWORD, owner_jar, page_process
 
 pytestmark = pytest.mark.slow
 
@@ -160,7 +160,7 @@ async def test_owner_watches_the_preview_then_approves(
             await wait_pending(state / "control.sock", jti)
             preview_url = f"{url}/requests/{jti}/preview.mp4"
 
-            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with aiohttp.ClientSession(cookie_jar=owner_jar()) as http:
                 async with http.get(preview_url, allow_redirects=False) as response:
                     assert response.status == 303  # signed out: to the sign-in page
                 await sign_in(http, url)

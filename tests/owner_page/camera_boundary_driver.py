@@ -31,7 +31,7 @@ from tests.control.owner_boundary_driver import PYTHON, as_user, isolate, wait_f
 from tests.owner_page.page_boundary_driver import alert, csrf, setpriv, users, wait_up
 from tests.support.broker import free_port
 from tests.support.camsim import CameraHandle, camera, run_cameras
-from tests.support.owner_page import OWNER_PASSWORD
+from tests.support.owner_page import OWNER_PASSWORD, owner_jar
 
 LOW_RES = {"width": 320, "height": 240, "fps": 15, "gop": 15, "bitrate": 300_000}
 CAMERA_PASSWORD = "Till-Pa55-after-the-visit"
@@ -54,7 +54,7 @@ def _config(site: Path, cam: CameraHandle, port: int) -> str:
 async def drive(url: str, cam: CameraHandle) -> dict[str, Any]:
     """Sign in; give the door camera its new password; add its second stream as a camera."""
     answers: dict[str, Any] = {}
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with aiohttp.ClientSession(cookie_jar=owner_jar()) as http:
         token = await csrf(http, url + "/login")
         async with http.post(
             url + "/login",

@@ -26,7 +26,7 @@ import aiohttp
 from agent.ledger import read_entries
 from tests.control.owner_boundary_driver import PYTHON, REPO, as_user, isolate, sh, wait_for_socket
 from tests.support.broker import free_port
-from tests.support.owner_page import CSRF_FIELD, OWNER_PASSWORD
+from tests.support.owner_page import CSRF_FIELD, OWNER_PASSWORD, owner_jar
 
 ALERT = re.compile(r'role="alert">(.*?)</p>', re.S)
 ENV = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": "/tmp"}
@@ -91,7 +91,7 @@ async def csrf(http: aiohttp.ClientSession, url: str) -> str:
 async def drive(url: str, request_id: str) -> dict[str, Any]:
     """Sign in, approve `request_id`, pause for an hour, open Activity and Cameras."""
     answers: dict[str, Any] = {}
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with aiohttp.ClientSession(cookie_jar=owner_jar()) as http:
         token = await csrf(http, url + "/login")
         async with http.post(
             url + "/login",

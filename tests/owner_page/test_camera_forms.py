@@ -33,7 +33,7 @@ from agent.secretbox import SecretBox
 from tests.support.broker import free_port
 from tests.support.camsim import CamsimRun, camera
 from tests.support.chromium import ensure_chromium
-from tests.support.owner_page import CSRF_FIELD, page_process
+from tests.support.owner_page import CSRF_FIELD, owner_jar, page_process
 
 PASSWORD = "the shop owner's password"
 TILES = "https://{s}.tiles.example.net/{z}/{x}/{y}.png"
@@ -102,7 +102,7 @@ async def test_every_change_needs_the_owner(config_path: Path) -> None:
                 f"{url}/cameras/door/{path}", data={"name": "x", "confirm": "yes"}
             ) as response:
                 assert response.status == 403
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with aiohttp.ClientSession(cookie_jar=owner_jar()) as http:
             token = await _sign_in(http, url)
             forged = {"csrf": "forged", "name": "Hacked", "confirm": "yes"}
             for path in ("rename", "remove"):
@@ -128,7 +128,7 @@ async def test_every_change_needs_the_owner(config_path: Path) -> None:
 async def test_the_map_page_policy_and_changes_without_the_agent(config_path: Path) -> None:
     async with (
         _page(config_path) as url,
-        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+        aiohttp.ClientSession(cookie_jar=owner_jar()) as http,
     ):
         token = await _sign_in(http, url)
         async with http.get(url + "/cameras/door/settings") as response:
@@ -167,7 +167,7 @@ async def test_the_map_page_policy_and_changes_without_the_agent(config_path: Pa
 async def test_without_tiles_no_other_origin(config_path: Path) -> None:
     async with (
         _page(config_path, tiles=None) as url,
-        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+        aiohttp.ClientSession(cookie_jar=owner_jar()) as http,
     ):
         await _sign_in(http, url)
         async with http.get(url + "/cameras/door/settings") as response:
@@ -273,7 +273,7 @@ async def test_a_recorders_channels_added_from_the_last_discovery(
     try:
         async with (
             _page(config_path) as url,
-            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+            aiohttp.ClientSession(cookie_jar=owner_jar()) as http,
         ):
             token = await _sign_in(http, url)
             async with http.get(url + "/cameras/add") as response:
@@ -317,7 +317,7 @@ async def test_the_page_process_changes_cameras(config_path: Path, tmp_path: Pat
     url = f"http://127.0.0.1:{port}"
     async with (
         page_process(config_path, url, tmp_path / "page.log"),
-        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+        aiohttp.ClientSession(cookie_jar=owner_jar()) as http,
     ):
         token = await _sign_in(http, url)
         async with http.get(url + "/cameras/door/settings") as response:

@@ -37,7 +37,7 @@ from tests.delivery.site import (
 )
 from tests.support.broker import free_port
 from tests.support.media import MediaSpec
-from tests.support.owner_page import CSRF_FIELD, OWNER_PASSWORD
+from tests.support.owner_page import CSRF_FIELD, OWNER_PASSWORD, owner_jar
 from tests.support.rtcc import make_request
 
 
@@ -77,7 +77,7 @@ async def serving(site: DeliverySite, socket: Path) -> AsyncIterator[str]:
 
 
 async def requests_page(url: str) -> str:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+    async with aiohttp.ClientSession(cookie_jar=owner_jar()) as http:
         async with http.get(url + "/login") as response:
             match = CSRF_FIELD.search(await response.text())
         assert match is not None

@@ -13,7 +13,7 @@ from agent.ledger import Kind, read_entries
 from agent.owner_page.password import LoginLimiter
 from tests.support.immutable import make_immutable, mutable_again
 from tests.support.link_service import Site, running_service, site_config
-from tests.support.owner_page import BY_PAGE, OWNER_PASSWORD, running_page
+from tests.support.owner_page import BY_PAGE, OWNER_PASSWORD, owner_jar, running_page
 from tests.support.rtcc import jti_of, make_request
 
 
@@ -48,7 +48,7 @@ async def test_session_cookie_and_headers(config: AgentConfig) -> None:
     async with (
         running_service(config) as site,
         running_page(site) as page,
-        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+        aiohttp.ClientSession(cookie_jar=owner_jar()) as http,
     ):
         token = await page.csrf_of(http, "/login")
         async with http.post(
@@ -59,6 +59,8 @@ async def test_session_cookie_and_headers(config: AgentConfig) -> None:
             assert response.status == 303
             cookie = response.headers["Set-Cookie"]
             assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            # Secure even on the machine's own plain-HTTP page (a secure origin to browsers).
+            assert page.url.startswith("http://") and "Secure" in cookie
         async with http.get(page.url + "/") as response:
             assert response.status == 200
             assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
@@ -114,7 +116,7 @@ async def test_wrong_passwords_are_rate_limited(config: AgentConfig) -> None:
     async with (
         running_service(config) as site,
         running_page(site) as page,
-        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+        aiohttp.ClientSession(cookie_jar=owner_jar()) as http,
     ):
         for _ in range(5):
             assert await page.sign_in(http, "not the password") == 403

@@ -13,7 +13,7 @@ import aiohttp
 import psutil
 
 from tests.support.link_service import running_service, site_config
-from tests.support.owner_page import running_page
+from tests.support.owner_page import owner_jar, running_page
 
 SERVER_TIMING = re.compile(r"app;dur=(\d+(?:\.\d+)?)")
 
@@ -30,7 +30,7 @@ async def test_server_timing_on_every_answer(tmp_path: Path) -> None:
     async with (
         running_service(site_config(tmp_path / "state")) as site,
         running_page(site) as page,
-        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+        aiohttp.ClientSession(cookie_jar=owner_jar()) as http,
     ):
         async with http.get(page.url + "/login") as response:
             assert response.status == 200
@@ -72,7 +72,7 @@ async def test_the_page_sleeps_while_nobody_looks(tmp_path: Path) -> None:
     not wake up at all (a once-a-second timer would wake it four times here). Counts wake-ups,
     not time."""
     async with running_service(site_config(tmp_path / "state")) as site, running_page(site) as page:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with aiohttp.ClientSession(cookie_jar=owner_jar()) as http:
             assert await page.sign_in(http) == 303
             async with http.get(page.url + "/") as response:
                 assert response.status == 200

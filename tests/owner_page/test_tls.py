@@ -33,7 +33,7 @@ from agent.owner_page.tls import (
 )
 from tests.support.chromium import ensure_chromium, spki_hash
 from tests.support.link_service import running_service, site_config
-from tests.support.owner_page import OWNER_PASSWORD, running_page
+from tests.support.owner_page import OWNER_PASSWORD, owner_jar, running_page
 
 NAMES = ["shop-pi", "shop-pi.local", "localhost", "127.0.0.1", "::1", "192.168.1.20"]
 
@@ -160,7 +160,7 @@ async def test_page_speaks_tls_with_its_certificate(config: AgentConfig) -> None
     ):
         assert served.url.startswith("https://127.0.0.1:")
         pinned = aiohttp.TCPConnector(ssl=aiohttp.Fingerprint(digest))
-        jar = aiohttp.CookieJar(unsafe=True)  # an IP address, not a domain
+        jar = owner_jar()  # an IP address, not a domain
         async with aiohttp.ClientSession(connector=pinned, cookie_jar=jar) as http:
             assert await served.sign_in(http) == 303
             cookie = next(c for c in http.cookie_jar if c.key == "rtcc_owner")
@@ -203,8 +203,8 @@ async def test_browser_signs_in_with_secure_cookies(
             assert "Connected to the RTCC." in await page.inner_text("main")
             cookies = await page.context.cookies()
             session = next(c for c in cookies if c["name"] == "rtcc_owner")
-            # Secure over HTTPS; over loopback HTTP the cookie never leaves the machine.
-            assert session["secure"] is https and session["httpOnly"]
+            # Secure on both: Chromium treats http://127.0.0.1 as a secure origin.
+            assert session["secure"] and session["httpOnly"]
             assert session["sameSite"] == "Strict"
         finally:
             await browser.close()

@@ -19,10 +19,12 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from http.cookies import BaseCookie
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+from yarl import URL
 
 from agent.control import ControlServer
 from agent.control.pictures import Pictures
@@ -30,6 +32,27 @@ from agent.owner_page.password import set_password
 from agent.store import ClipStore
 from tests.support.broker import free_port
 from tests.support.link_service import Site, write_site_config
+
+_NO_URL = URL()
+
+
+class BrowserJar(aiohttp.CookieJar):
+    """Cookies kept as Chromium keeps them: loopback is a secure context, so the page's Secure
+    session cookie goes to http://127.0.0.1 too (aiohttp's own jar sends Secure cookies over
+    https only)."""
+
+    def __init__(self) -> None:
+        super().__init__(unsafe=True)  # unsafe: the page is on an IP address, not a domain
+
+    def filter_cookies(self, request_url: URL = _NO_URL) -> BaseCookie[str]:
+        if request_url.scheme == "http" and request_url.host in ("127.0.0.1", "localhost"):
+            request_url = request_url.with_scheme("https")
+        return super().filter_cookies(request_url)
+
+
+def owner_jar() -> aiohttp.CookieJar:
+    return BrowserJar()
+
 
 OWNER_PASSWORD = "correct horse battery"
 FAILED_CHECK_ADVICE = "The camera's clock is 9 minutes off. Turn on NTP in its time settings."
@@ -64,7 +87,7 @@ class RunningPage:
 
     @contextlib.asynccontextmanager
     async def signed_in(self) -> AsyncIterator[aiohttp.ClientSession]:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with aiohttp.ClientSession(cookie_jar=owner_jar()) as http:
             assert await self.sign_in(http) == 303
             yield http
 
