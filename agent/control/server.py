@@ -72,6 +72,7 @@ from agent.control.protocol import (
     parse_request,
 )
 from agent.control.seal import seal
+from agent.ledger import entries
 from agent.link.owner_actions import (
     LiveControl,
     OwnerActionError,
@@ -226,6 +227,7 @@ class ControlServer:
                 )
                 if refusal is not None:
                     log.warning("control_not_owner", cmd=cmd, by=by)
+                    await self._ledger_refusal(cmd, args, by=by)
                     return encode_error("not_owner", refusal)
             if isinstance(args, OwnerArgs):
                 by = by_label(by, args.via)
@@ -241,6 +243,24 @@ class ControlServer:
         except Exception as exc:
             log.exception("control_command_failed")
             return encode_error("internal", f"the daemon could not do that: {exc}")
+
+    async def _ledger_refusal(self, cmd: str, args: Any, *, by: str) -> None:
+        """A refused owner's command is in the record too: who tried what, on which request or
+        camera (only the names it gave: nothing is looked up for someone who may not ask)."""
+        if self.service is None:
+            return  # not enrolled: no ledger yet, and no request to concern
+        request = getattr(args, "id", None)
+        camera = getattr(args, "camera", None)
+        entry = entries.OwnerRefused(
+            cmd=cmd,
+            by=by,
+            request=request[:128] if isinstance(request, str) else None,
+            camera=camera if isinstance(camera, str) else None,
+        )
+        try:
+            await self.service.ledger.append_async(entry)
+        except Exception:
+            log.exception("control_refusal_not_ledgered", cmd=cmd)
 
     async def _dispatch(self, cmd: str, args: Any, *, by: str) -> Any:
         owner = self.owner

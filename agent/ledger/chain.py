@@ -74,6 +74,7 @@ class Kind(StrEnum):
     RESUMED = "resumed"
     CHECKPOINT = "checkpoint"
     RECOVERED = "recovered"
+    OWNER_REFUSED = "owner_refused"
 
 
 class LedgerError(Exception):

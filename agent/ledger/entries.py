@@ -191,6 +191,17 @@ class Recovered(LedgerEntry):
     preview: str
 
 
+class OwnerRefused(LedgerEntry):
+    """Someone who is not the owner asked the daemon for an owner's command (approve, pause, a
+    preview of footage…) and was refused: who, what, and the request it named, if any."""
+
+    kind: ClassVar[Kind] = Kind.OWNER_REFUSED
+    cmd: str
+    by: str
+    request: str | None = None
+    camera: str | None = None
+
+
 ENTRY_TYPES: dict[str, type[LedgerEntry]] = {
     model.kind.value: model
     for model in (
@@ -210,6 +221,7 @@ ENTRY_TYPES: dict[str, type[LedgerEntry]] = {
         Resumed,
         Checkpoint,
         Recovered,
+        OwnerRefused,
     )
 }
 

@@ -19,6 +19,7 @@ import pytest
 from agent.config import AgentConfig
 from agent.control import ControlClient, ControlError, ControlServer
 from agent.control.preview import Previews
+from agent.ledger import Kind, read_entries
 from agent.store import ClipStore
 from tests.support.link_service import Site, running_service, site_config
 from tests.support.rtcc import jti_of, make_request
@@ -118,6 +119,20 @@ async def test_a_non_owner_cannot_fetch_a_preview(
     answer = await asyncio.to_thread(_as_nobody, config.control.socket, line)
     assert answer["error"]["code"] == "not_owner"
     assert "service's own user may only read" in answer["error"]["message"]
+    # And an approval tried by someone who is not the owner: refused, and in the record.
+    approve = json.dumps({"v": 1, "cmd": "approve", "args": {"id": jti[:8]}}).encode() + b"\n"
+    assert (await asyncio.to_thread(_as_nobody, config.control.socket, approve))["ok"] is False
+    refused = [
+        entry.data
+        for entry in read_entries(config.state_dir / "ledger")
+        if entry.kind == Kind.OWNER_REFUSED
+    ]
+    assert refused == [
+        {"cmd": "preview", "by": "uid 65534 (nobody)", "request": jti, "camera": None},
+        {"cmd": "preview", "by": "uid 65534 (nobody)", "request": jti, "camera": None},
+        {"cmd": "approve", "by": "uid 65534 (nobody)", "request": jti[:8], "camera": None},
+    ]
+    assert site.sink.states(jti)[-1] == "pending_approval"  # nothing else happened to it
 
     # The owner (root) gets past the check: nothing is recorded in this site, so the answer
     # is a plain sentence about the footage, not a refusal of the caller.
