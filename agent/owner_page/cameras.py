@@ -174,6 +174,20 @@ async def _config(editing: CameraEditing) -> AgentConfig:
         ) from None
 
 
+async def configured_names(app: web.Application) -> dict[str, str] | None:
+    """The cameras in the configuration file now (id → name), or None when this page does
+    not edit cameras or the file cannot be read: the Cameras list names them as the owner
+    named them, and knows which ones were removed since the agent last started."""
+    editing = app.get(EDITING)
+    if editing is None:
+        return None
+    try:
+        config = await asyncio.to_thread(load_config, editing.config_path)
+    except (ConfigError, OSError):
+        return None
+    return {camera.id: camera.name for camera in config.cameras}
+
+
 def _camera(config: AgentConfig, camera_id: str) -> CameraConfig:
     camera = config.camera(camera_id)
     if camera is None:

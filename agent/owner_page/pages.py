@@ -21,7 +21,8 @@ from agent.config import SharingMode
 from agent.control.client import ControlError, DaemonNotRunning
 from agent.control.owner_client import AsyncOwnerClient
 from agent.log import get_logger
-from agent.owner_page import activity, auth, cameras, preview
+from agent.owner_page import activity, auth, preview
+from agent.owner_page import cameras as camera_forms
 from agent.owner_page.activity import human_bytes
 from agent.owner_page.app import PageContext, csrf_of, page_of, render
 from agent.owner_page.auth import COOKIE, LOGIN_CSRF_COOKIE, SESSION, gate_of, signed_in
@@ -70,7 +71,7 @@ def routes(app: web.Application) -> None:
     app.router.add_post("/cameras/{camera}/sharing", signed_in(camera_sharing))
     app.router.add_get("/activity.csv", signed_in(activity_csv))
     preview.routes(app)
-    cameras.routes(app)  # location, rename, password, remove, add (agent.owner_page.cameras)
+    camera_forms.routes(app)  # location, rename, password, remove, add (agent.owner_page.cameras)
 
 
 # -- what went wrong, in plain words ---------------------------------------------------------
@@ -446,6 +447,7 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
     sharing = {row["camera"]: row for row in status.get("cameras") or []}
     checks: dict[str, Any] = status.get("checks") or {}
     error = request.query.get("error", "")[:300]
+    configured = await camera_forms.configured_names(request.app)
     cameras = []
     for camera in dict.fromkeys([*sharing, *rows]):
         row, share = rows.get(camera), sharing.get(camera)
@@ -462,7 +464,10 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
         cameras.append(
             {
                 "id": camera,
-                "name": share["name"] if share is not None else camera,
+                "name": _camera_name(camera, share, configured),
+                # Removed from the file since the agent started: it leaves this list (and the
+                # RTCC's map) when the agent restarts.
+                "removed": configured is not None and camera not in configured,
                 "state": RECORDER_WORDS.get(row["state"], row["state"]) if row else "unknown",
                 "mode": share["mode"] if share is not None else "",
                 "live": bool(share and share["live"]),
@@ -480,6 +485,14 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
         error=error,
     )
     return render(request, "cameras.html", context)
+
+
+def _camera_name(
+    camera: str, share: dict[str, Any] | None, configured: dict[str, str] | None
+) -> str:
+    if configured is not None and camera in configured:
+        return configured[camera]
+    return str(share["name"]) if share is not None else camera
 
 
 VERDICT_WORDS = {

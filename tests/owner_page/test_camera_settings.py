@@ -309,6 +309,7 @@ async def _story(
     assert await asyncio.to_thread(_camera_in_file, config_path, "yard") is None
     await _not_recorded(daemon, "yard")
     assert "yard" not in await asyncio.to_thread(_daemon_cameras, config_path)
+    assert await page.locator("#camera-yard").count() == 0  # gone from the Cameras list
 
     # Add the yard camera back by its RTSP address.
     await page.click("text=Add a camera")

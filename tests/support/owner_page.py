@@ -66,6 +66,7 @@ class RunningPage:
     url: str
     site: Site
     log: Path
+    config_file: Path | None = None  # what `owner serve` was started with
 
     async def csrf_of(self, http: aiohttp.ClientSession, path: str) -> str:
         async with http.get(self.url + path) as response:
@@ -223,4 +224,4 @@ async def running_page(site: Site, *, password: str = OWNER_PASSWORD) -> AsyncIt
     config_file = page_config(site, port)
     log = config_file.with_name("owner-page.log")
     async with daemon_socket(site), page_process(config_file, url, log):
-        yield RunningPage(url, site, log)
+        yield RunningPage(url, site, log, config_file)
