@@ -248,7 +248,7 @@ def _window(record: dict[str, Any], clock: Clock) -> str:
     return clock.window(window[0], window[1]) if window else ""
 
 
-def _row(record: dict[str, Any], clock: Clock) -> dict[str, Any]:
+def _row(record: dict[str, Any], clock: Clock, names: dict[str, str]) -> dict[str, Any]:
     state = record["state"]
     final = state in {s.value for s in FINAL_STATES}
     seconds = 0.0
@@ -264,6 +264,7 @@ def _row(record: dict[str, Any], clock: Clock) -> dict[str, Any]:
         "requester": record.get("requester") or "",
         "reason": record.get("reason") or "",
         "camera": record.get("camera") or "",
+        "camera_name": names.get(record.get("camera") or "", record.get("camera") or ""),
         "window": _window(record, clock),
         "received": clock.when(record["received"]),
         "expires": clock.when(record.get("expires")),
@@ -284,7 +285,8 @@ async def requests_page(request: web.Request) -> web.StreamResponse:
         enrolled, records = False, []
     waiting = EventState.PENDING_APPROVAL.value
     clock = page_of(request).clock
-    pending = [_row(r, clock) for r in records if r["state"] == waiting]
+    names = await camera_forms.configured_names(request.app) or {}
+    pending = [_row(r, clock, names) for r in records if r["state"] == waiting]
     await preview.describe(request, pending)
     context = _base(
         request,
@@ -292,7 +294,7 @@ async def requests_page(request: web.Request) -> web.StreamResponse:
         enrolled=enrolled,
         not_enrolled=NOT_ENROLLED,
         pending=pending,
-        history=[_row(r, clock) for r in records if r["state"] != waiting],
+        history=[_row(r, clock, names) for r in records if r["state"] != waiting],
         error=request.query.get("error", "")[:300],
     )
     return render(request, "requests.html", context)

@@ -65,7 +65,7 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
                 card = page.locator(f"#request-{jti}")
                 text = await card.inner_text()
                 assert "2026-000123" in text and "burglary nearby" in text
-                assert "parking-lot" in text and "analyst-7" in text
+                assert "Parking lot" in text and "analyst-7" in text
                 await _shot(page, "requests")
                 await card.locator("button.yes").click()
                 await page.wait_for_selector("text=Approved: the footage for case 2026-000123")
