@@ -17,15 +17,24 @@ SCRIPT = "rtcc-edge-install.sh"
 CA_FILE = "rtcc-hub-ca.pem"
 
 
-def install_line(public_url: str, token: str, *, ca_pem: bytes | None) -> str:
+# The owner's page, for owners who will answer requests from a phone: on the shop's network
+# (HTTPS, the installer asks for its password and prints the certificate's fingerprint), on the
+# machine only, or not at all.
+OWNER_PAGE_FLAGS = {"lan": " --owner-page-lan", "local": " --owner-page", "off": ""}
+
+
+def install_line(
+    public_url: str, token: str, *, ca_pem: bytes | None, owner_page: str = "lan"
+) -> str:
     """The line for `public_url`; `ca_pem` is the CA the hub's HTTPS is under (None: publicly
-    trusted)."""
+    trusted); `owner_page` one of OWNER_PAGE_FLAGS."""
     hub = public_url.rstrip("/")
     q = shlex.quote
+    page = OWNER_PAGE_FLAGS[owner_page]
     if ca_pem is None:
         return (
             f"curl -fsSL -o {SCRIPT} {q(hub + '/install.sh')}"
-            f" && sudo sh {SCRIPT} --hub {q(hub)} --token {q(token)}"
+            f" && sudo sh {SCRIPT} --hub {q(hub)} --token {q(token)}{page}"
         )
     digest = hashlib.sha256(ca_pem).hexdigest()
     return (
@@ -33,5 +42,5 @@ def install_line(public_url: str, token: str, *, ca_pem: bytes | None) -> str:
         f"curl -fsSLk -o {CA_FILE} {q(hub + '/ca.pem')}"
         f" && echo '{digest}  {CA_FILE}' | sha256sum -c --quiet"
         f" && curl -fsSL --cacert {CA_FILE} -o {SCRIPT} {q(hub + '/install.sh')}"
-        f" && sudo sh {SCRIPT} --hub {q(hub)} --hub-ca {CA_FILE} --token {q(token)}"
+        f" && sudo sh {SCRIPT} --hub {q(hub)} --hub-ca {CA_FILE} --token {q(token)}{page}"
     )

@@ -17,7 +17,7 @@ from hub.cli.common import (
     json_line,
     site_id_arg,
 )
-from hub.install_line import install_line
+from hub.install_line import OWNER_PAGE_FLAGS, install_line
 from hub.server import load_serve_settings
 from hub.state import HubHome
 from hub.tokens import Location, TokenRecord, TokenStore
@@ -36,6 +36,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     token_new.add_argument(
         "--ttl", type=arg_type(parse_duration), default=timedelta(hours=24), metavar="DUR"
+    )
+    token_new.add_argument(
+        "--owner-page",
+        choices=sorted(OWNER_PAGE_FLAGS),
+        default="lan",
+        help="the owner's web page the install line turns on: on the shop's network (lan, the "
+        "default: approvals from a phone), on the machine only (local), or none (off)",
     )
     token_new.add_argument("--json", action="store_true")
     token_new.set_defaults(func=cmd_tokens_new)
@@ -65,7 +72,9 @@ def cmd_tokens_new(args: argparse.Namespace, home: HubHome) -> int:
     install = None
     if settings.public_url:
         ca_pem = site_ca(home).cert_pem if settings.site_ca_https else None
-        install = install_line(settings.public_url, token, ca_pem=ca_pem)
+        install = install_line(
+            settings.public_url, token, ca_pem=ca_pem, owner_page=args.owner_page
+        )
     if args.json:
         json_line(
             {

@@ -21,11 +21,11 @@ from hub.state import HubHome
 from tests.support.broker import free_port
 
 
-def _printed(home: HubHome, capsys: pytest.CaptureFixture[str]) -> str:
+def _printed(home: HubHome, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
     capsys.readouterr()
     code = hub_main(
         ["--home", str(home.root), "tokens", "new", "--site-name", "Corner Grocery",
-         "--location", "35.0844,-106.6504", "--json"]
+         "--location", "35.0844,-106.6504", "--json", *extra]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
@@ -58,6 +58,10 @@ def test_the_line_pins_the_hubs_own_ca_and_passes_it_on(
         in line
     )
     assert "| sh " not in line and "| sudo" not in line  # never a pipe into a shell
+    # The owner's page on the shop's network by default (approvals from a phone), or as asked.
+    assert line.endswith(" --owner-page-lan")
+    assert _printed(home, capsys, "--owner-page", "local").endswith(" --owner-page")
+    assert "--owner-page" not in _printed(home, capsys, "--owner-page", "off")
 
     # A publicly trusted certificate: no CA to bring.
     update_serve_settings(home, site_ca_https=False)

@@ -57,6 +57,11 @@ def test_curl_pipe_sh_from_the_hub(hub: EnrollHub, wheel: Path, tmp_path: Path) 
     assert str(Path(__file__).resolve().parents[2]) not in installing
     config = load_config(root / "etc/rtcc-edge/agent.toml")
     assert config.site.name == "Piped Pizza"
+    # The line turns the owner's page on for the shop's network, over HTTPS with its own
+    # certificate; with no terminal to ask on, the installer says how to set the password.
+    assert config.owner_page.enabled and config.owner_page.listen == "0.0.0.0:8443"
+    assert config.owner_page.certificate.is_file()
+    assert "sudo rtcc-edge owner passwd" in result.stdout + result.stderr
     unit = (root / "etc/systemd/system/rtcc-edge.service").read_text()
     assert f"ExecStart={root}/opt/rtcc-edge/bin/rtcc-edge --config {root}/etc" in unit
     page_unit = (root / "etc/systemd/system/rtcc-edge-page.service").read_text()
