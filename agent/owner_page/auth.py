@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
@@ -112,6 +112,21 @@ def _matches(presented: str | None, expected: str) -> bool:
     return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
 
 
+def local_path(text: str | None) -> str:
+    """`text` when it is a path on this page (where to go after signing in), else "/": never
+    another site (`//evil.example`, `https://…`, `/\\evil`) nor anything odd."""
+    if (
+        not text
+        or not text.startswith("/")
+        or text.startswith("//")
+        or "\\" in text
+        or len(text) > 300
+        or not text.isprintable()
+    ):
+        return "/"
+    return text
+
+
 def signed_in(handler: Handler) -> Handler:
     """No session: to the sign-in page (GET) or 403 (POST). A POST needs this site's Origin
     and the session's CSRF token."""
@@ -121,7 +136,8 @@ def signed_in(handler: Handler) -> Handler:
         session = gate.sessions.get(request.cookies.get(COOKIE))
         if session is None:
             if request.method == "GET":
-                raise web.HTTPSeeOther("/login")
+                # Back here once signed in (a notification's link to one request, say).
+                raise web.HTTPSeeOther(f"/login?{urlencode({'next': request.path_qs})}")
             raise web.HTTPForbidden(text="You are not signed in. Open the page and sign in.\n")
         if request.method == "POST":
             if not same_origin(request):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 from datetime import datetime
 from typing import Any
@@ -60,6 +61,7 @@ def routes(app: web.Application) -> None:
     app.router.add_post("/logout", signed_in(logout))
     app.router.add_get("/", signed_in(overview))
     app.router.add_get("/requests", signed_in(requests_page))
+    app.router.add_get("/requests/{jti}", signed_in(one_request))
     app.router.add_post("/requests/{jti}/approve", signed_in(approve))
     app.router.add_post("/requests/{jti}/deny", signed_in(deny))
     app.router.add_get("/pause", signed_in(pause_page))
@@ -163,10 +165,11 @@ def _base(request: web.Request, active: str, **context: Any) -> dict[str, Any]:
 
 def _login_page(request: web.Request, error: str = "", *, status: int = 200) -> web.Response:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    after = auth.local_path(request.query.get("next"))
     response = render(
         request,
         "login.html",
-        {"error": error, "csrf": token, "done": "", "active": "login"},
+        {"error": error, "csrf": token, "done": "", "active": "login", "next": after},
         status=status,
     )
     gate_of(request).set_cookie(response, LOGIN_CSRF_COOKIE, token)
@@ -187,12 +190,14 @@ async def login(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="Refused: open the sign-in page again and sign in from it.\n")
     typed = form.get("password")
     refusal = await auth.check_login(request, typed if isinstance(typed, str) else "")
+    after = form.get("next")
+    after = auth.local_path(after if isinstance(after, str) else None)
     if refusal is not None:
         return _login_page(request, refusal, status=403)
     gate = gate_of(request)
     gate.sessions.end(request.cookies.get(COOKIE))
     token, _session = gate.sessions.new()
-    response = web.HTTPSeeOther("/")
+    response = web.HTTPSeeOther(after)
     gate.set_cookie(response, COOKIE, token)
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/")
     raise response
@@ -298,6 +303,17 @@ async def requests_page(request: web.Request) -> web.StreamResponse:
         error=request.query.get("error", "")[:300],
     )
     return render(request, "requests.html", context)
+
+
+async def one_request(request: web.Request) -> web.StreamResponse:
+    """Where a notification's link points: the request's card on Requests."""
+    jti = request.match_info["jti"]
+    if not REQUEST_ID.match(jti):
+        raise web.HTTPNotFound(text="No such request.\n")
+    raise web.HTTPSeeOther(f"/requests#request-{jti}")
+
+
+REQUEST_ID = re.compile(r"^[0-9A-Za-z-]{4,64}$")
 
 
 def _back(path: str, *, done: str = "", error: str = "") -> web.HTTPSeeOther:

@@ -50,7 +50,7 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
                 page.on("pageerror", lambda error: errors.append(str(error)))
 
                 await page.goto(served.url + "/")
-                await page.wait_for_url(re.compile(r".*/login$"))
+                await page.wait_for_url(re.compile(r".*/login\?next=/$"))
                 await page.fill("#password", OWNER_PASSWORD)
                 await _shot(page, "login")
                 await page.click('button[type="submit"]')

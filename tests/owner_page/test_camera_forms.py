@@ -17,6 +17,7 @@ import sys
 import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -96,7 +97,8 @@ async def test_every_change_needs_the_owner(config_path: Path) -> None:
     async with _page(config_path) as url, aiohttp.ClientSession() as stranger:
         for path in ("/cameras/door/settings", "/cameras/add", "/cameras/door/remove"):
             async with stranger.get(url + path, allow_redirects=False) as response:
-                assert response.status == 303 and response.headers["Location"] == "/login"
+                assert response.status == 303
+                assert response.headers["Location"] == f"/login?next={quote(path)}"
         for path in ("rename", "location", "password", "remove"):
             async with stranger.post(
                 f"{url}/cameras/door/{path}", data={"name": "x", "confirm": "yes"}

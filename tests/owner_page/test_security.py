@@ -4,12 +4,16 @@ aiohttp client over a real socket, on a running request service."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from agent.config import AgentConfig
 from agent.ledger import Kind, read_entries
+from agent.owner_page.auth import local_path
 from agent.owner_page.password import LoginLimiter
 from tests.support.immutable import make_immutable, mutable_again
 from tests.support.link_service import Site, running_service, site_config
@@ -36,7 +40,7 @@ async def test_no_session_is_sent_to_sign_in(config: AgentConfig) -> None:
         for path in ("/", "/requests", "/pause"):
             async with http.get(page.url + path, allow_redirects=False) as response:
                 assert response.status == 303
-                assert response.headers["Location"] == "/login"
+                assert response.headers["Location"] == f"/login?next={quote(path)}"
         async with http.post(
             page.url + "/pause", data={"duration": "1h"}, allow_redirects=False
         ) as response:
@@ -244,3 +248,47 @@ async def test_a_choice_that_cannot_be_recorded_is_refused_in_plain_words(
         assert response.status == 200 and "may not act as the owner" in text, text
         assert "Traceback" not in text
         assert not paused(site)
+
+
+async def test_a_notification_link_leads_to_its_request_after_signing_in(
+    config: AgentConfig,
+) -> None:
+    """The link an e-mail or the webhook gives (`/requests/ID`): signed out, through the sign-in
+    page and back to that request's card; never to another site, whatever `next` says."""
+    async with (
+        running_service(config) as site,
+        running_page(site) as page,
+        aiohttp.ClientSession(cookie_jar=owner_jar()) as http,
+    ):
+        payload = make_request("clip", camera="parking-lot")
+        jti = jti_of(payload)
+        await site.service.handle(payload)
+        await site.sink.wait_for(jti, "pending_approval")
+        link = f"{page.url}/requests/{jti}"
+        async with http.get(link, allow_redirects=False) as response:
+            assert response.status == 303
+            login = response.headers["Location"]
+        assert login == f"/login?next={quote('/requests/' + jti)}"
+        token = await page.csrf_of(http, login)
+        form = {"csrf": token, "password": OWNER_PASSWORD, "next": f"/requests/{jti}"}
+        async with http.post(
+            page.url + "/login", data=form, headers={"Origin": page.url}, allow_redirects=False
+        ) as response:
+            assert response.headers["Location"] == f"/requests/{jti}"
+        async with http.get(link, allow_redirects=False) as response:
+            assert response.headers["Location"] == f"/requests#request-{jti}"
+        async with http.get(page.url + "/requests") as response:
+            assert f'id="request-{jti}"' in await response.text()
+        async with http.get(page.url + "/requests/..%2F..", allow_redirects=False) as response:
+            assert response.status == 404
+
+
+@given(st.text(max_size=80))
+@example("//evil.example/x")
+@example("/\\evil.example")
+@example("https://evil.example/")
+@example("/requests/abcd?x=1")
+def test_after_signing_in_only_this_page(text: str) -> None:
+    after = local_path(text)
+    assert after == "/" or (after == text and after.startswith("/"))
+    assert not after.startswith("//") and "\\" not in after

@@ -196,7 +196,7 @@ async def test_browser_signs_in_with_secure_cookies(
             page = await browser.new_page()
             page.set_default_timeout(30_000)
             await page.goto(served.url + "/")
-            await page.wait_for_url(re.compile(r".*/login$"))
+            await page.wait_for_url(re.compile(r".*/login\?next=/$"))
             await page.fill("#password", OWNER_PASSWORD)
             await page.click('button[type="submit"]')
             await page.wait_for_url(re.compile(r".*/$"))
