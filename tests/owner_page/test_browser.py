@@ -31,13 +31,17 @@ async def _shot(page: Page, what: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"owner-page-{what}.png"), full_page=True)
 
 
-async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
+async def test_owner_signs_in_approves_denies_and_pauses(config: AgentConfig) -> None:
     executable = ensure_chromium()
     async with running_service(config) as site, running_page(site) as served:
         payload = make_request("clip", camera="parking-lot")
         jti = jti_of(payload)
         await site.service.handle(payload)
         await site.sink.wait_for(jti, "pending_approval")
+        other = make_request("clip", camera="parking-lot", case="2026-000456")
+        denied = jti_of(other)
+        await site.service.handle(other)
+        await site.sink.wait_for(denied, "pending_approval")
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
                 executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
@@ -57,7 +61,7 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
                 await page.wait_for_url(re.compile(r".*/$"))
                 overview = await page.inner_text("main")
                 assert "Connected to the RTCC." in overview
-                assert "1 request waiting for you" in overview
+                assert "2 requests waiting for you" in overview
                 assert "Camera Front door is offline." in overview
                 await _shot(page, "overview")
 
@@ -72,6 +76,16 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
                 assert await page.locator(f"#request-{jti}").count() == 0
                 await _shot(page, "approved")
                 await site.sink.wait_for(jti, "approved")
+
+                # The other one is denied, with the reason the RTCC is told.
+                card = page.locator(f"#request-{denied}")
+                await card.locator("input[name=reason]").fill("That camera faces my own yard.")
+                await card.locator("button.no").click()
+                await page.wait_for_selector("text=Denied: the RTCC is told your reason")
+                await _shot(page, "denied")
+                refused = await site.sink.wait_for(denied, "rejected")
+                assert refused.code == "denied_by_owner", refused
+                assert refused.message == "That camera faces my own yard."
 
                 await page.click("nav >> text=Pause")
                 await page.fill("#duration", "2h")
@@ -101,3 +115,4 @@ async def test_owner_signs_in_approves_and_pauses(config: AgentConfig) -> None:
                 await browser.close()
     by = {e.kind: e.data.get("by") for e in read_entries(config.state_dir / "ledger")}
     assert by[Kind.APPROVAL] == by[Kind.PAUSED] == by[Kind.SHARING_CHANGED] == BY_PAGE
+    assert by[Kind.DENIAL] == BY_PAGE
