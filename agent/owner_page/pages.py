@@ -53,6 +53,12 @@ STATE_WORDS = {
     "expired": "expired",
     "cancelled": "cancelled by the RTCC",
 }
+# Outcomes the owner should read as theirs rather than as the agent's refusal.
+CODE_WORDS = {
+    "denied_by_owner": "denied by you",
+    "paused": "refused while sharing was paused",
+    "approval_expired": "expired: nobody answered in time",
+}
 
 
 def routes(app: web.Application) -> None:
@@ -273,7 +279,7 @@ def _row(record: dict[str, Any], clock: Clock, names: dict[str, str]) -> dict[st
         "window": _window(record, clock),
         "received": clock.when(record["received"]),
         "expires": clock.when(record.get("expires")),
-        "state": STATE_WORDS.get(state, state),
+        "state": CODE_WORDS.get(record.get("code") or "") or STATE_WORDS.get(state, state),
         "message": record.get("message") or "",
         "bytes": human_bytes(sent) + " sent" if sent else "",
         "duration": f"{seconds:.0f} s" if final else "",

@@ -83,6 +83,7 @@ async def test_owner_signs_in_approves_denies_and_pauses(config: AgentConfig) ->
                 await card.locator("button.no").click()
                 await page.wait_for_selector("text=Denied: the RTCC is told your reason")
                 await _shot(page, "denied")
+                assert "Denied by you · case 2026-000456" in await page.inner_text("main")
                 refused = await site.sink.wait_for(denied, "rejected")
                 assert refused.code == "denied_by_owner", refused
                 assert refused.message == "That camera faces my own yard."
