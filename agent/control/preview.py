@@ -35,7 +35,7 @@ from typing import Any, Protocol, TypeVar
 
 import av
 
-from agent.delivery.clip import _estimate as estimate_clip_bytes
+from agent.delivery.clip import estimate_clip_bytes
 from agent.delivery.snapshot import nearest_still, newest_footage
 from agent.fsutil import fsync_dir
 from agent.link.owner_actions import OwnerActionError, find_request

@@ -45,7 +45,7 @@ def _window_text(start: datetime, end: datetime) -> str:
     return f"{start.isoformat()} to {end.isoformat()}"
 
 
-def _estimate(store: ClipStore, camera: str, start: datetime, end: datetime) -> int:
+def estimate_clip_bytes(store: ClipStore, camera: str, start: datetime, end: datetime) -> int:
     """Bytes the clip of [start, end] will take: each overlapping segment's share of the window,
     plus a whole keyframe interval's worth at the start (the clip begins at a keyframe). 0 when
     nothing overlaps."""
@@ -85,7 +85,7 @@ class ClipDelivery:
             raise DeliveryFailed(RejectCode.UNKNOWN_CAMERA, f"no camera {request.camera!r}")
         window = _window_text(request.start, request.end)
         needed = await service.store.run(
-            lambda store: _estimate(store, request.camera, request.start, request.end)
+            lambda store: estimate_clip_bytes(store, request.camera, request.start, request.end)
         )
         if needed == 0:
             raise DeliveryFailed(
