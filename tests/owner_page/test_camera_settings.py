@@ -193,6 +193,22 @@ async def test_owner_changes_cameras_from_a_phone(
         await asyncio.to_thread(daemon.stop)
 
 
+async def _picture_shown(page: Page, camera: str, *, within: float = 60) -> None:
+    """The camera's picture on the Cameras page, decoded by the browser. Its first footage may
+    still be in a segment being written: the page says "no picture" until then (reloaded)."""
+    deadline = time.monotonic() + within
+    picture = page.locator(f"#camera-{camera} img.picture")
+    while True:
+        if await picture.count():
+            await page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=await picture.element_handle()
+            )
+            return
+        assert time.monotonic() < deadline, await page.inner_text(f"#camera-{camera}")
+        await asyncio.sleep(2)
+        await page.reload()
+
+
 async def _story(
     browser: Browser,
     url: str,
@@ -210,6 +226,8 @@ async def _story(
     # The list of cameras, each with its settings; nothing overflows the phone's screen.
     await page.click("nav >> text=Cameras")
     await page.locator("#camera-door").wait_for()
+    # The recording camera's current picture, cut from the store by the daemon, shown.
+    await _picture_shown(page, "door")
     await _fits(page)
     await _shot(page, "list")
 
