@@ -6,55 +6,21 @@ act). Users and groups live in a scratch /etc inside a private mount namespace."
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.link_service import site_config, write_site_config
+from tests.support.real_users import NEEDS_REAL_USERS, run_driver, scratch, write_site
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("setpriv") is None,
-    reason="needs root, unshare and setpriv",
-)
-
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = NEEDS_REAL_USERS
 
 
 @pytest.fixture
-def work() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="rc-own-", dir="/tmp"))
-    path.chmod(0o755)
-    yield path
-    if not os.environ.get("KEEP"):
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        print("kept", path)
-
-
-@pytest.fixture
-def result(work: Path) -> dict[str, Any]:
-    site = work / "site"
-    site.mkdir(mode=0o755)
-    config = site_config(
-        site / "state", socket_path=site / "run" / "control.sock", owner_dir=site / "owner"
-    )
-    (site / "run").mkdir()
-    write_site_config(config, site / "agent.toml").chmod(0o644)
-    done = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private",
-         sys.executable, "-m", "tests.control.owner_boundary_driver", str(work)],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    answers: dict[str, Any] = json.loads((work / "result.json").read_text())
-    return answers
+def result() -> Iterator[dict[str, Any]]:
+    with scratch("rc-own-") as work:
+        write_site(work)
+        yield run_driver("tests.control.owner_boundary_driver", work)
 
 
 def test_only_the_owner_changes_what_the_site_shares(result: dict[str, Any]) -> None:

@@ -7,43 +7,21 @@ the daemon refuses to seal for it."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.owner_page.camera_boundary_driver import CAMERA_PASSWORD
+from tests.support.real_users import NEEDS_REAL_USERS, run_driver, scratch
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("setpriv") is None,
-    reason="needs root, unshare and setpriv",
-)
-
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = NEEDS_REAL_USERS
 
 
 @pytest.fixture
 def result() -> Iterator[dict[str, Any]]:
-    work = Path(tempfile.mkdtemp(prefix="rc-cams-", dir="/tmp"))
-    work.chmod(0o755)
-    try:
-        done = subprocess.run(
-            ["unshare", "--mount", "--propagation", "private",
-             sys.executable, "-m", "tests.owner_page.camera_boundary_driver", str(work)],
-            capture_output=True, text=True, timeout=600, cwd=REPO,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr[-4000:]
-        yield json.loads((work / "result.json").read_text())
-    finally:
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+    with scratch("rc-cams-") as work:
+        yield run_driver("tests.owner_page.camera_boundary_driver", work)
 
 
 def test_the_pages_user_stores_passwords_it_cannot_decrypt(result: dict[str, Any]) -> None:
