@@ -493,6 +493,7 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
                 # RTCC's map) when the agent restarts.
                 "removed": configured is not None and camera not in configured,
                 "state": RECORDER_WORDS.get(row["state"], row["state"]) if row else "unknown",
+                "recording": bool(row and row["state"] == "recording"),
                 "mode": share["mode"] if share is not None else "",
                 "live": bool(share and share["live"]),
                 "picture": picture,
@@ -531,14 +532,15 @@ def _verdict(check: dict[str, Any] | None, camera: str, clock: Clock) -> dict[st
     for anything short of a pass, what to do (the check's own advice)."""
     verdict = (check or {}).get("verdict") or "unknown"
     words = VERDICT_WORDS.get(verdict)
+    command = ""
     if words is None:
-        words = f"not checked yet; `sudo rtcc-edge check {camera}` checks it."
+        words, command = "not checked yet.", f"sudo rtcc-edge check {camera}"
     elif check and check.get("checked"):
         words += f" (checked {clock.when(check['checked'])})."
     else:
         words += "."
     advice = [str(line) for line in (check or {}).get("advice") or []][:8]
-    return {"verdict": verdict, "verdict_words": words, "advice": advice}
+    return {"verdict": verdict, "verdict_words": words, "check_command": command, "advice": advice}
 
 
 async def camera_picture(request: web.Request) -> web.StreamResponse:
