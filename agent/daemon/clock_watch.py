@@ -34,7 +34,7 @@ from agent.camera_info import remember_clock_offset
 from agent.config import CameraConfig
 from agent.log import get_logger
 from agent.onvif import AuthFailed, ClockReading, OnvifError, system_date_and_time
-from agent.recorder import RecorderStatus, StateBoard
+from agent.recorder import StateBoard
 from agent.recorder.state import CameraState
 from agent.secretbox import SecretError, reveal
 
@@ -73,7 +73,6 @@ class ClockWatch:
         self._recording: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._remove_listener: Callable[[], None] | None = None
-        self.readings: dict[str, tuple[ClockReading, datetime]] = {}  # the last good ones
         self.measured = {camera: 0 for camera in self._cameras}  # how many, for tests
 
     async def start(self) -> None:
@@ -96,7 +95,7 @@ class ClockWatch:
 
     def _on_state(self, state: CameraState) -> None:
         was = self._recording.get(state.camera, False)
-        now = state.status is RecorderStatus.RECORDING
+        now = state.online
         self._recording[state.camera] = now
         if now and not was and state.camera in self._wake:
             self._wake[state.camera].set()  # (re)connected: the camera may have rebooted
@@ -126,7 +125,6 @@ class ClockWatch:
             log.warning("camera_clock_unmeasured", camera=camera, error="no UTC time given")
             return
         measured = datetime.fromtimestamp(self._clock(), UTC)
-        self.readings[camera] = (reading, measured)
         self.measured[camera] += 1
         try:
             await asyncio.to_thread(

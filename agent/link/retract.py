@@ -16,7 +16,7 @@ import socket
 
 import aiomqtt
 
-from agent.link.session import BrokerSettings
+from agent.link.session import TCP_NODELAY, BrokerSettings
 from agent.link.tls import client_tls_context
 from agent.neterrors import describe_network_error
 from agent.wire import Topics
@@ -52,7 +52,7 @@ async def retract_presence(
         password=broker.password,
         keepalive=broker.keepalive,
         timeout=within,
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        socket_options=[TCP_NODELAY],
     )
     try:
         async with asyncio.timeout(within), client:

@@ -39,7 +39,7 @@ import contextlib
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -280,10 +280,19 @@ class RequestService:
         arrived (MQTT acknowledgement). False if no entry could be written: nothing was done,
         and the payload should stay unacknowledged so that the broker delivers it again.
         """
+        return await self._answer(payload, self._handle)
+
+    async def refuse_busy(self, payload: bytes) -> bool:
+        """Refuse a payload the site has no room to handle now (`busy`), with its ledger entry
+        and, when it names a request, a `rejected` event; True once the entry is durable."""
+        return await self._answer(payload, self._refuse_busy)
+
+    async def _answer(self, payload: bytes, process: Callable[[bytes], Awaitable[bool]]) -> bool:
+        """`process(payload)` under the lock, counted; never raises (see `handle`)."""
         try:
             async with self._lock:
                 self.counters.handled += 1
-                return await self._handle(payload)
+                return await process(payload)
         except LedgerError as exc:
             log.error("request_not_recorded", bytes=len(payload), error=str(exc))
             return False
@@ -294,30 +303,16 @@ class RequestService:
             log.exception("request_handling_failed", bytes=len(payload))
             return True
 
-    async def refuse_busy(self, payload: bytes) -> bool:
-        """Refuse a payload the site has no room to handle now (`busy`), with its ledger entry
-        and, when it names a request, a `rejected` event; True once the entry is durable."""
-        try:
-            async with self._lock:
-                self.counters.handled += 1
-                result = self.verifier.verify(payload, consume=False)
-                if isinstance(result, Rejection):
-                    return await self._rejected_unverified(result, payload)
-                busy = _refusal(
-                    result,
-                    RejectCode.BUSY,
-                    "the site has too many requests waiting; send it again later",
-                )
-                # Final like any other refusal (kept in the book): a copy that comes later is a
-                # replay, never a second, contradicting answer under the same id.
-                return await self._rejected_unverified(busy, payload)
-        except LedgerError as exc:
-            log.error("request_not_recorded", bytes=len(payload), error=str(exc))
-            return False
-        except Exception:
-            self.counters.failures += 1
-            log.exception("request_handling_failed", bytes=len(payload))
-            return True
+    async def _refuse_busy(self, payload: bytes) -> bool:
+        result = self.verifier.verify(payload, consume=False)
+        if isinstance(result, Rejection):
+            return await self._rejected_unverified(result, payload)
+        busy = _refusal(
+            result, RejectCode.BUSY, "the site has too many requests waiting; send it again later"
+        )
+        # Final like any other refusal (kept in the book): a copy that comes later is a replay,
+        # never a second, contradicting answer under the same id.
+        return await self._rejected_unverified(busy, payload)
 
     async def _handle(self, payload: bytes) -> bool:
         result = self.verifier.verify(payload, consume=False)

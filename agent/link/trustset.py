@@ -20,7 +20,6 @@ even if no new set arrives. The set reaches sites as the retained message on `rt
 from __future__ import annotations
 
 import binascii
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
+from agent.fsutil import atomic_write
 from agent.identity.jwk import jwk_thumbprint, public_key_from_jwk
 from agent.wire.trust import TRUST_SET_TYP, TrustedKey, TrustSet
 
@@ -114,11 +114,4 @@ def read_state(path: Path) -> str | None:
 
 def write_state(path: Path, token: str) -> None:
     """Keep the highest set seen (atomically), so a restart cannot be fed an older one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        os.write(fd, token.encode("ascii") + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
+    atomic_write(path, token + "\n", mode=0o640)
