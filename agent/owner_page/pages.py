@@ -505,7 +505,6 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
         enrolled=bool(status.get("enrolled")),
         cameras=cameras,
         modes=MODE_WORDS,
-        pictures=True,
         error=error,
     )
     return render(request, "cameras.html", context)
