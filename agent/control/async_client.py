@@ -7,11 +7,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from agent.control.client import ControlError, DaemonNotRunning, decode_response
-from agent.control.protocol import MAX_LINE, encode_request
-
-# Pictures and preview pieces come back base64-encoded on one line.
-RESPONSE_LIMIT = 64 * MAX_LINE
+from agent.control.client import RESPONSE_LIMIT, ControlError, DaemonNotRunning, decode_response
+from agent.control.protocol import encode_request
 
 
 class AsyncControlClient:

@@ -9,6 +9,9 @@ from typing import Any
 
 from agent.control.protocol import MAX_LINE, VERSION, encode_request
 
+# Pictures and preview pieces come back base64-encoded on one line.
+RESPONSE_LIMIT = 64 * MAX_LINE
+
 
 class DaemonNotRunning(Exception):
     """Nothing listens on the control socket."""
@@ -63,7 +66,7 @@ class ControlClient:
             if not chunk:
                 break
             data += chunk
-            if len(data) > 64 * MAX_LINE:
+            if len(data) > RESPONSE_LIMIT:
                 raise ControlError("bad_response", "The daemon's answer is too long.")
         return bytes(data)
 

@@ -35,6 +35,7 @@ from typing import Any, Protocol, TypeVar
 
 import av
 
+from agent.control.protocol import MAX_PREVIEW_CHUNK
 from agent.delivery.clip import estimate_clip_bytes
 from agent.delivery.snapshot import nearest_still, newest_footage
 from agent.fsutil import fsync_dir
@@ -51,7 +52,7 @@ log = get_logger(__name__)
 _T = TypeVar("_T")
 
 PREVIEW_DIR = "previews"
-MAX_CHUNK = 1024 * 1024
+MAX_CHUNK = MAX_PREVIEW_CHUNK  # the protocol's most per `preview` answer
 MAX_BYTES = 512 * 1024 * 1024
 TTL_S = 30 * 60.0
 SWEEP_S = 30.0

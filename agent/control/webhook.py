@@ -74,11 +74,7 @@ class OwnerWebhook:
 
     async def notify(self, summary: dict[str, Any]) -> None:
         payload = pending_payload(
-            summary,
-            site_id=self.site_id,
-            site_name=self.site_name,
-            page_url=self.page_url,
-            now=None,
+            summary, site_id=self.site_id, site_name=self.site_name, page_url=self.page_url
         )
         body = encode_body(payload)
         headers = {"Content-Type": "application/json"}

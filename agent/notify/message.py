@@ -30,7 +30,7 @@ def request_link(page_url: str, request_id: str) -> str:
 
 
 def pending_payload(
-    summary: dict[str, Any], *, site_id: str, site_name: str, page_url: str, now: datetime | None
+    summary: dict[str, Any], *, site_id: str, site_name: str, page_url: str
 ) -> dict[str, Any]:
     """The notification of `summary` (`RequestRecord.summary()`: never upload URLs or tokens)."""
     return {
@@ -39,7 +39,7 @@ def pending_payload(
         "event": "pending_approval",
         "site": site_id,
         "site_name": site_name,
-        "sent_at": (now or datetime.now(UTC)).isoformat(),
+        "sent_at": datetime.now(UTC).isoformat(),
         "link": request_link(page_url, str(summary.get("id"))),
         "request": summary,
     }

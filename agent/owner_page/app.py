@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
@@ -122,6 +123,13 @@ def render(
     page = page_of(request)
     body = page.templates.get_template(template).render(context)
     return web.Response(text=body, status=status, content_type="text/html")
+
+
+def back_to(path: str, *, done: str = "", error: str = "") -> web.HTTPSeeOther:
+    """The redirect after a change: back to `path`, which shows `done` or `error` (the owner's
+    sentence travels in the address, so a reload does not send the form again)."""
+    query = urlencode({k: v for k, v in (("done", done), ("error", error)) if v})
+    return web.HTTPSeeOther(f"{path}?{query}" if query else path)
 
 
 def csrf_of(request: web.Request) -> str:

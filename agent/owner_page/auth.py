@@ -1,8 +1,8 @@
 """Signing in and out of the owner's page, and the guard every page goes through.
 
 - The session cookie (`rtcc_owner`): random, HttpOnly, SameSite=Strict, Secure over HTTPS;
-  sessions live in the daemon's memory (a restart signs the owner out) and end after
-  `SESSION_HOURS`.
+  sessions live in the page process's memory (restarting the page signs the owner out) and
+  end after `SESSION_HOURS`.
 - CSRF: every POST carries the session's token (a hidden `csrf` field); the sign-in form, before
   any session exists, uses a double-submit cookie. A POST whose `Origin` is another site is
   refused whatever it carries.

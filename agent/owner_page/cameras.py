@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import xstatic.pkg.leaflet
 from aiohttp import web
@@ -63,7 +63,7 @@ from agent.config import ID_PATTERN, AgentConfig, CameraConfig, ConfigError, loa
 from agent.control.async_client import AsyncControlClient
 from agent.control.client import ControlError, DaemonNotRunning
 from agent.log import get_logger
-from agent.owner_page.app import render
+from agent.owner_page.app import back_to, render
 from agent.owner_page.auth import SESSION, signed_in
 from agent.secretbox import SecretError
 
@@ -159,11 +159,6 @@ def _show(request: web.Request, template: str, **context: Any) -> web.Response:
     return response
 
 
-def _back(path: str, *, done: str = "", error: str = "") -> web.HTTPSeeOther:
-    query = urlencode({k: v for k, v in (("done", done), ("error", error)) if v})
-    return web.HTTPSeeOther(f"{path}?{query}" if query else path)
-
-
 async def _config(editing: CameraEditing) -> AgentConfig:
     try:
         return await asyncio.to_thread(load_config, editing.config_path)
@@ -211,11 +206,11 @@ async def _edit(back: str, edit: Callable[..., None], *args: Any) -> None:
     try:
         await asyncio.to_thread(edit, *args)
     except EditError as exc:
-        raise _back(back, error=f"Nothing was changed: {exc}.") from None
+        raise back_to(back, error=f"Nothing was changed: {exc}.") from None
     except ConfigError as exc:
-        raise _back(back, error=_config_words(exc)) from None
+        raise back_to(back, error=_config_words(exc)) from None
     except OSError as exc:
-        raise _back(back, error=f"The settings file cannot be written: {exc}.") from None
+        raise back_to(back, error=f"The settings file cannot be written: {exc}.") from None
 
 
 # -- telling the daemon --------------------------------------------------------------------------
@@ -318,20 +313,20 @@ async def set_location(request: web.Request) -> web.StreamResponse:
         heading = _float(form, "heading", "direction", 0, 360)
         fov = _float(form, "fov", "field of view", 1, 360)
     except ValueError as exc:
-        raise _back(here, error=str(exc)) from None
+        raise back_to(here, error=str(exc)) from None
     if (lat is None) != (lon is None):
-        raise _back(here, error="Give both the latitude and the longitude (or tap the map).")
+        raise back_to(here, error="Give both the latitude and the longitude (or tap the map).")
     change = CameraChange(
         location=(lat, lon) if lat is not None and lon is not None else None,
         heading=heading % 360 if heading is not None else None,
         fov=fov,
     )
     if change.empty():
-        raise _back(here, error="Tap the map or fill in the latitude and longitude first.")
+        raise back_to(here, error="Tap the map or fill in the latitude and longitude first.")
     await _edit(here, change_camera, editing.config_path, camera_id, change)
     log.info("owner_page_camera_located", camera=camera_id)
     words = _applied(await _apply(editing), camera_id, "location")
-    raise _back(here, done=f"Location saved. {words}")
+    raise back_to(here, done=f"Location saved. {words}")
 
 
 async def rename(request: web.Request) -> web.StreamResponse:
@@ -342,7 +337,7 @@ async def rename(request: web.Request) -> web.StreamResponse:
     await _edit(here, rename_camera, editing.config_path, camera_id, name)
     log.info("owner_page_camera_renamed", camera=camera_id)
     words = _applied(await _apply(editing), camera_id, "rename")
-    raise _back(here, done=f"It is now called “{name}”. {words}")
+    raise back_to(here, done=f"It is now called “{name}”. {words}")
 
 
 async def _seal(editing: CameraEditing, password: str) -> str:
@@ -371,7 +366,7 @@ async def change_password(request: web.Request) -> web.StreamResponse:
     typed = form.get("password")
     password = typed if isinstance(typed, str) else ""  # as typed: spaces may be part of it
     if not password:
-        raise _back(here, error="Type the camera's new password.")
+        raise back_to(here, error="Type the camera's new password.")
     config = await _config(editing)
     try:
         camera = camera_with_username(config, camera_id)
@@ -388,14 +383,14 @@ async def change_password(request: web.Request) -> web.StreamResponse:
         )
     except EditError as exc:
         refused = " The camera refused it;" if exc.code == "refused" else ""
-        raise _back(here, error=f"Nothing was changed.{refused} {_sentence(str(exc))}") from None
+        raise back_to(here, error=f"Nothing was changed.{refused} {_sentence(str(exc))}") from None
     except ConfigError as exc:
-        raise _back(here, error=_config_words(exc)) from None
+        raise back_to(here, error=_config_words(exc)) from None
     except (OSError, SecretError) as exc:
-        raise _back(here, error=f"The settings file cannot be written: {exc}.") from None
+        raise back_to(here, error=f"The settings file cannot be written: {exc}.") from None
     log.info("owner_page_camera_password", camera=camera_id)
     words = _applied(await _apply(editing), camera_id, "password")
-    raise _back(here, done=f"The camera accepted the new password; it is stored. {words}")
+    raise back_to(here, done=f"The camera accepted the new password; it is stored. {words}")
 
 
 def _sentence(text: str) -> str:
@@ -416,13 +411,13 @@ async def remove(request: web.Request) -> web.StreamResponse:
     camera_id = request.match_info["camera"]
     form = await _form(request)
     if form.get("confirm") != "yes":
-        raise _back(f"/cameras/{camera_id}/remove", error="Confirm with the button below.")
+        raise back_to(f"/cameras/{camera_id}/remove", error="Confirm with the button below.")
     config = await _config(editing)
     name = _camera(config, camera_id).name
     await _edit("/cameras", remove_camera, editing.config_path, camera_id)
     log.info("owner_page_camera_removed", camera=camera_id)
     words = _applied(await _apply(editing), camera_id, "remove")
-    raise _back("/cameras", done=f"{name} is removed. {words}")
+    raise back_to("/cameras", done=f"{name} is removed. {words}")
 
 
 # -- adding a camera -----------------------------------------------------------------------------
@@ -553,13 +548,15 @@ async def add(request: web.Request) -> web.StreamResponse:
             encrypt=(lambda _password: sealed) if sealed is not None else None,
         )
     except (AddError, EditError) as exc:
-        raise _back("/cameras/add", error=f"Not added. {_sentence(str(exc))}") from None
+        raise back_to("/cameras/add", error=f"Not added. {_sentence(str(exc))}") from None
     except ConfigError as exc:
-        raise _back("/cameras/add", error=_config_words(exc)) from None
+        raise back_to("/cameras/add", error=_config_words(exc)) from None
     except (OSError, SecretError) as exc:
-        raise _back("/cameras/add", error=f"The settings file cannot be written: {exc}.") from None
+        raise back_to(
+            "/cameras/add", error=f"The settings file cannot be written: {exc}."
+        ) from None
     answer = await _apply(editing)
     names = ", ".join(f"{c.name} ({c.id})" for c in plan.cameras)
     log.info("owner_page_camera_added", cameras=[c.id for c in plan.cameras])
     words = _applied(answer, plan.cameras[0].id, "add")
-    raise _back("/cameras", done=f"Added {names}. {words}")
+    raise back_to("/cameras", done=f"Added {names}. {words}")

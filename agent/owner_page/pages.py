@@ -25,7 +25,7 @@ from agent.log import get_logger
 from agent.owner_page import activity, auth, preview
 from agent.owner_page import cameras as camera_forms
 from agent.owner_page.activity import human_bytes
-from agent.owner_page.app import PageContext, csrf_of, page_of, render
+from agent.owner_page.app import PageContext, back_to, csrf_of, page_of, render
 from agent.owner_page.auth import COOKIE, LOGIN_CSRF_COOKIE, SESSION, gate_of, signed_in
 from agent.owner_page.words import RECORDER_WORDS, Clock, attention, span
 from agent.policy import NotOwnerError, OwnerStateError, PolicyError
@@ -322,16 +322,9 @@ async def one_request(request: web.Request) -> web.StreamResponse:
 REQUEST_ID = re.compile(r"^[0-9A-Za-z-]{4,64}$")
 
 
-def _back(path: str, *, done: str = "", error: str = "") -> web.HTTPSeeOther:
-    from urllib.parse import urlencode
-
-    query = urlencode({k: v for k, v in (("done", done), ("error", error)) if v})
-    return web.HTTPSeeOther(f"{path}?{query}" if query else path)
-
-
 def _refused(request: web.Request, path: str, exc: Exception) -> web.HTTPSeeOther:
     log.warning("owner_page_refused", path=request.path, error=str(exc))
-    return _back(path, error=refusal_words(page_of(request), exc))
+    return back_to(path, error=refusal_words(page_of(request), exc))
 
 
 async def approve(request: web.Request) -> web.StreamResponse:
@@ -340,7 +333,7 @@ async def approve(request: web.Request) -> web.StreamResponse:
         record = await _owner(request).approve(jti)
     except (DaemonNotRunning, *Refusal) as exc:
         raise _refused(request, "/requests", exc) from None
-    raise _back(
+    raise back_to(
         "/requests", done=f"Approved: the footage for case {record.get('case')} is being sent."
     )
 
@@ -351,12 +344,12 @@ async def deny(request: web.Request) -> web.StreamResponse:
     reason = form.get("reason")
     reason = reason.strip()[:500] if isinstance(reason, str) else ""
     if not reason:
-        raise _back("/requests", error="Say why you deny it: the RTCC is told your reason.")
+        raise back_to("/requests", error="Say why you deny it: the RTCC is told your reason.")
     try:
         record = await _owner(request).deny(jti, reason=reason)
     except (DaemonNotRunning, *Refusal) as exc:
         raise _refused(request, "/requests", exc) from None
-    raise _back(
+    raise back_to(
         "/requests", done=f"Denied: the RTCC is told your reason for case {record.get('case')}."
     )
 
@@ -386,9 +379,9 @@ async def pause(request: web.Request) -> web.StreamResponse:
     try:
         duration = parse_duration(text) if text else None
     except ParseError as exc:
-        raise _back("/pause", error=str(exc)) from None
+        raise back_to("/pause", error=str(exc)) from None
     if duration is not None and duration.total_seconds() <= 0:
-        raise _back("/pause", error="The pause must last some time, e.g. 2h.")
+        raise back_to("/pause", error="The pause must last some time, e.g. 2h.")
     seconds = None if duration is None else duration.total_seconds()
     try:
         paused = await _owner(request).pause(seconds=seconds)
@@ -396,7 +389,7 @@ async def pause(request: web.Request) -> web.StreamResponse:
         raise _refused(request, "/pause", exc) from None
     clock = page_of(request).clock
     until = f"until {clock.when(paused['until'])}" if paused.get("until") else "until you resume"
-    raise _back("/pause", done=f"Sharing is paused {until}.")
+    raise back_to("/pause", done=f"Sharing is paused {until}.")
 
 
 async def resume(request: web.Request) -> web.StreamResponse:
@@ -405,7 +398,7 @@ async def resume(request: web.Request) -> web.StreamResponse:
     except (DaemonNotRunning, *Refusal) as exc:
         raise _refused(request, "/pause", exc) from None
     words = "Sharing is on again." if result.get("was_paused") else "Sharing was not paused."
-    raise _back("/pause", done=words)
+    raise back_to("/pause", done=words)
 
 
 # -- activity ----------------------------------------------------------------------------------
@@ -506,7 +499,6 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
         enrolled=bool(status.get("enrolled")),
         cameras=cameras,
         modes=MODE_WORDS,
-        pictures=True,
         error=error,
     )
     return render(request, "cameras.html", context)
@@ -565,11 +557,11 @@ async def camera_sharing(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     mode_text = form.get("mode")
     if not isinstance(mode_text, str) or mode_text not in MODE_WORDS:
-        raise _back("/cameras", error="Choose private, registry or integrated.")
+        raise back_to("/cameras", error="Choose private, registry or integrated.")
     live = form.get("live") == "on"
     try:
         after = await _owner(request).set_sharing(camera, SharingMode(mode_text), live=live)
     except (DaemonNotRunning, *Refusal) as exc:
         raise _refused(request, "/cameras", exc) from None
     live_words = " with live view" if after.get("live") else ""
-    raise _back("/cameras", done=f"{after['name']} is now {after['mode']}{live_words}.")
+    raise back_to("/cameras", done=f"{after['name']} is now {after['mode']}{live_words}.")

@@ -25,13 +25,14 @@ from aiohttp import web
 
 from agent.control.async_client import AsyncControlClient
 from agent.control.client import ControlError, DaemonNotRunning
+from agent.control.protocol import MAX_PREVIEW_CHUNK
 from agent.log import get_logger
 from agent.owner_page.auth import signed_in
 
 log = get_logger(__name__)
 
 CONTROL_SOCKET = web.AppKey("rtcc_control_socket", Path)
-PIECE = 1024 * 1024  # the most the daemon gives per answer
+PIECE = MAX_PREVIEW_CHUNK  # the most the daemon gives per answer
 CUT_TIMEOUT = 120.0  # the first piece waits for the cut: a long window takes a while
 # The Requests page waits this long in all for its previews to be cut; what is not ready by
 # then is cut on (the daemon goes on) and the video element's request waits for it.
