@@ -58,7 +58,7 @@ def _scan(path: Path) -> fmp4.FileScan | None:
         return None
 
 
-def find_adoptable(index: Index, layout: Layout, camera: str | None = None) -> list[Adoptable]:
+def find_adoptable(index: Index, camera: str | None = None) -> list[Adoptable]:
     """Quarantined files that are intact segments of ours the index lost (read only)."""
     found: list[Adoptable] = []
     for item in index.quarantined():

@@ -119,7 +119,7 @@ def verify(
                         + (f"; {size} bytes, recorded {row.bytes}" if size != row.bytes else ""),
                     )
                 )
-    for item in find_adoptable(index, layout, camera):
+    for item in find_adoptable(index, camera):
         problems.append(
             VerifyProblem(
                 "lost_by_index",
