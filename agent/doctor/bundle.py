@@ -120,9 +120,8 @@ def write_bundle(
         "logs.txt": recent_logs(),
         "versions.json": json.dumps(redact_tree(report.versions, secrets), indent=2),
     }
-    directory = path.parent if str(path.parent) else Path()
     with (
-        atomic_file(directory / path.name, mode=0o600) as raw,
+        atomic_file(path, mode=0o600) as raw,
         tarfile.open(fileobj=raw, mode="w:gz") as tar,
     ):
         now = time.time()
