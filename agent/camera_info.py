@@ -116,7 +116,8 @@ def _facts(entry: Any) -> CameraFacts:
         return CameraFacts()
     verdict = entry.get("verdict")
     offset = _number(entry.get("clock_offset_s"))
-    measured = _time(entry.get("clock_measured")) or _time(entry.get("checked"))
+    checked = _time(entry.get("checked"))
+    measured = _time(entry.get("clock_measured")) or checked
     return CameraFacts(
         vendor=_text(entry.get("vendor")),
         model=_text(entry.get("model")),
@@ -125,7 +126,7 @@ def _facts(entry: Any) -> CameraFacts:
         clock_measured=measured if offset is not None else None,
         verdict=cast(Verdict, verdict) if verdict in _VERDICTS else "unknown",
         advice=_advice(entry.get("advice")),
-        checked=_time(entry.get("checked")),
+        checked=checked,
     )
 
 

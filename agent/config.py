@@ -635,15 +635,13 @@ class AgentConfig(BaseSettings):
         # Beside the configuration file, so the owner's choices live with the other files only
         # root writes (never in the service-writable state directory); a configuration built
         # in code (tests) has no file and keeps them in its own state directory.
+        source = _config_path.get()
+        base = source.parent if source is not None else self.state_dir
         if self.control.owner_dir is None:
-            source = _config_path.get()
-            base = source.parent if source is not None else self.state_dir
             self.control.owner_dir = base / "owner"
         # The page's certificate, likewise beside the file (root's, not the service's).
         page = self.owner_page
         if page.tls_cert is None or page.tls_key is None:
-            source = _config_path.get()
-            base = source.parent if source is not None else self.state_dir
             page.tls_cert = page.tls_cert or base / "page" / "page.crt"
             page.tls_key = page.tls_key or base / "page" / "page.key"
         return self

@@ -47,7 +47,6 @@ _RELATIVE = re.compile(r"^(?:now)?\s*([-+])\s*(.*)$", re.IGNORECASE)
 
 DURATION_EXAMPLES = "90s, 15m, 2h, 1h30m, 7d or 1w"
 TIME_EXAMPLES = "e.g. now, -15m, now-2h, or RFC 3339 like 2026-11-22T14:05:00Z"
-LOCAL_TIME_EXAMPLE = "2026-11-22 07:05"
 
 
 class ParseError(ValueError):

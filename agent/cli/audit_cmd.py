@@ -69,9 +69,7 @@ def _ledger_and_since(args: argparse.Namespace) -> tuple[Path, datetime | None] 
     return (Path(config.state_dir) / LEDGER_DIR, since) if ok else None
 
 
-def _since_or_report(
-    args: argparse.Namespace, zone: tzinfo | None = None
-) -> tuple[bool, datetime | None]:
+def _since_or_report(args: argparse.Namespace, zone: tzinfo) -> tuple[bool, datetime | None]:
     try:
         return True, None if args.since is None else parse_since(args.since, zone=zone)
     except ValueError as exc:

@@ -222,10 +222,6 @@ def target_from_address(text: str, args: argparse.Namespace) -> Target:
     )
 
 
-def _write_snapshot(path: Path, data: bytes) -> None:
-    atomic_write(path, data, mode=0o600)
-
-
 def checks_table(title: str, checks: Sequence[Check]) -> Table:
     """Checks as the owner or technician reads them: status, why, and what to do."""
     table = Table(title=title, show_lines=True)
@@ -356,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
             err_console.print("[yellow]no snapshot: the stream could not be read[/]")
         else:
             try:
-                _write_snapshot(args.snapshot, result.snapshot)
+                atomic_write(args.snapshot, result.snapshot, mode=0o600)
             except OSError as exc:
                 err_console.print(f"[red]cannot write {args.snapshot}: {exc.strerror}[/]")
                 return 2

@@ -57,11 +57,6 @@ def known_secrets(config: AgentConfig | None) -> list[str]:
     return secret_forms(found)
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` as it may go into the bundle: `agent.redact`, the one redaction there is."""
-    return redact(text, secrets)
-
-
 def _redact(node: object) -> None:
     if isinstance(node, MutableMapping):
         for key in list(node.keys()):
@@ -80,9 +75,9 @@ def redact_config_text(text: str, secrets: Iterable[str] = ()) -> str:
     try:
         document = tomlkit.parse(text)
     except Exception:  # noqa: BLE001 - an unparseable file is still redacted, line by line
-        return scrub(_SECRET_LINE.sub(rf"\g<key>{REDACTED}", text), secrets)
+        return redact(_SECRET_LINE.sub(rf"\g<key>{REDACTED}", text), secrets)
     _redact(document)
-    return scrub(tomlkit.dumps(document), secrets)
+    return redact(tomlkit.dumps(document), secrets)
 
 
 def recent_logs(*, lines: int = 2000) -> str:
@@ -125,14 +120,13 @@ def write_bundle(
         "logs.txt": recent_logs(),
         "versions.json": json.dumps(redact_tree(report.versions, secrets), indent=2),
     }
-    directory = path.parent if str(path.parent) else Path()
     with (
-        atomic_file(directory / path.name, mode=0o600) as raw,
+        atomic_file(path, mode=0o600) as raw,
         tarfile.open(fileobj=raw, mode="w:gz") as tar,
     ):
         now = time.time()
         for name, text in members.items():
-            data = (text if name.endswith(".json") else scrub(text, secrets)).encode()
+            data = (text if name.endswith(".json") else redact(text, secrets)).encode()
             info = tarfile.TarInfo(f"rtcc-edge-support/{name}")
             info.size, info.mtime, info.mode = len(data), now, 0o600
             tar.addfile(info, io.BytesIO(data))

@@ -431,6 +431,23 @@ class FileScan:
     def frames(self) -> int:
         return sum(len(f.samples) for f in self.fragments)
 
+    @property
+    def start_pts(self) -> int:
+        """Presentation start of the complete fragments (there must be one)."""
+        return min(f.start_pts for f in self.fragments)
+
+    @property
+    def end_pts(self) -> int:
+        """Presentation end of the complete fragments (there must be one)."""
+        return max(f.end_pts for f in self.fragments)
+
+    @property
+    def seconds(self) -> float:
+        """How much video the complete fragments hold; 0 without a track or a fragment."""
+        if self.track is None or not self.fragments:
+            return 0.0
+        return (self.end_pts - self.start_pts) / self.track.timescale
+
 
 def _read_exact(handle: BinaryIO, offset: int, count: int) -> bytes:
     handle.seek(offset)

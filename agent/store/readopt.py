@@ -58,7 +58,7 @@ def _scan(path: Path) -> fmp4.FileScan | None:
         return None
 
 
-def find_adoptable(index: Index, layout: Layout, camera: str | None = None) -> list[Adoptable]:
+def find_adoptable(index: Index, camera: str | None = None) -> list[Adoptable]:
     """Quarantined files that are intact segments of ours the index lost (read only)."""
     found: list[Adoptable] = []
     for item in index.quarantined():
@@ -82,8 +82,6 @@ def find_adoptable(index: Index, layout: Layout, camera: str | None = None) -> l
             or not scan.fragments[0].keyframe
         ):
             continue
-        first = min(f.start_pts for f in scan.fragments)
-        end = max(f.end_pts for f in scan.fragments)
         found.append(
             Adoptable(
                 quarantine_id=item.id,
@@ -93,7 +91,7 @@ def find_adoptable(index: Index, layout: Layout, camera: str | None = None) -> l
                 start_us=int(match["start"]),
                 bytes=scan.file_size,
                 frames=scan.frames,
-                seconds=(end - first) / scan.track.timescale,
+                seconds=scan.seconds,
             )
         )
     return found
@@ -117,8 +115,7 @@ def readopt(index: Index, layout: Layout, item: Adoptable) -> str | None:
     item.moved_to.rename(target)
     sha256, size = hash_file(target)
     track = scan.track
-    first = min(f.start_pts for f in scan.fragments)
-    end = max(f.end_pts for f in scan.fragments)
+    first, end = scan.start_pts, scan.end_pts
     now = now_us()
     with index.transaction(durable=True) as db:
         index.insert_segment(

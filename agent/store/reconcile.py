@@ -89,7 +89,7 @@ def recover_segment(
         _mark_quarantined(index, row, problem or "unreadable")
         return "quarantined", moved, 0
     sha256, size = hash_file(path)
-    end_pts = max(f.end_pts for f in scan.fragments)
+    end_pts = scan.end_pts
     cut = scan.file_size - scan.complete_size
     with index.transaction(durable=True) as db:
         index.update_segment(
@@ -99,7 +99,7 @@ def recover_segment(
             sha256=sha256,
             bytes=size,
             frames=scan.frames,
-            first_pts=min(f.start_pts for f in scan.fragments),
+            first_pts=scan.start_pts,
             end_pts=end_pts,
             end_us=row.wall_us(end_pts),
             closed_us=now_us(),

@@ -188,7 +188,7 @@ class ClipStore:
         """Intact segments in quarantine that the index had lost (see `agent.store.readopt`)."""
         if camera is not None:
             check_camera_id(camera)
-        return find_adoptable(self.index, self.layout, camera)
+        return find_adoptable(self.index, camera)
 
     def readopt(self, camera: str | None = None) -> list[tuple[Adoptable, str | None]]:
         """Put every adoptable segment back; each with None, or why it was left where it is."""

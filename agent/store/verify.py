@@ -119,7 +119,7 @@ def verify(
                         + (f"; {size} bytes, recorded {row.bytes}" if size != row.bytes else ""),
                     )
                 )
-    for item in find_adoptable(index, layout, camera):
+    for item in find_adoptable(index, camera):
         problems.append(
             VerifyProblem(
                 "lost_by_index",
@@ -171,9 +171,7 @@ def _recovery_detail(path: Path) -> str:
         return f"{lead}, but it cannot be read now: {exc.strerror}"
     if scan.track is None or not scan.fragments:
         return f"{lead}: no complete fragment, it will be quarantined"
-    seconds = (
-        max(f.end_pts for f in scan.fragments) - min(f.start_pts for f in scan.fragments)
-    ) / scan.track.timescale
+    seconds = scan.seconds
     torn = scan.file_size - scan.complete_size
     return f"{lead}: {len(scan.fragments)} complete fragment(s), {seconds:.2f} s kept; " + (
         f"{torn} bytes of a torn fragment cut off" if torn else "no torn fragment"

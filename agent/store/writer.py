@@ -52,10 +52,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import av
 
+from agent.fsutil import fsync_dir
 from agent.log import get_logger
 from agent.media import fmp4
 from agent.store.errors import (
@@ -189,7 +191,7 @@ class _OpenSegment:
     committed: int = 0
     frames: int = 0
     # fsynced once, with the first sync: the file's entry, and the day directory's (new daily)
-    directories: tuple[str, ...] = ()
+    directories: tuple[Path, ...] = ()
     # Held by the syncer around each fdatasync; closing the fd takes it, so the syncer never
     # touches a closed (or reused) descriptor.
     sync_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -246,11 +248,7 @@ class _Syncer:
                 os.fdatasync(segment.fd)
                 if not segment.dir_synced:
                     for directory in segment.directories:
-                        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                        try:
-                            os.fsync(fd)
-                        finally:
-                            os.close(fd)
+                        fsync_dir(directory)
                     segment.dir_synced = True
             except OSError as exc:
                 # The write itself succeeded and was hashed; only its durability is in doubt.
@@ -653,7 +651,7 @@ class SegmentWriter:
             fragment.start_pts,
             anchor_pts,
             session.anchor_us,
-            directories=(str(path.parent), str(path.parent.parent)),
+            directories=(path.parent, path.parent.parent),
         )
         self._segment = segment
         self._write(segment, session.init)

@@ -52,6 +52,9 @@ def test_scan_matches_ffprobe(store: ClipStore, record: Record, spec_at: SpecAt)
     assert [int(line.split(",")[0]) for line in probe] == [s.pts for s in samples]
     assert [line.split(",")[1].startswith("K") for line in probe] == [s.sync for s in samples]
     assert all(f.keyframe for f in scan.fragments[:1])
+    # The span the store indexes, recovers and re-adopts segments with.
+    assert (scan.start_pts, scan.end_pts) == (row.first_pts, row.end_pts)
+    assert scan.seconds == (row.end_pts - row.first_pts) / scan.track.timescale
 
 
 def test_truncated_file_stops_at_last_complete_fragment(
@@ -68,6 +71,8 @@ def test_truncated_file_stops_at_last_complete_fragment(
         assert scan.complete_size <= cut
         expected = [f for f in full.fragments if f.end <= cut]
         assert [f.offset for f in scan.fragments] == [f.offset for f in expected]
+        if not expected:
+            assert scan.seconds == 0.0
 
 
 def test_split_stream_needs_whole_units() -> None:
