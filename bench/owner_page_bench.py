@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -58,7 +57,6 @@ STYLESHEET = "/static/page.css"
 PAGES = ("/", "/cameras", "/requests", STYLESHEET)
 SERVER_TIMING = re.compile(r"app;dur=(\d+(?:\.\d+)?)")
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def write_config(
@@ -262,12 +260,6 @@ def full_store_status(days: float, cameras: int, repeat: int = 5) -> dict[str, A
     }
 
 
-def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of one process (all its threads), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def wakeups(pid: int) -> int:
     """Voluntary context switches of all the process's threads: each is a sleep it woke from."""
     total = 0
@@ -286,13 +278,15 @@ def idle(page: int, daemon: int, seconds: float) -> dict[str, Any]:
         time.sleep(2)  # the sleeper's start-up and the page's last connection closed
         agent_tree = tree(daemon)
         solo = {"page": page, "daemon": daemon, "sleeper": sleeper.pid}
-        cpu_before = {name: proc_cpu(pid) for name, pid in solo.items()}
+        # User + system CPU seconds of each process, all its threads (/proc/<pid>/stat).
+        processes = {name: psutil.Process(pid) for name, pid in solo.items()}
+        cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
         wake_before = {name: wakeups(pid) for name, pid in solo.items()}
         tree_before = {p.pid: cpu_seconds(p) for p in agent_tree}
         started = time.monotonic()
         time.sleep(seconds)
         elapsed = time.monotonic() - started
-        cpu = {name: proc_cpu(pid) - cpu_before[name] for name, pid in solo.items()}
+        cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()}
         woke = {name: wakeups(pid) - wake_before[name] for name, pid in solo.items()}
         cpu["agent_tree"] = sum(cpu_seconds(p) - tree_before[p.pid] for p in agent_tree)
     finally:

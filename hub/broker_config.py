@@ -165,14 +165,22 @@ def write_broker_config(
     return BrokerFiles(out, config, site_url, hub_url)
 
 
-def _configure_hub_client(home: HubHome, url: str) -> None:
+def _configure_hub_client(home: HubHome, url: str, *, others: Sequence[str] = ()) -> None:
+    """Issue the hub's client certificate and point `hub.toml`'s broker at `url` (and, for a
+    cluster, the `others` nodes tried after it)."""
     directory = home.root / HUB_CLIENT_DIR
     pair = operator_ca(home).issue_client(HUB_IDENTITY)
     cert, key = directory / "hub-client.pem", directory / "hub-client.key"
     write_private(key, pair.key_pem)
     write_atomic(cert, pair.cert_pem.decode())
     config = home.load_config()
-    broker = BrokerConfig(url=url, ca_file=site_ca(home).cert_path, cert_file=cert, key_file=key)
+    broker = BrokerConfig(
+        url=url,
+        urls=list(others),
+        ca_file=site_ca(home).cert_path,
+        cert_file=cert,
+        key_file=key,
+    )
     home.save_config(config.model_copy(update={"broker": broker}))
 
 

@@ -36,10 +36,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.broker_config import HUB_CLIENT_DIR, _check_name, _check_port, _url_host
+from hub.broker_config import _check_name, _check_port, _configure_hub_client, _url_host
 from hub.ca import HUB_IDENTITY, operator_ca, site_ca, write_private
 from hub.server import update_serve_settings
-from hub.state import BrokerConfig, HubHome, HubStateError, write_atomic
+from hub.state import HubHome, HubStateError, write_atomic
 
 CLUSTER_NAME = "rtcc"
 USERS_FILE = "users.conf"
@@ -216,18 +216,5 @@ def write_nats_config(
     site_urls = tuple(f"mqtts://{_url_host(host)}:{node.mqtt_port}" for node in members)
     update_serve_settings(home, site_broker_url=site_urls[0], site_broker_urls=list(site_urls))
     if hub_client:
-        _configure_hub_client(home, list(site_urls))
+        _configure_hub_client(home, site_urls[0], others=site_urls[1:])
     return NatsFiles(out, tuple(members), site_urls, users)
-
-
-def _configure_hub_client(home: HubHome, urls: list[str]) -> None:
-    directory = home.root / HUB_CLIENT_DIR
-    pair = operator_ca(home).issue_client(HUB_IDENTITY)
-    cert, key = directory / "hub-client.pem", directory / "hub-client.key"
-    write_private(key, pair.key_pem)
-    write_atomic(cert, pair.cert_pem.decode())
-    config = home.load_config()
-    broker = BrokerConfig(
-        url=urls[0], urls=urls[1:], ca_file=site_ca(home).cert_path, cert_file=cert, key_file=key
-    )
-    home.save_config(config.model_copy(update={"broker": broker}))

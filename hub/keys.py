@@ -148,13 +148,12 @@ def new_signing_key(
         existing = current_trust_set(home)
         root = load_root_key(home, root_key) if existing else _root_for_first_set(home, root_key)
         ending = now + int(overlap.total_seconds())
-        keys = []
-        previous = _in_force(existing, now) if existing else read_jwks(home)["keys"]
-        for jwk in previous:
-            # Every key but the new one ends with the overlap (or earlier, if it already did).
-            if overlap.total_seconds() <= 0:
-                continue
-            keys.append({**jwk, "exp": min(jwk.get("exp", ending), ending)})
+        keys: list[dict[str, Any]] = []
+        if overlap.total_seconds() > 0:
+            # Every key but the new one ends with the overlap (or earlier, if it already did);
+            # with no overlap none of them stays.
+            previous = _in_force(existing, now) if existing else read_jwks(home)["keys"]
+            keys = [{**jwk, "exp": min(jwk.get("exp", ending), ending)} for jwk in previous]
         retired = home.key_path.with_name(f"signing.{old.kid}.key.retired")
         home.key_path.replace(retired)
     else:

@@ -85,10 +85,6 @@ def issued_to(home: HubHome, site: str) -> list[int]:
     return [int(e["serial"]) for e in _read(_dir(home) / ISSUED, []) if e.get("site") == site]
 
 
-def revoked_serials(home: HubHome) -> dict[int, dict[str, str]]:
-    return {int(e["serial"]): e for e in _read(_dir(home) / REVOKED, [])}
-
-
 def add_crl_copy(home: HubHome, path: Path) -> None:
     """Keep `path` (a broker directory's `ca.crl`) in step with the hub's CRL from now on."""
     with exclusive(_dir(home) / LOCK):

@@ -587,10 +587,7 @@ create_owner_group() {
     fi
     if getent group "$OWNER_GROUP" >/dev/null 2>&1; then
         origin=existing
-        if [ -r "$WORK/previous-manifest" ] \
-            && grep -q "^group	$OWNER_GROUP	.*	created\$" "$WORK/previous-manifest"; then
-            origin=created
-        fi
+        created_before group "$OWNER_GROUP" && origin=created
         record group "$OWNER_GROUP" - - - "$origin"
         return 0
     fi
@@ -609,10 +606,7 @@ create_page_user() {
     fi
     if getent passwd "$PAGE_USER" >/dev/null 2>&1; then
         origin=existing
-        if [ -r "$WORK/previous-manifest" ] \
-            && grep -q "^user	$PAGE_USER	.*	created\$" "$WORK/previous-manifest"; then
-            origin=created
-        fi
+        created_before user "$PAGE_USER" && origin=created
         act usermod -a -G "$SERVICE_USER,$OWNER_GROUP" "$PAGE_USER" \
             || die "cannot add $PAGE_USER to the groups $SERVICE_USER and $OWNER_GROUP"
         record user "$PAGE_USER" - - - "$origin"
@@ -1021,6 +1015,12 @@ discover() {
         || warn "discovery did not finish; run rtcc-edge discover later"
 }
 
+# created_before KIND NAME: the previous run's manifest says this installer created that user or
+# group (so an upgrade keeps saying so, and --purge may remove it).
+created_before() {
+    [ -r "$WORK/previous-manifest" ] && grep -q "^$1	$2	.*	created\$" "$WORK/previous-manifest"
+}
+
 read_previous_manifest() {
     PREVIOUS_USER_CREATED=0
     old=$(p "$MANIFEST")
@@ -1230,15 +1230,13 @@ do_uninstall() {
             getent group "$SERVICE_USER" >/dev/null 2>&1 && { act groupdel "$SERVICE_USER" || true; }
             note "removed the user $SERVICE_USER"
         fi
-        if [ -z "$ROOT" ] && [ -r "$WORK/previous-manifest" ] \
-            && grep -q "^user	$PAGE_USER	.*	created\$" "$WORK/previous-manifest" \
+        if [ -z "$ROOT" ] && created_before user "$PAGE_USER" \
             && getent passwd "$PAGE_USER" >/dev/null 2>&1; then
             act userdel "$PAGE_USER" || warn "cannot remove the user $PAGE_USER"
             getent group "$PAGE_USER" >/dev/null 2>&1 && { act groupdel "$PAGE_USER" || true; }
             note "removed the user $PAGE_USER"
         fi
-        if [ -z "$ROOT" ] && [ -r "$WORK/previous-manifest" ] \
-            && grep -q "^group	$OWNER_GROUP	.*	created\$" "$WORK/previous-manifest" \
+        if [ -z "$ROOT" ] && created_before group "$OWNER_GROUP" \
             && getent group "$OWNER_GROUP" >/dev/null 2>&1; then
             act groupdel "$OWNER_GROUP" || warn "cannot remove the group $OWNER_GROUP"
             note "removed the group $OWNER_GROUP"

@@ -238,6 +238,10 @@ def test_broker_config_nats_writes_a_cluster(
     assert '"CN=rtcc.hub"' in users and "rtcc.v1.sites.>" in users
     serve = (home / "serve.toml").read_text()
     assert all(url in serve for url in urls)
+    # The hub's own client tries every node, the first one first.
+    broker = HubHome(home).load_config().broker
+    assert broker is not None and (broker.url, broker.urls) == (urls[0], urls[1:])
+    assert broker.cert_file is not None and broker.cert_file.exists()
     code, _, err = run(home, capsys, "keys", "new", "--issuer", "https://rtcc.test")
     assert code == 0, err
     handed_out, _, _ = _Routes(HubHome(home))._ready()  # what enrollment answers

@@ -137,7 +137,8 @@ def test_footage_requests_live_long_enough_for_an_owner_to_answer() -> None:
     """A registry camera's owner gets days, not minutes; live stays short."""
     assert default_ttl("clip") == default_ttl("snapshot") == timedelta(days=2)
     assert default_ttl("stream") == TEN_MIN
-    build_claims(
+    # The two days fit under the clip's ttl limit, and the request carries them.
+    claims = build_claims(
         "clip",
         ttl=default_ttl("clip"),
         camera="front-door",
@@ -147,3 +148,5 @@ def test_footage_requests_live_long_enough_for_an_owner_to_answer() -> None:
         upload_url="https://up.example/x",
         **BASE,
     )
+    assert claims["exp"] - claims["iat"] == 2 * 24 * 3600
+    assert parse_request_claims(claims).cmd == "clip"

@@ -150,7 +150,7 @@ async def test_a_retired_site_is_refused_and_leaves_the_map(hub: EnrollHub, tmp_
 
 
 async def test_retire_with_a_certificate_file_and_refusals(hub: EnrollHub, tmp_path: Path) -> None:
-    a, _ = await _enroll(hub, tmp_path / "a", "Corner Grocery")
+    a, a_config = await _enroll(hub, tmp_path / "a", "Corner Grocery")
     _, b_config = await _enroll(hub, tmp_path / "b", "Bakery")
     cert_b = str(load_config(b_config).rtcc.cert_file)
     # A certificate of another site is refused, and nothing is revoked.
@@ -160,6 +160,14 @@ async def test_retire_with_a_certificate_file_and_refusals(hub: EnrollHub, tmp_p
     assert status == 2
     crl = x509.load_pem_x509_crl((hub.broker_files.directory / "ca.crl").read_bytes())
     assert len(list(crl)) == 0
+    # The site's own certificate, also on record from enrollment: revoked once, not twice.
+    cert_a = load_config(a_config).rtcc.cert_file
+    status, out = await asyncio.to_thread(
+        _hub_cli, hub, "sites", "retire", a.site_id, "--cert", str(cert_a)
+    )
+    assert status == 0, out
+    crl = x509.load_pem_x509_crl((hub.broker_files.directory / "ca.crl").read_bytes())
+    assert [entry.serial_number for entry in crl] == [_serial(cert_a)]
 
 
 def _agent_cli(config: Path, *argv: str) -> tuple[int, str, str]:
