@@ -465,6 +465,7 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
     checks: dict[str, Any] = status.get("checks") or {}
     error = request.query.get("error", "")[:300]
     configured = await camera_forms.configured_names(request.app)
+    refused = False  # this page's user may not see pictures: the banner says why, once
     cameras = []
     for camera in dict.fromkeys([*sharing, *rows]):
         row, share = rows.get(camera), sharing.get(camera)
@@ -477,6 +478,7 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
                 raise
             picture = False
             if exc.code == "not_owner":
+                refused = True
                 error = error or refusal_words(page_of(request), exc)
         cameras.append(
             {
@@ -498,6 +500,7 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
         "cameras",
         enrolled=bool(status.get("enrolled")),
         cameras=cameras,
+        pictures_refused=refused,
         modes=MODE_WORDS,
         error=error,
     )

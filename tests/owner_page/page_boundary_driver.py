@@ -122,6 +122,7 @@ async def drive(url: str, request_id: str) -> dict[str, Any]:
                     "status": response.status,
                     "alert": alert(text),
                     "intact": "The record of every request is intact" in text,
+                    "no_footage_shown": "this page may not show footage" in text,
                 }
     return answers
 

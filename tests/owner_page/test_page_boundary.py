@@ -38,6 +38,8 @@ def test_the_service_user_cannot_act_as_the_owner_through_the_page(
     assert service["activity"]["status"] == 403 and not service["activity"]["intact"]
     assert "may not act as the owner" in service["activity"]["alert"]
     assert "may not act as the owner" in service["cameras"]["alert"]
+    # Each camera says why it has no picture, rather than "nothing was recorded".
+    assert service["cameras"]["no_footage_shown"]
     kinds = {entry["kind"] for entry in result["service_ledger"]}
     assert not kinds & {"approval", "paused"}, result["service_ledger"]
 
